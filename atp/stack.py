@@ -1,0 +1,184 @@
+"""`atp up`: the whole stack on one machine, supervised, stopped cleanly by Ctrl-C/SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+from atp import embedded, topics
+from atp.embedded import EmbeddedError, ManagedProcess
+from atp.settings import Settings
+
+log = logging.getLogger("atp.up")
+
+
+@dataclass
+class Child:
+    """A supervised child: restarted with backoff when it dies on its own."""
+
+    name: str
+    argv: list[str]
+    proc: ManagedProcess | None = None
+    restarts: int = 0
+    next_start: float = 0.0
+
+
+class Stack:
+    def __init__(self, settings: Settings, *, external: bool, simulate: bool, rate: float) -> None:
+        self.settings = settings
+        self.external = external
+        self.simulate = simulate
+        self.rate = rate
+        self.run_dir = settings.data_dir / "up"
+        self.log_dir = self.run_dir / "logs"
+        self.infra: list[ManagedProcess] = []
+        self.children: list[Child] = []
+        self._stopping = False
+
+    def run(self) -> int:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._on_signal)
+        try:
+            self._start()
+            self._banner()
+            self._supervise()
+        finally:
+            self.stop()
+        return 0
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self._stopping = True
+
+    def _start(self) -> None:
+        if not self.external:
+            # The embedded broker keeps everything in memory, so Redis starts empty too.
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+            broker_port = int(self.settings.kafka_bootstrap.split(",")[0].rsplit(":", 1)[1])
+            redis_port = urlparse(self.settings.redis_url).port or 6379
+            for name, port, env in (
+                ("broker", broker_port, "ATP_KAFKA_BOOTSTRAP"),
+                ("redis", redis_port, "ATP_REDIS_URL"),
+            ):
+                if not _port_free(port):
+                    raise EmbeddedError(
+                        f"port {port} for the {name} is in use; stop what uses it or set {env} "
+                        f"to another 127.0.0.1 port (or use --external to use that {name})"
+                    )
+            self.infra.append(embedded.start_broker(broker_port, self.log_dir))
+            self.infra.append(
+                embedded.start_redis(redis_port, self.run_dir / "redis", self.log_dir)
+            )
+        asyncio.run(topics.ensure_topics(self.settings))
+        me = [sys.executable, "-m", "atp.cli"]
+        self.children = [Child("worker", [*me, "worker"]), Child("api", [*me, "api"])]
+        if self.simulate:
+            self.children.append(Child("simulator", [*me, "simulate", "--rate", str(self.rate)]))
+        for child in self.children:
+            self._spawn(child)
+        self._wait_ready()
+
+    def _spawn(self, child: Child) -> None:
+        env = {**os.environ, **_settings_env(self.settings)}
+        child.proc = embedded.spawn(child.name, child.argv, self.log_dir, env=env)
+        log.info("started %s (pid %d)", child.name, child.proc.pid)
+
+    def _wait_ready(self, timeout_s: float = 60.0) -> None:
+        url = f"http://{self.settings.api_host}:{self.settings.api_port}/readyz"
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not self._stopping:
+            with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return
+            for child in self.children:
+                if child.proc is not None and not child.proc.alive():
+                    raise EmbeddedError(f"{child.name} exited at start:\n{child.proc.log_tail()}")
+            time.sleep(0.2)
+        if not self._stopping:
+            raise EmbeddedError(f"the API did not become ready at {url} within {timeout_s:.0f}s")
+
+    def _banner(self) -> None:
+        s = self.settings
+        base = f"http://{s.api_host}:{s.api_port}"
+        topic_names = ", ".join(map(s.topic, topics.ALL))
+        pids = " ".join(f"{p.name}={p.pid}" for p in self.infra)
+        pids += " " + " ".join(f"{c.name}={c.proc.pid}" for c in self.children if c.proc)
+        print(
+            "\n".join(
+                [
+                    "",
+                    "inventory availability is up",
+                    f"  API        {base}   e.g. {base}/v1/availability/SKU-000001",
+                    f"  API docs   {base}/docs",
+                    f"  broker     {s.kafka_bootstrap}  topics: {topic_names}",
+                    f"  redis      {s.redis_url}",
+                    f"  worker     http://{s.worker_web_host}:{s.worker_web_port}/metrics",
+                    f"  logs       {self.log_dir}/",
+                    f"  processes  {pids.strip()}",
+                    "  stop       Ctrl-C (stops every process started here)",
+                    "",
+                ]
+            ),
+            flush=True,
+        )
+
+    def _supervise(self) -> None:
+        while not self._stopping:
+            now = time.monotonic()
+            for proc in self.infra:
+                if not proc.alive():
+                    raise EmbeddedError(f"the {proc.name} died:\n{proc.log_tail()}")
+            for child in self.children:
+                proc = child.proc
+                if proc is not None and not proc.alive():
+                    delay = min(30.0, 2.0 ** min(child.restarts, 5))
+                    log.warning(
+                        "%s (pid %d) exited with %s; restarting in %.0fs",
+                        child.name,
+                        proc.pid,
+                        proc.popen.returncode,
+                        delay,
+                    )
+                    child.proc = None
+                    child.restarts += 1
+                    child.next_start = now + delay
+                elif proc is None and now >= child.next_start:
+                    self._spawn(child)
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        """Stop everything started here, by PID, in reverse order of start."""
+        for child in reversed(self.children):
+            if child.proc is not None:
+                child.proc.stop(grace_s=15)
+        for proc in reversed(self.infra):
+            proc.stop(grace_s=10)
+        self.children, self.infra = [], []
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _settings_env(settings: Settings) -> dict[str, str]:
+    """The settings as ATP_* variables, so children see exactly what `up` resolved."""
+    out = {}
+    for name, value in settings.model_dump().items():
+        out[f"ATP_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+    return out

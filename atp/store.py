@@ -1,0 +1,191 @@
+"""Redis: the ledger's home and the serving store. All Redis commands of the service live here.
+
+The worker applies a batch of movements in three steps: one pipelined read of every SKU the
+batch touches, the pure fold (`atp.ledger.fold`), and one pipelined round of `apply_ledger.lua`
+calls, each writing one SKU atomically and only if its version is still the one that was read.
+A SKU whose version moved (another worker wrote it, for instance right after a rebalance) is read
+and folded again; replays are harmless because applied event ids are skipped.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from atp import keys
+from atp.availability import LocationCounts
+from atp.errors import ATPError, StoreUnavailable
+from atp.ledger import LedgerState, Outcome, Policy, fold, next_inbound
+from atp.movements import Movement
+
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+class StoreConflict(ATPError):
+    """A SKU kept changing under us; the batch is not acknowledged and will be redelivered."""
+
+    code = "store_conflict"
+
+
+def _script(name: str) -> str:
+    return resources.files("atp").joinpath("lua", name).read_text(encoding="utf-8")
+
+
+@dataclass(slots=True)
+class BatchResult:
+    outcomes: list[tuple[Movement, Outcome]] = field(default_factory=list)
+    skus_written: int = 0
+    conflicts: int = 0
+
+
+class LedgerStore:
+    """The worker's view: read, fold and write ledger state for batches of movements."""
+
+    def __init__(self, client: aioredis.Redis, policy: Policy = Policy(), max_attempts: int = 8):
+        self._redis = client
+        self._policy = policy
+        self._max_attempts = max_attempts
+        self._apply_script = client.register_script(_script("apply_ledger.lua"))
+
+    async def apply(self, movements: Sequence[Movement], now_ms: int) -> BatchResult:
+        """Apply a batch; raises StoreUnavailable when Redis is away, StoreConflict on livelock."""
+        by_sku: dict[str, list[Movement]] = defaultdict(list)
+        for m in movements:
+            by_sku[m.sku].append(m)
+        result = BatchResult()
+        pending = list(by_sku)
+        try:
+            for _ in range(self._max_attempts):
+                outcomes, conflicted, written = await self._attempt(pending, by_sku, now_ms)
+                result.outcomes.extend(outcomes)
+                result.skus_written += written
+                if not conflicted:
+                    return result
+                result.conflicts += len(conflicted)
+                pending = conflicted
+        except REDIS_DOWN as exc:
+            raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
+        raise StoreConflict(
+            f"{len(pending)} SKUs kept changing during {self._max_attempts} attempts"
+        )
+
+    async def _attempt(
+        self, skus: list[str], by_sku: dict[str, list[Movement]], now_ms: int
+    ) -> tuple[list[tuple[Movement, Outcome]], list[str], int]:
+        # 1. One pipelined read of the version and the touched locations of every SKU.
+        locs_of = {sku: sorted({m.location_id for m in by_sku[sku]}) for sku in skus}
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for sku in skus:
+                fields = [keys.VERSION_FIELD] + [keys.LEDGER_PREFIX + loc for loc in locs_of[sku]]
+                pipe.hmget(keys.ledger(sku), fields)
+            rows = await pipe.execute()
+
+        # 2. The pure fold, per (SKU, location); only changed locations are written.
+        outcomes: list[tuple[Movement, Outcome]] = []
+        writes: list[tuple[str, list[bytes | str | int]]] = []
+        for sku, row in zip(skus, rows, strict=True):
+            version = row[0] or b"0"
+            args: list[bytes | str | int] = [version, now_ms]
+            for loc, raw in zip(locs_of[sku], row[1:], strict=True):
+                state = LedgerState.from_list(orjson.loads(raw)) if raw else LedgerState()
+                moves = [m for m in by_sku[sku] if m.location_id == loc]
+                new, outs = fold(state, moves, now_ms, self._policy)
+                outcomes.extend(zip(moves, outs, strict=True))
+                blob = orjson.dumps(new.to_list())
+                if blob != raw:
+                    inbound = next_inbound(new)
+                    args += [
+                        loc,
+                        blob,
+                        new.on_hand,
+                        "" if inbound is None else f"{inbound[0]}:{inbound[1]}",
+                    ]
+            if len(args) > 2:
+                writes.append((sku, args))
+
+        # 3. One pipelined round of atomic, version-guarded writes.
+        if not writes:
+            return outcomes, [], 0
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for sku, args in writes:
+                await self._apply_script(
+                    keys=[keys.ledger(sku), keys.stock(sku)], args=args, client=pipe
+                )
+            replies = await pipe.execute()
+        conflicted = [sku for (sku, _), (ok, _) in zip(writes, replies, strict=True) if not ok]
+        if conflicted:
+            # The outcomes of a conflicted SKU are recomputed by the next attempt.
+            lost = set(conflicted)
+            outcomes = [(m, o) for m, o in outcomes if m.sku not in lost]
+        return outcomes, conflicted, len(writes) - len(conflicted)
+
+    async def ledger_state(self, sku: str, location_id: str) -> LedgerState | None:
+        raw = await self._redis.hget(keys.ledger(sku), keys.LEDGER_PREFIX + location_id)
+        return None if raw is None else LedgerState.from_list(orjson.loads(raw))
+
+
+@dataclass(frozen=True, slots=True)
+class StockRecord:
+    counts: dict[str, LocationCounts]
+    inbound: dict[str, tuple[int, int]]
+    updated_ms: int | None
+
+
+class StockReader:
+    """The API's view: what is served for a SKU, in one round trip."""
+
+    def __init__(self, client: aioredis.Redis):
+        self._redis = client
+
+    async def read(self, sku: str) -> StockRecord:
+        try:
+            raw = await self._redis.hgetall(keys.stock(sku))
+        except REDIS_DOWN as exc:
+            raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
+        return parse_stock(raw)
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._redis.ping())
+        except REDIS_DOWN:
+            return False
+
+
+def parse_stock(raw: dict[bytes, bytes]) -> StockRecord:
+    on_hand: dict[str, int] = {}
+    reserved: dict[str, int] = {}
+    inbound: dict[str, tuple[int, int]] = {}
+    updated_ms = None
+    for k, v in raw.items():
+        name = k.decode()
+        if name.startswith(keys.ON_HAND_PREFIX):
+            on_hand[name[len(keys.ON_HAND_PREFIX) :]] = int(v)
+        elif name.startswith(keys.RESERVED_PREFIX):
+            reserved[name[len(keys.RESERVED_PREFIX) :]] = int(v)
+        elif name.startswith(keys.INBOUND_PREFIX):
+            eta, qty = v.split(b":")
+            inbound[name[len(keys.INBOUND_PREFIX) :]] = (int(eta), int(qty))
+        elif name == keys.UPDATED_FIELD:
+            updated_ms = int(v)
+    counts = {
+        loc: LocationCounts(on_hand.get(loc, 0), reserved.get(loc, 0))
+        for loc in on_hand.keys() | reserved.keys()
+    }
+    return StockRecord(counts, inbound, updated_ms)
+
+
+def client_from_url(url: str, timeout_s: float = 2.0) -> aioredis.Redis:
+    """A pooled asyncio client with bounded timeouts, so nothing hangs on a lost Redis."""
+    return aioredis.from_url(
+        url,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        health_check_interval=30,
+    )

@@ -1,0 +1,49 @@
+"""Kafka topic names and their creation."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError
+
+from atp.settings import Settings
+
+log = logging.getLogger(__name__)
+
+WMS = "stock.wms"
+MOVEMENTS = "stock.movements"
+REJECTED = "stock.rejected"
+SOURCES = (WMS,)
+ALL = (WMS, MOVEMENTS, REJECTED)
+
+
+async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
+    """Create every topic the service uses (idempotent); waits for the broker up to `timeout_s`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        try:
+            await admin.start()
+            break
+        except KafkaConnectionError:
+            await admin.close()
+            if loop.time() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [settings.topic(t) for t in ALL]
+        missing = [t for t in wanted if t not in existing]
+        if missing:
+            await admin.create_topics(
+                [
+                    NewTopic(t, num_partitions=settings.partitions, replication_factor=1)
+                    for t in missing
+                ]
+            )
+            log.info("created topics %s with %d partitions", missing, settings.partitions)
+    finally:
+        await admin.close()

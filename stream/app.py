@@ -1,0 +1,197 @@
+"""The faust application: thin agents around the pure adapters and the ledger store.
+
+    source topics --normalise--> stock.movements (keyed by SKU) --apply--> Redis
+                     \\--> stock.rejected (unusable input, with its reason)
+
+Both agents take events in batches without faust's automatic acknowledgement and acknowledge
+them only when their effect is safe: the normaliser once the broker has the movements (or the
+rejection), the ledger agent once Redis has the state durably (see `stream.acks`). Delivery is
+at least once; the ledger makes replays harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Sequence
+from typing import Any
+
+import faust
+import orjson
+from prometheus_client import CollectorRegistry, generate_latest
+
+from atp import topics
+from atp.errors import InvalidMovement
+from atp.ledger import Outcome, Policy
+from atp.movements import Movement
+from atp.network import Network
+from atp.settings import Settings
+from atp.sources import ADAPTERS, Adapter
+from atp.sources.common import SCHEMA, TOO_LATE
+from atp.store import LedgerStore, StoreConflict, StoreUnavailable, client_from_url
+from stream.acks import DurableAcker
+from stream.metrics import WorkerMetrics
+from stream.rejects import rejection
+
+log = logging.getLogger(__name__)
+
+HOUR_MS = 3600 * 1000
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def create_app(
+    settings: Settings, network: Network, registry: CollectorRegistry | None = None
+) -> faust.App:
+    registry = registry if registry is not None else CollectorRegistry()
+    metrics = WorkerMetrics.create(registry)
+    app = faust.App(
+        settings.group_id,
+        broker=[f"kafka://{hp}" for hp in settings.kafka_bootstrap.split(",")],
+        value_serializer="raw",
+        key_serializer="raw",
+        store="memory://",
+        datadir=str(settings.data_dir / "worker"),
+        web_enabled=True,
+        web_bind=settings.worker_web_host,
+        web_host=settings.worker_web_host,
+        web_port=settings.worker_web_port,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=max(0.5, settings.session_timeout_s / 10),
+        consumer_auto_offset_reset="earliest",
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+        # Tansu has no idempotent or transactional producer (DESIGN.md): at-least-once it is.
+        processing_guarantee="at_least_once",
+    )
+    movements_topic = app.topic(settings.topic(topics.MOVEMENTS))
+    rejected_topic = app.topic(settings.topic(topics.REJECTED))
+    redis = client_from_url(settings.redis_url)
+    policy = Policy(
+        retention_ms=int(settings.retention_hours * HOUR_MS),
+        inbound_grace_ms=int(settings.inbound_grace_hours * HOUR_MS),
+    )
+    store = LedgerStore(redis, policy)
+    acker = DurableAcker(redis, durable=settings.durable_acks)
+
+    async def reject(event: Any, reason: str, message: str) -> Awaitable[Any]:
+        msg = event.message
+        metrics.rejected.labels(reason).inc()
+        return await rejected_topic.send(
+            key=msg.key,
+            value=rejection(
+                raw=msg.value,
+                key=msg.key,
+                topic=msg.topic,
+                partition=msg.partition,
+                offset=msg.offset,
+                reason=reason,
+                message=message,
+                now_ms=now_ms(),
+            ),
+        )
+
+    def normaliser(source: str, adapter: Adapter) -> Any:
+        async def normalise(stream: Any) -> None:
+            async for events in stream.noack_take(settings.batch_max, within=settings.batch_wait_s):
+                sent: list[Awaitable[Any]] = []
+                for event in events:
+                    try:
+                        movements = adapter(event.message.value, network)
+                    except InvalidMovement as err:
+                        sent.append(await reject(event, err.code, err.message))
+                        continue
+                    for m in movements:
+                        metrics.movements.labels(m.source, m.kind).inc()
+                        sent.append(
+                            await movements_topic.send(
+                                key=m.sku.encode(), value=orjson.dumps(m.to_wire())
+                            )
+                        )
+                await asyncio.gather(*sent)
+                for event in events:
+                    await stream.ack(event)
+
+        normalise.__name__ = f"normalise_{source.replace('.', '_')}"
+        return normalise
+
+    for source, adapter in ADAPTERS.items():
+        app.agent(app.topic(settings.topic(source)), name=f"normalise.{source}")(
+            normaliser(source, adapter)
+        )
+
+    @app.agent(movements_topic, name="apply")
+    async def apply(stream: Any) -> None:
+        await acker.start()
+        async for events in stream.noack_take(settings.batch_max, within=settings.batch_wait_s):
+            sent: list[Awaitable[Any]] = []
+            batch: list[Movement] = []
+            origin: dict[int, Any] = {}
+            for event in events:
+                try:
+                    m = Movement.from_wire(orjson.loads(event.message.value))
+                except (orjson.JSONDecodeError, KeyError, ValueError, TypeError) as exc:
+                    sent.append(await reject(event, SCHEMA, f"not a canonical movement: {exc}"))
+                    continue
+                origin[id(m)] = event
+                batch.append(m)
+            result = await _apply_until_done(store, batch)
+            metrics.batch_size.observe(len(batch))
+            for m, outcome in result:
+                metrics.outcomes.labels(outcome.value).inc()
+                if outcome is Outcome.TOO_LATE:
+                    sent.append(
+                        await reject(
+                            origin[id(m)],
+                            TOO_LATE,
+                            "older than the retention window and not covered by a newer count; "
+                            "its effect can no longer be placed safely",
+                        )
+                    )
+            await asyncio.gather(*sent)
+            await acker.written(stream, events)
+
+    async def _apply_until_done(
+        store: LedgerStore, batch: Sequence[Movement]
+    ) -> list[tuple[Movement, Outcome]]:
+        """Redis trouble stops consumption (nothing is acked) until Redis is back."""
+        delay = 0.1
+        while True:
+            started = time.perf_counter()
+            try:
+                result = await store.apply(batch, now_ms())
+                metrics.apply_seconds.observe(time.perf_counter() - started)
+                return result.outcomes
+            except (StoreUnavailable, StoreConflict) as exc:
+                log.warning(
+                    "batch of %d not applied, retrying in %.1fs: %s", len(batch), delay, exc
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    @app.page("/metrics")
+    async def metrics_page(web: Any, request: Any) -> Any:
+        # aiohttp refuses a charset inside content_type; Prometheus reads UTF-8 by default.
+        return web.bytes(generate_latest(registry), content_type="text/plain; version=0.0.4")
+
+    @app.page("/healthz")
+    async def healthz(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok"})
+
+    return app
+
+
+def run_worker(settings: Settings, network: Network) -> None:
+    """Create the topics, then run the faust worker until SIGINT/SIGTERM."""
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(topics.ensure_topics(settings))
+    finally:
+        loop.close()
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    app = create_app(settings, network)
+    worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True)
+    worker.execute_from_commandline()
