@@ -65,6 +65,14 @@ class Settings(BaseSettings):
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
 
+    def to_env(self) -> dict[str, str]:
+        """These settings as ATP_* variables, so a child process sees exactly the same."""
+        out = {}
+        for name, value in self.model_dump().items():
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            out[f"{ENV_PREFIX}{name.upper()}"] = text
+        return out
+
 
 def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
     """Build settings from `env` (default: the process environment); errors name the variable."""

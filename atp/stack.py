@@ -87,7 +87,7 @@ class Stack:
         self._wait_ready()
 
     def _spawn(self, child: Child) -> None:
-        env = {**os.environ, **_settings_env(self.settings)}
+        env = {**os.environ, **self.settings.to_env()}
         child.proc = embedded.spawn(child.name, child.argv, self.log_dir, env=env)
         log.info("started %s (pid %d)", child.name, child.proc.pid)
 
@@ -174,11 +174,3 @@ def _port_free(port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-def _settings_env(settings: Settings) -> dict[str, str]:
-    """The settings as ATP_* variables, so children see exactly what `up` resolved."""
-    out = {}
-    for name, value in settings.model_dump().items():
-        out[f"ATP_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
-    return out

@@ -186,6 +186,7 @@ def create_app(
 
 def run_worker(settings: Settings, network: Network) -> None:
     """Create the topics, then run the faust worker until SIGINT/SIGTERM."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     loop = asyncio.new_event_loop()
     try:
         loop.run_until_complete(topics.ensure_topics(settings))

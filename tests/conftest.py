@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from atp.config_file import load_network
+from atp.network import Network
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_NETWORK = ROOT / "config" / "network.yaml"
+
+
+@pytest.fixture(scope="session")
+def demo_network() -> Network:
+    return load_network(DEMO_NETWORK)

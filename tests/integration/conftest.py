@@ -1,0 +1,105 @@
+"""Real processes: one Tansu broker and one Redis/Valkey server per test session.
+
+Each test gets its own topic prefix, consumer group and SKU names, so tests share the servers
+without seeing each other's data. Every process started here is stopped by PID, also on failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from atp import embedded
+from atp.embedded import ManagedProcess
+from atp.settings import Settings, load_settings
+from tests.conftest import DEMO_NETWORK, ROOT
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = embedded.free_port()
+    proc = embedded.start_broker(port, tmp_path_factory.mktemp("broker"))
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = embedded.free_port()
+    tmp = tmp_path_factory.mktemp("redis")
+    proc = embedded.start_redis(port, tmp / "data", tmp)
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.stop()
+
+
+@pytest.fixture
+def settings(broker: str, redis_url: str, tmp_path: Path) -> Settings:
+    run = uuid.uuid4().hex[:8]
+    return load_settings(
+        {},
+        kafka_bootstrap=broker,
+        redis_url=redis_url,
+        topic_prefix=f"t{run}.",
+        group_id=f"atp-test-{run}",
+        worker_web_port=embedded.free_port(),
+        api_port=embedded.free_port(),
+        data_dir=tmp_path / "data",
+        network_file=DEMO_NETWORK,
+        session_timeout_s=6.0,
+        batch_wait_s=0.01,
+        log_level="info",
+    )
+
+
+class Processes:
+    """Starts `atp` subcommands as real processes and stops them all at the end of a test."""
+
+    def __init__(self, settings: Settings, log_dir: Path) -> None:
+        self.settings = settings
+        self.log_dir = log_dir
+        self.started: list[ManagedProcess] = []
+
+    def start(self, command: str, name: str | None = None) -> ManagedProcess:
+        env = {**os.environ, **self.settings.to_env(), "PYTHONPATH": str(ROOT)}
+        proc = embedded.spawn(
+            name or command, [sys.executable, "-m", "atp.cli", command], self.log_dir, env=env
+        )
+        self.started.append(proc)
+        return proc
+
+    def stop_all(self) -> None:
+        for proc in reversed(self.started):
+            proc.stop(grace_s=15)
+
+
+@pytest.fixture
+def processes(settings: Settings, tmp_path: Path) -> Iterator[Processes]:
+    procs = Processes(settings, tmp_path / "logs")
+    try:
+        yield procs
+    finally:
+        procs.stop_all()
+
+
+def wait_http_ok(url: str, proc: ManagedProcess, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            raise AssertionError(f"{proc.name} exited:\n{proc.log_tail()}")
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as r:
+            if r.status == 200:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"{url} not ready within {timeout_s}s:\n{proc.log_tail()}")

@@ -1,0 +1,103 @@
+"""The ATP formula, stock status and the channel sum."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from atp.availability import LocationCounts, channel_availability, location_atp, stock_status
+from atp.errors import UnknownChannel
+from atp.network import Network
+
+
+@pytest.mark.parametrize(
+    ("on_hand", "reserved", "safety", "atp"),
+    [(10, 0, 0, 10), (10, 3, 2, 5), (10, 8, 2, 0), (10, 9, 2, 0), (-4, 0, 0, 0), (0, 0, 0, 0)],
+)
+def test_location_atp(on_hand, reserved, safety, atp):
+    assert location_atp(on_hand, reserved, safety) == atp
+
+
+@given(st.integers(-(10**6), 10**6), st.integers(0, 10**6), st.integers(0, 10**3))
+def test_invariant_atp_is_never_negative(on_hand, reserved, safety):
+    assert location_atp(on_hand, reserved, safety) >= 0
+
+
+@pytest.mark.parametrize(
+    ("atp", "threshold", "status"),
+    [(0, 10, "out_of_stock"), (1, 10, "low_stock"), (10, 10, "low_stock"), (11, 10, "in_stock")],
+)
+def test_status(atp, threshold, status):
+    assert stock_status(atp, threshold) == status
+
+
+NETWORK = Network.from_dict(
+    {
+        "safety_stock": {"by_type": {"store": 2}},
+        "channels": {"online": {"low_stock_threshold": 5, "requires": ["ship"]}},
+        "locations": [
+            {
+                "id": "W1",
+                "type": "warehouse",
+                "postal_code": "08817",
+                "timezone": "America/New_York",
+            },
+            {
+                "id": "S1",
+                "type": "store",
+                "postal_code": "10003",
+                "timezone": "America/New_York",
+                "capabilities": ["ship", "pickup"],
+            },
+            {
+                "id": "S2",
+                "type": "store",
+                "postal_code": "10003",
+                "timezone": "America/New_York",
+                "capabilities": ["pickup"],
+            },
+            {
+                "id": "S3",
+                "type": "store",
+                "postal_code": "10003",
+                "timezone": "America/New_York",
+                "enabled": False,
+            },
+            {
+                "id": "S4",
+                "type": "store",
+                "postal_code": "10003",
+                "timezone": "America/New_York",
+                "safety_stock": 0,
+            },
+        ],
+    }
+)
+
+
+def test_channel_sums_enabled_shipping_locations_with_their_safety_stock():
+    counts = {
+        "W1": LocationCounts(4, 1),
+        "S1": LocationCounts(5, 0),  # 5 - 2 safety = 3
+        "S2": LocationCounts(100, 0),  # cannot ship: not in the channel
+        "S3": LocationCounts(100, 0),  # disabled
+        "S4": LocationCounts(1, 0),  # own safety stock 0 overrides the type's 2
+    }
+    answer = channel_availability(NETWORK, "online", "X", counts, 123)
+    assert [loc.location_id for loc in answer.locations] == ["W1", "S1", "S4"]
+    assert answer.atp == 3 + 3 + 1
+    assert answer.status == "in_stock"
+    assert answer.updated_ms == 123
+
+
+def test_unknown_sku_is_out_of_stock_not_an_error():
+    answer = channel_availability(NETWORK, "online", "NOPE", {}, None)
+    assert (answer.atp, answer.status) == (0, "out_of_stock")
+    assert all(loc.on_hand == 0 for loc in answer.locations)
+
+
+def test_unknown_channel_names_the_known_ones():
+    with pytest.raises(UnknownChannel) as info:
+        channel_availability(NETWORK, "moon", "X", {}, None)
+    assert info.value.known == ["online"]
