@@ -9,6 +9,8 @@ and folded again; replays are harmless because applied event ids are skipped.
 
 from __future__ import annotations
 
+import asyncio
+import random
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -48,7 +50,7 @@ class BatchResult:
 class LedgerStore:
     """The worker's view: read, fold and write ledger state for batches of movements."""
 
-    def __init__(self, client: aioredis.Redis, policy: Policy = Policy(), max_attempts: int = 8):
+    def __init__(self, client: aioredis.Redis, policy: Policy = Policy(), max_attempts: int = 16):
         self._redis = client
         self._policy = policy
         self._max_attempts = max_attempts
@@ -62,7 +64,7 @@ class LedgerStore:
         result = BatchResult()
         pending = list(by_sku)
         try:
-            for _ in range(self._max_attempts):
+            for attempt in range(self._max_attempts):
                 outcomes, conflicted, written = await self._attempt(pending, by_sku, now_ms)
                 result.outcomes.extend(outcomes)
                 result.skus_written += written
@@ -70,6 +72,8 @@ class LedgerStore:
                     return result
                 result.conflicts += len(conflicted)
                 pending = conflicted
+                # Jittered backoff, so writers racing for one SKU do not collide in lockstep.
+                await asyncio.sleep(random.uniform(0, 0.001 * 2 ** min(attempt, 8)))
         except REDIS_DOWN as exc:
             raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
         raise StoreConflict(
