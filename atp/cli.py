@@ -6,7 +6,7 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -86,19 +86,24 @@ def api() -> None:
 
 @app.command("simulate")
 def simulate_cmd(
-    rate: Annotated[float, typer.Option(min=0.1, help="Messages per second.")] = 50.0,
+    rate: Annotated[float, typer.Option(min=0.1, help="Source messages per second.")] = 50.0,
     duration: Annotated[float, typer.Option(help="Seconds to run; 0 runs until stopped.")] = 0.0,
     skus: Annotated[int, typer.Option(min=1, help="Number of SKUs.")] = 50,
-    locations: Annotated[int, typer.Option(min=1, help="Number of warehouses used.")] = 3,
+    locations: Annotated[
+        int, typer.Option(min=0, help="Use at most this many locations of each type (0: all).")
+    ] = 0,
     seed: Annotated[int | None, typer.Option(help="Random seed for a repeatable run.")] = None,
     duplicate_rate: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.01,
+    late_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of messages delivered out of order.")
+    ] = 0.02,
     malformed_rate: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.001,
     truth: Annotated[
         Path | None,
         typer.Option(help="Write the expected on-hand per (SKU, location) here at the end."),
     ] = None,
 ) -> None:
-    """Produce warehouse movements to the broker."""
+    """Play warehouses, stores and 3PLs: produce their messages, with disorder."""
     from atp import simulator
 
     settings, network = _setup()
@@ -109,6 +114,7 @@ def simulate_cmd(
         locations=locations,
         seed=seed,
         duplicate_rate=duplicate_rate,
+        late_rate=late_rate,
         malformed_rate=malformed_rate,
     )
     try:
@@ -116,6 +122,93 @@ def simulate_cmd(
     except KeyboardInterrupt:
         return
     typer.echo(f"sent {sent} messages")
+
+
+rejected_app = typer.Typer(no_args_is_help=True, help="Inspect and replay rejected input.")
+app.add_typer(rejected_app, name="rejected")
+
+ReasonOpt = Annotated[str | None, typer.Option(help="Only this reason, e.g. unknown_location.")]
+SourceOpt = Annotated[str | None, typer.Option(help="Only this source topic, e.g. stock.pos.")]
+SinceOpt = Annotated[
+    str | None, typer.Option(help="Rejected at or after this ISO 8601 time (with offset).")
+]
+UntilOpt = Annotated[
+    str | None, typer.Option(help="Rejected at or before this ISO 8601 time (with offset).")
+]
+
+
+def _filter(reason: str | None, source: str | None, since: str | None, until: str | None) -> Any:
+    from atp.movements import parse_timestamp_ms
+    from atp.rejected import Filter
+
+    try:
+        return Filter(
+            reason=reason,
+            source=source,
+            since_ms=parse_timestamp_ms(since) if since else None,
+            until_ms=parse_timestamp_ms(until) if until else None,
+        )
+    except ValueError as exc:
+        typer.echo(f"atp rejected: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@rejected_app.command("list")
+def rejected_list(
+    reason: ReasonOpt = None,
+    source: SourceOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Show rejected messages with their reason and where they came from."""
+    import orjson
+
+    from atp import rejected
+
+    settings, _ = _setup()
+    records = asyncio.run(rejected.read(settings, _filter(reason, source, since, until)))
+    for r in records:
+        if as_json:
+            typer.echo(orjson.dumps(r).decode())
+        else:
+            at = iso_ms(r.get("rejected_at_ms"))
+            where = f"{r['source_topic']}:{r['partition']}:{r['offset']}"
+            typer.echo(f"{at}  {r['reason']:<22} {where:<28} {r['message']}")
+    typer.echo(f"{len(records)} rejected", err=True)
+
+
+@rejected_app.command("replay")
+def rejected_replay(
+    reason: ReasonOpt = None,
+    source: SourceOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    dry_run: Annotated[bool, typer.Option(help="Only say what would be replayed.")] = False,
+) -> None:
+    """Send the selected rejected messages, byte for byte, back to their source topic.
+
+    Use it after fixing the cause (for example adding a location to the network file and
+    restarting the worker). Replays are safe: the ledger skips event ids it already applied,
+    and a message that is still unusable is rejected again.
+    """
+    from atp import rejected
+
+    settings, _ = _setup()
+    records = asyncio.run(rejected.read(settings, _filter(reason, source, since, until)))
+    if dry_run:
+        typer.echo(f"would replay {len(records)} messages")
+        return
+    sent = asyncio.run(rejected.replay(settings, records))
+    typer.echo(f"replayed {sent} messages")
+
+
+def iso_ms(ms: int | None) -> str:
+    from datetime import UTC, datetime
+
+    if ms is None:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds")
 
 
 def main() -> None:

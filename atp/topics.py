@@ -13,10 +13,12 @@ from atp.settings import Settings
 log = logging.getLogger(__name__)
 
 WMS = "stock.wms"
+POS = "stock.pos"
+TPL = "stock.3pl"
 MOVEMENTS = "stock.movements"
 REJECTED = "stock.rejected"
-SOURCES = (WMS,)
-ALL = (WMS, MOVEMENTS, REJECTED)
+SOURCES = (WMS, POS, TPL)
+ALL = (*SOURCES, MOVEMENTS, REJECTED)
 
 
 async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:

@@ -129,3 +129,50 @@ async def read_all(bootstrap: str, topic: str, want: int, timeout_s: float = 30.
     finally:
         await consumer.stop()
     return records
+
+
+async def stage_on_hand(settings, network) -> tuple[dict, dict]:
+    """On-hand per (SKU, location) folded from the source topics, and from stock.movements."""
+    from atp import topics
+    from atp.errors import InvalidMovement
+    from atp.ledger import LedgerState, Policy, fold
+    from atp.movements import Movement
+    from atp.sources import ADAPTERS
+
+    now = time.time_ns() // 1_000_000
+    from_sources: dict = {}
+    for source in topics.SOURCES:
+        for raw in await read_raw(settings.kafka_bootstrap, settings.topic(source)):
+            try:
+                for m in ADAPTERS[source](raw, network):
+                    from_sources.setdefault((m.sku, m.location_id), []).append(m)
+            except InvalidMovement:
+                pass
+    from_movements: dict = {}
+    for raw in await read_raw(settings.kafka_bootstrap, settings.topic(topics.MOVEMENTS)):
+        m = Movement.from_wire(orjson.loads(raw))
+        from_movements.setdefault((m.sku, m.location_id), []).append(m)
+    return tuple(
+        {k: fold(LedgerState(), ms, now, Policy())[0].on_hand for k, ms in stage.items()}
+        for stage in (from_sources, from_movements)
+    )
+
+
+async def read_raw(bootstrap: str, topic: str, idle_s: float = 3.0) -> list[bytes]:
+    """Every record of a topic, read until nothing new arrives for `idle_s`."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    out: list[bytes] = []
+    try:
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        idle = 0.0
+        while idle < idle_s:
+            batch = await consumer.getmany(timeout_ms=500)
+            idle = 0.0 if batch else idle + 0.5
+            for msgs in batch.values():
+                out.extend(m.value for m in msgs)
+    finally:
+        await consumer.stop()
+    return out
