@@ -18,9 +18,10 @@ PROBLEM_JSON = "application/problem+json"
 class InvalidRequest(ATPError):
     """A request the API refuses before touching Redis; `code` says which rule it broke."""
 
-    def __init__(self, code: str, message: str, **extra: Any) -> None:
+    def __init__(self, code: str, message: str, status: int = 422, **extra: Any) -> None:
         super().__init__(message)
         self.code = code
+        self.status = status
         self.extra = extra
 
 
@@ -54,6 +55,7 @@ def install(app: FastAPI) -> None:
         status, title = next(
             (v for cls, v in STATUS.items() if isinstance(exc, cls)), (500, "Internal error")
         )
+        status = getattr(exc, "status", status)
         extra = getattr(exc, "extra", {})
         if isinstance(exc, UnknownChannel):
             extra = {"known_channels": exc.known}

@@ -1,11 +1,11 @@
-"""Available-to-promise: the one ATP formula and how per-location counts add up per channel."""
+"""Available-to-promise: the one ATP formula, and how per-location counts add up per channel."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from atp.network import Network
+from atp.network import Location, Network
 
 IN_STOCK = "in_stock"
 LOW_STOCK = "low_stock"
@@ -15,6 +15,11 @@ OUT_OF_STOCK = "out_of_stock"
 def location_atp(on_hand: int, reserved: int, safety_stock: int) -> int:
     """The ATP formula of DESIGN.md; the only place it is written."""
     return max(0, on_hand - reserved - safety_stock)
+
+
+def oversell_exposure(on_hand: int, reserved: int, safety_stock: int) -> int:
+    """Units held for customers beyond what is there to give them (0 when none)."""
+    return max(0, reserved - (on_hand - safety_stock))
 
 
 def stock_status(atp: int, low_stock_threshold: int) -> str:
@@ -31,6 +36,13 @@ class LocationCounts:
 
     on_hand: int = 0
     reserved: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    location_id: str
+    eta_ms: int
+    qty: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +63,21 @@ class ChannelAvailability:
     status: str
     locations: list[LocationAvailability]
     updated_ms: int | None
+    next_inbound: Inbound | None = None
+
+
+def location_availability(
+    network: Network, channel_id: str, sku: str, loc: Location, counts: LocationCounts
+) -> LocationAvailability:
+    safety = network.safety_stock(sku, loc, channel_id)
+    return LocationAvailability(
+        location_id=loc.id,
+        type=loc.type,
+        on_hand=counts.on_hand,
+        reserved=counts.reserved,
+        safety_stock=safety,
+        atp=location_atp(counts.on_hand, counts.reserved, safety),
+    )
 
 
 def channel_availability(
@@ -59,23 +86,14 @@ def channel_availability(
     sku: str,
     counts: Mapping[str, LocationCounts],
     updated_ms: int | None,
+    inbound: Mapping[str, tuple[int, int]] | None = None,
 ) -> ChannelAvailability:
     """Sum the ATP of the channel's enabled locations; unknown SKUs simply have no counts."""
     channel = network.channel(channel_id)
-    rows: list[LocationAvailability] = []
-    for loc in network.channel_locations(channel_id):
-        c = counts.get(loc.id, LocationCounts())
-        safety = network.safety_stock(loc)
-        rows.append(
-            LocationAvailability(
-                location_id=loc.id,
-                type=loc.type,
-                on_hand=c.on_hand,
-                reserved=c.reserved,
-                safety_stock=safety,
-                atp=location_atp(c.on_hand, c.reserved, safety),
-            )
-        )
+    rows = [
+        location_availability(network, channel_id, sku, loc, counts.get(loc.id, LocationCounts()))
+        for loc in network.channel_locations(channel_id)
+    ]
     total = sum(r.atp for r in rows)
     return ChannelAvailability(
         sku=sku,
@@ -84,4 +102,16 @@ def channel_availability(
         status=stock_status(total, channel.low_stock_threshold),
         locations=rows,
         updated_ms=updated_ms,
+        next_inbound=earliest_inbound(inbound or {}, {r.location_id for r in rows}),
     )
+
+
+def earliest_inbound(
+    inbound: Mapping[str, tuple[int, int]], location_ids: set[str]
+) -> Inbound | None:
+    """The earliest expected arrival at one of the locations (ties: the larger quantity)."""
+    best: Inbound | None = None
+    for loc, (eta, qty) in inbound.items():
+        if loc in location_ids and (best is None or (eta, -qty) < (best.eta_ms, -best.qty)):
+            best = Inbound(loc, eta, qty)
+    return best

@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 
 from atp.errors import NetworkConfigError
+from atp.geo import zip_coordinates
 from atp.network import Network
 
 
@@ -23,6 +24,6 @@ def load_network(path: Path) -> Network:
     except yaml.YAMLError as exc:
         raise NetworkConfigError(str(path), f"not valid YAML: {exc}") from None
     try:
-        return Network.from_dict(data)
+        return Network.from_dict(data, geocode=zip_coordinates)
     except NetworkConfigError as exc:
         raise NetworkConfigError(f"{path}: {exc.path}", exc.message.split(": ", 1)[-1]) from None

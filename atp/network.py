@@ -6,8 +6,8 @@ Pure: `Network.from_dict` takes what a YAML/JSON loader produced, so tests build
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -28,7 +28,8 @@ class Location:
     timezone: str
     enabled: bool
     capabilities: frozenset[str]
-    safety_stock: int | None = None  # overrides the per-type default
+    lat: float | None = None
+    lon: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,10 +41,34 @@ class Channel:
 
 
 @dataclass(frozen=True, slots=True)
+class SafetyRules:
+    """Units held back, by how specific the rule is."""
+
+    by_sku_location: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    by_sku: Mapping[str, int] = field(default_factory=dict)
+    by_location: Mapping[str, int] = field(default_factory=dict)
+    by_type: Mapping[str, int] = field(default_factory=dict)
+
+    def lookup(self, level: str, sku: str, location: Location) -> int | None:
+        if level == "sku_location":
+            return self.by_sku_location.get((sku, location.id))
+        if level == "sku":
+            return self.by_sku.get(sku)
+        if level == "location":
+            return self.by_location.get(location.id)
+        return self.by_type.get(location.type)
+
+
+# Most specific first. At each level a channel's own rule beats the network-wide one.
+SAFETY_LEVELS = ("sku_location", "sku", "location", "type")
+
+
+@dataclass(frozen=True, slots=True)
 class Network:
     locations: Mapping[str, Location]
     channels: Mapping[str, Channel]
-    safety_stock_by_type: Mapping[str, int]
+    safety: SafetyRules = SafetyRules()
+    channel_safety: Mapping[str, SafetyRules] = field(default_factory=dict)
 
     def channel(self, channel_id: str) -> Channel:
         try:
@@ -60,14 +85,44 @@ class Network:
             if loc.enabled and loc.type in ch.location_types and ch.requires <= loc.capabilities
         ]
 
-    def safety_stock(self, location: Location) -> int:
-        """Most specific rule wins: the location's own, else its type's default."""
-        if location.safety_stock is not None:
-            return location.safety_stock
-        return self.safety_stock_by_type.get(location.type, 0)
+    def safety_stock(self, sku: str, location: Location, channel: str | None = None) -> int:
+        return self.safety_rule(sku, location, channel)[0]
+
+    def safety_rule(
+        self, sku: str, location: Location, channel: str | None = None
+    ) -> tuple[int, str]:
+        """Units held back and the rule that set them, e.g. (3, "channel online: type").
+
+        The most specific rule wins: (SKU, location), then SKU, then location, then location
+        type; at each level a rule of the channel beats the network-wide one. No rule: 0.
+        """
+        scoped = self.channel_safety.get(channel) if channel else None
+        for level in SAFETY_LEVELS:
+            if scoped is not None:
+                units = scoped.lookup(level, sku, location)
+                if units is not None:
+                    return units, f"channel {channel}: {level}"
+            units = self.safety.lookup(level, sku, location)
+            if units is not None:
+                return units, level
+        return 0, "none"
+
+    def why_not_in_channel(self, location: Location, channel_id: str) -> str | None:
+        """None when the location counts for the channel, else the reason it does not."""
+        ch = self.channel(channel_id)
+        if not location.enabled:
+            return "disabled"
+        if location.type not in ch.location_types:
+            return f"location type {location.type} is not in channel {channel_id}"
+        missing = sorted(ch.requires - location.capabilities)
+        if missing:
+            return f"lacks capability {', '.join(missing)} required by channel {channel_id}"
+        return None
 
     @classmethod
-    def from_dict(cls, data: Any) -> Network:
+    def from_dict(
+        cls, data: Any, geocode: Callable[[str], tuple[float, float] | None] | None = None
+    ) -> Network:
         """Validate and build; every error names the entry it is about."""
         if not isinstance(data, Mapping):
             raise NetworkConfigError("<root>", "expected a mapping with locations and channels")
@@ -76,18 +131,10 @@ class Network:
         if not isinstance(raw_locations, list) or not raw_locations:
             raise NetworkConfigError("locations", "expected a non-empty list")
         for i, raw in enumerate(raw_locations):
-            loc = _location(f"locations[{i}]", raw)
+            loc = _location(f"locations[{i}]", raw, geocode)
             if loc.id in locations:
                 raise NetworkConfigError(f"locations[{i}].id", f"duplicate location id {loc.id!r}")
             locations[loc.id] = loc
-
-        safety = data.get("safety_stock", {}) or {}
-        by_type = _mapping("safety_stock", safety).get("by_type", {}) or {}
-        safety_by_type: dict[str, int] = {}
-        for t, n in _mapping("safety_stock.by_type", by_type).items():
-            if t not in LOCATION_TYPES:
-                raise NetworkConfigError(f"safety_stock.by_type.{t}", _one_of(LOCATION_TYPES))
-            safety_by_type[t] = _non_negative(f"safety_stock.by_type.{t}", n)
 
         channels: dict[str, Channel] = {}
         raw_channels = _mapping("channels", data.get("channels"))
@@ -95,10 +142,63 @@ class Network:
             raise NetworkConfigError("channels", "define at least one channel")
         for cid, raw in raw_channels.items():
             channels[cid] = _channel(f"channels.{cid}", cid, raw)
-        return cls(locations, channels, safety_by_type)
+
+        raw_safety = _mapping("safety_stock", data.get("safety_stock") or {})
+        safety = _safety_rules("safety_stock", raw_safety, locations)
+        # A location's own `safety_stock:` is a location rule.
+        by_location = dict(safety.by_location)
+        for i, raw in enumerate(raw_locations):
+            if raw.get("safety_stock") is not None:
+                by_location[raw["id"]] = _non_negative(
+                    f"locations[{i}].safety_stock", raw["safety_stock"]
+                )
+        safety = SafetyRules(safety.by_sku_location, safety.by_sku, by_location, safety.by_type)
+        channel_safety: dict[str, SafetyRules] = {}
+        for cid, raw in _mapping("safety_stock.channels", raw_safety.get("channels") or {}).items():
+            if cid not in channels:
+                raise NetworkConfigError(f"safety_stock.channels.{cid}", "no such channel")
+            channel_safety[cid] = _safety_rules(
+                f"safety_stock.channels.{cid}",
+                _mapping(f"safety_stock.channels.{cid}", raw),
+                locations,
+            )
+        return cls(locations, channels, safety, channel_safety)
 
 
-def _location(path: str, raw: Any) -> Location:
+def _safety_rules(
+    path: str, raw: Mapping[str, Any], locations: Mapping[str, Location]
+) -> SafetyRules:
+    known = {"by_type", "by_location", "by_sku", "by_sku_location", "channels"}
+    for key in raw:
+        if key not in known:
+            raise NetworkConfigError(f"{path}.{key}", "expected one of " + ", ".join(sorted(known)))
+
+    def units(name: str) -> dict[str, int]:
+        rules = _mapping(f"{path}.{name}", raw.get(name) or {})
+        return {str(k): _non_negative(f"{path}.{name}.{k}", v) for k, v in rules.items()}
+
+    by_type = units("by_type")
+    for t in by_type:
+        if t not in LOCATION_TYPES:
+            raise NetworkConfigError(f"{path}.by_type.{t}", _one_of(LOCATION_TYPES))
+    by_location = units("by_location")
+    for loc in by_location:
+        if loc not in locations:
+            raise NetworkConfigError(f"{path}.by_location.{loc}", "no such location")
+    by_sku_location: dict[tuple[str, str], int] = {}
+    for key, n in units("by_sku_location").items():
+        sku, _, loc = key.rpartition("@")
+        if not sku or loc not in locations:
+            raise NetworkConfigError(
+                f"{path}.by_sku_location.{key}", "expected SKU@LOCATION with a known location"
+            )
+        by_sku_location[(sku, loc)] = n
+    return SafetyRules(by_sku_location, units("by_sku"), by_location, by_type)
+
+
+def _location(
+    path: str, raw: Any, geocode: Callable[[str], tuple[float, float] | None] | None
+) -> Location:
     raw = _mapping(path, raw)
     loc_id = raw.get("id")
     if not is_valid_identifier(loc_id):
@@ -124,7 +224,18 @@ def _location(path: str, raw: Any) -> Location:
     enabled = raw.get("enabled", True)
     if not isinstance(enabled, bool):
         raise NetworkConfigError(f"{path}.enabled", "expected true or false")
-    safety = raw.get("safety_stock")
+    lat, lon = raw.get("lat"), raw.get("lon")
+    if lat is None and lon is None and geocode is not None:
+        found = geocode(postal)
+        if found is None:
+            raise NetworkConfigError(
+                f"{path}.postal_code", f"unknown US ZIP code {postal}; give lat and lon instead"
+            )
+        lat, lon = found
+    if (lat is None) != (lon is None) or not all(
+        v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in (lat, lon)
+    ):
+        raise NetworkConfigError(f"{path}.lat", "give both lat and lon as numbers, or neither")
     return Location(
         id=str(loc_id),
         type=str(loc_type),
@@ -133,7 +244,8 @@ def _location(path: str, raw: Any) -> Location:
         timezone=str(tz),
         enabled=enabled,
         capabilities=frozenset(caps),
-        safety_stock=None if safety is None else _non_negative(f"{path}.safety_stock", safety),
+        lat=None if lat is None else float(lat),
+        lon=None if lon is None else float(lon),
     )
 
 

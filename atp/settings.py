@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     # Acknowledge (and so commit) a batch only after Redis has fsynced it to its AOF.
     durable_acks: bool = True
 
+    # API answers
+    cache_max_age_s: int = Field(1, ge=0, le=3600)
+    config_poll_s: float = Field(2.0, ge=0.1, le=3600)
+    max_batch_skus: int = Field(500, ge=1, le=10_000)
+    default_radius_km: float = Field(50.0, gt=0, le=500)
+
     data_dir: Path = Path(".atp")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

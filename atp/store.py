@@ -155,6 +155,33 @@ class StockReader:
             raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
         return parse_stock(raw)
 
+    async def read_many(self, skus: Sequence[str]) -> list[StockRecord]:
+        """Several SKUs in one pipelined round trip."""
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for sku in skus:
+                    pipe.hgetall(keys.stock(sku))
+                rows = await pipe.execute()
+        except REDIS_DOWN as exc:
+            raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
+        return [parse_stock(raw) for raw in rows]
+
+    async def read_with_ledger(self, sku: str) -> tuple[StockRecord, dict[str, LedgerState]]:
+        """Served counts and every location's ledger state, in one round trip (for /explain)."""
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.hgetall(keys.stock(sku))
+                pipe.hgetall(keys.ledger(sku))
+                stock, ledger = await pipe.execute()
+        except REDIS_DOWN as exc:
+            raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
+        states = {
+            k.decode()[len(keys.LEDGER_PREFIX) :]: LedgerState.from_list(orjson.loads(v))
+            for k, v in ledger.items()
+            if k.decode().startswith(keys.LEDGER_PREFIX)
+        }
+        return parse_stock(stock), states
+
     async def ping(self) -> bool:
         try:
             return bool(await self._redis.ping())

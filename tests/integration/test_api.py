@@ -46,7 +46,7 @@ def test_availability_sums_the_channel_with_safety_stock(client, settings, sku):
             settings.redis_url,
             [
                 movement(sku, "WH-NJ", 5),
-                movement(sku, "S-0101", 3),  # store: safety stock 2 -> atp 1
+                movement(sku, "S-0101", 4),  # store, online: safety stock 3 -> atp 1
                 movement(sku, "S-0102", 50),  # pickup-only store: not in `online`
                 movement(sku, "S-0901", 50),  # disabled store
             ],
@@ -70,7 +70,7 @@ def test_availability_sums_the_channel_with_safety_stock(client, settings, sku):
         "safety_stock": 0,
         "atp": 5,
     }
-    assert rows["S-0101"]["safety_stock"] == 2 and rows["S-0101"]["atp"] == 1
+    assert rows["S-0101"]["safety_stock"] == 3 and rows["S-0101"]["atp"] == 1
     assert "S-0102" not in rows and "S-0901" not in rows
     assert body["updated_at"].startswith("20") and body["updated_at"].endswith("+00:00")
 
@@ -100,7 +100,7 @@ def test_an_unknown_channel_names_the_known_ones(client):
     r = client.get("/v1/availability/ABC", params={"channel": "moon"})
     assert r.status_code == 422
     assert r.headers["content-type"] == "application/problem+json"
-    assert r.json()["known_channels"] == ["online"]
+    assert r.json()["known_channels"] == ["online", "pickup"]
 
 
 def test_unknown_routes_are_problems_too(client):

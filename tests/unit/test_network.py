@@ -61,3 +61,69 @@ def test_file_errors_name_the_file(tmp_path):
         load_network(bad)
     with pytest.raises(NetworkConfigError, match="cannot read"):
         load_network(tmp_path / "missing.yaml")
+
+
+def network_with_rules() -> Network:
+    return Network.from_dict(
+        {
+            "channels": {"online": {"requires": ["ship"]}, "pickup": {"requires": ["pickup"]}},
+            "locations": [
+                {
+                    "id": "W1",
+                    "type": "warehouse",
+                    "postal_code": "08817",
+                    "timezone": "America/New_York",
+                },
+                {
+                    "id": "S1",
+                    "type": "store",
+                    "postal_code": "10003",
+                    "timezone": "America/New_York",
+                    "capabilities": ["ship", "pickup"],
+                },
+                {
+                    "id": "S2",
+                    "type": "store",
+                    "postal_code": "10003",
+                    "timezone": "America/New_York",
+                    "safety_stock": 7,
+                },
+            ],
+            "safety_stock": {
+                "by_type": {"store": 2},
+                "by_sku": {"TV": 5},
+                "by_sku_location": {"TV@S1": 1},
+                "channels": {"online": {"by_type": {"store": 3}, "by_sku": {"TV": 6}}},
+            },
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("sku", "loc", "channel", "units", "rule"),
+    [
+        ("X", "W1", None, 0, "none"),
+        ("X", "S1", None, 2, "type"),
+        ("X", "S1", "pickup", 2, "type"),
+        ("X", "S1", "online", 3, "channel online: type"),
+        ("X", "S2", "online", 7, "location"),  # a location rule beats a channel's type rule
+        ("TV", "W1", None, 5, "sku"),
+        ("TV", "W1", "online", 6, "channel online: sku"),
+        ("TV", "S1", "online", 1, "sku_location"),  # the most specific rule wins
+        ("TV", "S2", None, 5, "sku"),
+    ],
+)
+def test_the_most_specific_safety_rule_wins(sku, loc, channel, units, rule):
+    network = network_with_rules()
+    assert network.safety_rule(sku, network.locations[loc], channel) == (units, rule)
+
+
+def test_locations_get_coordinates_from_their_zip_or_an_override():
+    data = copy.deepcopy(VALID)
+    net = Network.from_dict(data, geocode=lambda z: (1.0, 2.0) if z == "08817" else None)
+    assert (net.locations["W1"].lat, net.locations["W1"].lon) == (1.0, 2.0)
+    data["locations"][0].update(postal_code="99999")
+    with pytest.raises(NetworkConfigError, match="unknown US ZIP"):
+        Network.from_dict(data, geocode=lambda z: None)
+    data["locations"][0].update(lat=40.5, lon=-74.0)
+    assert Network.from_dict(data, geocode=lambda z: None).locations["W1"].lat == 40.5
