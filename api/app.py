@@ -4,34 +4,62 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from api import problems
+from api.auth import Authenticator, AuthError, parse_api_keys
 from api.network_watch import NetworkHolder
-from api.routes import availability, health
+from api.routes import availability, health, reservations
 from atp.network import Network
+from atp.reservation_store import ReservationStore
 from atp.settings import Settings
 from atp.store import StockReader, client_from_url
+
+log = logging.getLogger(__name__)
+problems.register_status(AuthError, 401, "Unauthorized")
 
 
 def create_app(settings: Settings, network: Network) -> FastAPI:
     holder = NetworkHolder(settings.network_file, network, settings.config_poll_s)
+    keys = parse_api_keys(settings.api_keys.get_secret_value())
+    if not keys:
+        log.warning("no API keys (ATP_API_KEYS): reservation endpoints refuse every request")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = client_from_url(settings.redis_url, timeout_s=1.0)
         app.state.stock = StockReader(client)
-        watcher = asyncio.create_task(holder.watch(), name="network-watch")
+        app.state.reservations = ReservationStore(
+            client, int(settings.reservation_replay_hours * 3600 * 1000)
+        )
+        tasks = [
+            asyncio.create_task(holder.watch(), name="network-watch"),
+            asyncio.create_task(sweep(app.state.reservations), name="reservation-sweeper"),
+        ]
         try:
             yield
         finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await client.aclose()
+
+    async def sweep(store: ReservationStore) -> None:
+        """Close held reservations past their expiry (reads discount them before that)."""
+        while True:
+            await asyncio.sleep(settings.sweep_interval_s)
+            try:
+                closed = await store.expire_due(time.time_ns() // 1_000_000)
+                if closed:
+                    log.info("expired %d reservations", closed)
+            except Exception:  # the sweeper must outlive any one bad round
+                log.exception("reservation sweep failed")
 
     app = FastAPI(
         title="Inventory availability",
@@ -41,7 +69,9 @@ def create_app(settings: Settings, network: Network) -> FastAPI:
     )
     app.state.settings = settings
     app.state.networks = holder
+    app.state.auth = Authenticator(keys, public_reads=settings.public_reads)
     problems.install(app)
     app.include_router(health.router)
     app.include_router(availability.router)
+    app.include_router(reservations.router)
     return app

@@ -10,7 +10,17 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from atp.errors import ATPError, StoreUnavailable, UnknownChannel
+from atp.errors import (
+    ATPError,
+    IdempotencyConflict,
+    InsufficientStock,
+    InvalidTransition,
+    LocationNotInChannel,
+    ReservationExpired,
+    ReservationNotFound,
+    StoreUnavailable,
+    UnknownChannel,
+)
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -29,8 +39,19 @@ class InvalidRequest(ATPError):
 STATUS: dict[type[ATPError], tuple[int, str]] = {
     InvalidRequest: (422, "Invalid request"),
     UnknownChannel: (422, "Unknown channel"),
+    LocationNotInChannel: (422, "Location cannot serve the channel"),
+    InsufficientStock: (409, "Not enough stock"),
+    IdempotencyConflict: (409, "Reservation id already used for another request"),
+    InvalidTransition: (409, "Not possible in the reservation's state"),
+    ReservationExpired: (409, "Reservation expired"),
+    ReservationNotFound: (404, "Reservation not found"),
     StoreUnavailable: (503, "Stock store unavailable"),
 }
+
+
+def register_status(cls: type[ATPError], status: int, title: str) -> None:
+    """For error classes defined in the API layer (auth)."""
+    STATUS[cls] = (status, title)
 
 
 def problem(
@@ -45,7 +66,9 @@ def problem(
         "instance": instance,
         **extra,
     }
-    headers = {"Retry-After": "1"} if status == 503 else None
+    headers = {"Retry-After": "1"} if status == 503 else {}
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
     return Response(orjson.dumps(body), status, headers=headers, media_type=PROBLEM_JSON)
 
 
@@ -56,9 +79,15 @@ def install(app: FastAPI) -> None:
             (v for cls, v in STATUS.items() if isinstance(exc, cls)), (500, "Internal error")
         )
         status = getattr(exc, "status", status)
+        if status == 403:
+            title = "Forbidden"
         extra = getattr(exc, "extra", {})
         if isinstance(exc, UnknownChannel):
             extra = {"known_channels": exc.known}
+        elif isinstance(exc, InsufficientStock):
+            extra = {"lines": exc.lines}
+        elif isinstance(exc, InvalidTransition):
+            extra = {"state": exc.state}
         return problem(status, exc.code, title, exc.message, request.url.path, **extra)
 
     async def on_validation(request: Request, exc: Exception) -> Response:

@@ -44,3 +44,52 @@ class StoreUnavailable(ATPError):
     """Redis could not be reached or answered with an error."""
 
     code = "store_unavailable"
+
+
+class InsufficientStock(ATPError):
+    """Some lines do not fit the ATP; nothing was held. `lines` lists every short line."""
+
+    code = "insufficient_stock"
+
+    def __init__(self, lines: list[dict[str, object]]) -> None:
+        super().__init__(f"{len(lines)} line(s) cannot be held; nothing was reserved")
+        self.lines = lines
+
+
+class IdempotencyConflict(ATPError):
+    code = "idempotency_conflict"
+
+    def __init__(self, reservation_id: str) -> None:
+        super().__init__(
+            f"reservation {reservation_id!r} exists with a different request; "
+            "use a new reservation_id for a new request"
+        )
+
+
+class ReservationNotFound(ATPError):
+    code = "reservation_not_found"
+
+    def __init__(self, reservation_id: str) -> None:
+        super().__init__(f"no reservation {reservation_id!r} (never made, or long closed)")
+
+
+class InvalidTransition(ATPError):
+    code = "invalid_transition"
+
+    def __init__(self, reservation_id: str, state: str, action: str) -> None:
+        super().__init__(f"reservation {reservation_id!r} is {state}; it cannot be {action}")
+        self.state = state
+
+
+class ReservationExpired(ATPError):
+    code = "reservation_expired"
+
+    def __init__(self, reservation_id: str) -> None:
+        super().__init__(f"reservation {reservation_id!r} expired; its stock was released")
+
+
+class LocationNotInChannel(ATPError):
+    code = "location_not_in_channel"
+
+    def __init__(self, location_id: str, channel: str, why: str) -> None:
+        super().__init__(f"location {location_id!r} cannot serve channel {channel!r}: {why}")

@@ -9,9 +9,16 @@ version and a migration, never a silent reinterpretation.
         l:<loc>      ledger state of (SKU, loc) as compact JSON (atp.ledger.LedgerState.to_list)
     atp:v1:{SKU}:stock   hash, what the API serves
         oh:<loc>     reconciled on-hand (worker)
-        rs:<loc>     reserved units (owned by the API's reservation scripts)
+        rs:<loc>     units reserved by held and confirmed reservations (reservation scripts)
         ib:<loc>     next inbound as "<eta_ms>:<qty>" (worker; absent when nothing is inbound)
         ts           epoch ms of the last worker write
+    atp:v1:{SKU}:holds   hash "<reservation id>@<loc>" -> units still held there
+    atp:v1:{SKU}:expiry  sorted set of "<reservation id>@<loc>" of held (not confirmed)
+                         reservations, scored by expires_at; reads discount the overdue ones
+
+    atp:v1:res:{<reservation id>}  hash, one reservation (state, request, allocations, times)
+    atp:v1:reservations:expiring   sorted set of held reservation ids by expires_at (sweeper)
+    atp:v1:outbox                  stream of reservation events, relayed to stock.reservations
 """
 
 from __future__ import annotations
@@ -32,3 +39,24 @@ def ledger(sku: str) -> str:
 
 def stock(sku: str) -> str:
     return f"{PREFIX}:{{{sku}}}:stock"
+
+
+def holds(sku: str) -> str:
+    return f"{PREFIX}:{{{sku}}}:holds"
+
+
+def expiry(sku: str) -> str:
+    return f"{PREFIX}:{{{sku}}}:expiry"
+
+
+def reservation(reservation_id: str) -> str:
+    return f"{PREFIX}:res:{{{reservation_id}}}"
+
+
+EXPIRING = f"{PREFIX}:reservations:expiring"
+OUTBOX = f"{PREFIX}:outbox"
+
+
+def sku_keys(sku: str) -> list[str]:
+    """The keys a reservation script needs for one SKU, in the order the scripts expect."""
+    return [stock(sku), holds(sku), expiry(sku)]

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from atp.errors import ATPError
@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     worker_web_port: int = Field(6066, ge=1, le=65535)
     batch_max: int = Field(1000, ge=1, le=100_000)
     batch_wait_s: float = Field(0.02, ge=0.001, le=5.0)
+    # How long a consumer fetch may wait at the broker for new records (faust hardcodes 1500):
+    # Tansu answers such a fetch late even when records arrive (stream/fetch.py, benchmarks/).
+    fetch_max_wait_ms: int = Field(100, ge=1, le=1500)
+    # Largest batch, in bytes, the worker produces per partition in one go (stream/forward.py).
+    forward_batch_bytes: int = Field(262_144, ge=16_384, le=1_048_576)
     retention_hours: float = Field(48.0, gt=0, le=24 * 30)
     inbound_grace_hours: float = Field(24.0, ge=0, le=24 * 90)
     # Acknowledge (and so commit) a batch only after Redis has fsynced it to its AOF.
@@ -49,6 +54,13 @@ class Settings(BaseSettings):
     config_poll_s: float = Field(2.0, ge=0.1, le=3600)
     max_batch_skus: int = Field(500, ge=1, le=10_000)
     default_radius_km: float = Field(50.0, gt=0, le=500)
+
+    # Reservations and API keys
+    api_keys: SecretStr = SecretStr("")  # key_id:scope+scope:secret,...; see api/auth.py
+    public_reads: bool = True  # availability reads without a key
+    reservation_replay_hours: float = Field(24.0, ge=0, le=24 * 30)
+    max_reservation_ttl_s: int = Field(7 * 24 * 3600, ge=1)
+    sweep_interval_s: float = Field(0.5, ge=0.05, le=60)
 
     data_dir: Path = Path(".atp")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -75,6 +87,8 @@ class Settings(BaseSettings):
         """These settings as ATP_* variables, so a child process sees exactly the same."""
         out = {}
         for name, value in self.model_dump().items():
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
             text = str(value).lower() if isinstance(value, bool) else str(value)
             out[f"{ENV_PREFIX}{name.upper()}"] = text
         return out

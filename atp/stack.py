@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
+import secrets
 import shutil
 import signal
 import sys
@@ -13,6 +15,8 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from urllib.parse import urlparse
+
+from pydantic import SecretStr
 
 from atp import embedded, topics
 from atp.embedded import EmbeddedError, ManagedProcess
@@ -34,6 +38,13 @@ class Child:
 
 class Stack:
     def __init__(self, settings: Settings, *, external: bool, simulate: bool, rate: float) -> None:
+        self.token: str | None = None
+        if not settings.api_keys.get_secret_value():
+            # No keys configured: make one for this run; only its digest goes to the children.
+            self.token = "atp_" + secrets.token_urlsafe(24)
+            digest = hashlib.sha256(self.token.encode()).hexdigest()
+            spec = SecretStr(f"local:read+reserve+admin:sha256:{digest}")
+            settings = settings.model_copy(update={"api_keys": spec})
         self.settings = settings
         self.external = external
         self.simulate = simulate
@@ -123,6 +134,8 @@ class Stack:
                     f"  worker     http://{s.worker_web_host}:{s.worker_web_port}/metrics",
                     f"  logs       {self.log_dir}/",
                     f"  processes  {pids.strip()}",
+                    f"  API key    {self.token or '(from ATP_API_KEYS)'}"
+                    + ("   send as: Authorization: Bearer <key>" if self.token else ""),
                     "  stop       Ctrl-C (stops every process started here)",
                     "",
                 ]

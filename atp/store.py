@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,7 +37,8 @@ class StoreConflict(ATPError):
     code = "store_conflict"
 
 
-def _script(name: str) -> str:
+def load_script(name: str) -> str:
+    """A Lua script shipped in `atp/lua/`."""
     return resources.files("atp").joinpath("lua", name).read_text(encoding="utf-8")
 
 
@@ -54,7 +56,7 @@ class LedgerStore:
         self._redis = client
         self._policy = policy
         self._max_attempts = max_attempts
-        self._apply_script = client.register_script(_script("apply_ledger.lua"))
+        self._apply_script = client.register_script(load_script("apply_ledger.lua"))
 
     async def apply(self, movements: Sequence[Movement], now_ms: int) -> BatchResult:
         """Apply a batch; raises StoreUnavailable when Redis is away, StoreConflict on livelock."""
@@ -143,36 +145,39 @@ class StockRecord:
 
 
 class StockReader:
-    """The API's view: what is served for a SKU, in one round trip."""
+    """The API's view: what is served for a SKU, in one round trip.
+
+    Reads go through `read_stock.lua`, which also names the units of holds past their expiry,
+    so a held reservation stops counting at expires_at even before the sweeper closes it.
+    """
 
     def __init__(self, client: aioredis.Redis):
         self._redis = client
+        self._read = client.register_script(load_script("read_stock.lua"))
 
     async def read(self, sku: str) -> StockRecord:
-        try:
-            raw = await self._redis.hgetall(keys.stock(sku))
-        except REDIS_DOWN as exc:
-            raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
-        return parse_stock(raw)
+        return (await self.read_many([sku]))[0]
 
     async def read_many(self, skus: Sequence[str]) -> list[StockRecord]:
         """Several SKUs in one pipelined round trip."""
+        now = time.time_ns() // 1_000_000
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for sku in skus:
-                    pipe.hgetall(keys.stock(sku))
+                    await self._read(keys=keys.sku_keys(sku), args=[now], client=pipe)
                 rows = await pipe.execute()
         except REDIS_DOWN as exc:
             raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
-        return [parse_stock(raw) for raw in rows]
+        return [parse_stock(_pairs(flat), _pairs(overdue)) for flat, overdue in rows]
 
     async def read_with_ledger(self, sku: str) -> tuple[StockRecord, dict[str, LedgerState]]:
         """Served counts and every location's ledger state, in one round trip (for /explain)."""
+        now = time.time_ns() // 1_000_000
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.hgetall(keys.stock(sku))
+                await self._read(keys=keys.sku_keys(sku), args=[now], client=pipe)
                 pipe.hgetall(keys.ledger(sku))
-                stock, ledger = await pipe.execute()
+                (flat, overdue), ledger = await pipe.execute()
         except REDIS_DOWN as exc:
             raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
         states = {
@@ -180,7 +185,7 @@ class StockReader:
             for k, v in ledger.items()
             if k.decode().startswith(keys.LEDGER_PREFIX)
         }
-        return parse_stock(stock), states
+        return parse_stock(_pairs(flat), _pairs(overdue)), states
 
     async def ping(self) -> bool:
         try:
@@ -189,12 +194,21 @@ class StockReader:
             return False
 
 
-def parse_stock(raw: dict[bytes, bytes]) -> StockRecord:
+def _pairs(flat: list[bytes]) -> list[tuple[bytes, bytes]]:
+    return list(zip(flat[::2], flat[1::2], strict=True))
+
+
+def parse_stock(
+    raw: dict[bytes, bytes] | list[tuple[bytes, bytes]],
+    overdue: list[tuple[bytes, bytes]] = (),  # type: ignore[assignment]
+) -> StockRecord:
+    """The served hash, minus the units of overdue holds (location, units) per location."""
     on_hand: dict[str, int] = {}
     reserved: dict[str, int] = {}
     inbound: dict[str, tuple[int, int]] = {}
     updated_ms = None
-    for k, v in raw.items():
+    items = raw.items() if isinstance(raw, dict) else raw
+    for k, v in items:
         name = k.decode()
         if name.startswith(keys.ON_HAND_PREFIX):
             on_hand[name[len(keys.ON_HAND_PREFIX) :]] = int(v)
@@ -205,6 +219,9 @@ def parse_stock(raw: dict[bytes, bytes]) -> StockRecord:
             inbound[name[len(keys.INBOUND_PREFIX) :]] = (int(eta), int(qty))
         elif name == keys.UPDATED_FIELD:
             updated_ms = int(v)
+    for loc, units in overdue:
+        name = loc.decode()
+        reserved[name] = max(0, reserved.get(name, 0) - int(units))
     counts = {
         loc: LocationCounts(on_hand.get(loc, 0), reserved.get(loc, 0))
         for loc in on_hand.keys() | reserved.keys()

@@ -12,10 +12,11 @@ from dataclasses import asdict
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
+from api.auth import requires
 from api.problems import PROBLEM_JSON, InvalidRequest
 from api.responses import (
     AvailabilityOut,
@@ -36,7 +37,9 @@ from atp.movements import is_valid_identifier
 from atp.network import Network
 from atp.store import StockRecord
 
-router = APIRouter(prefix="/v1/availability", tags=["availability"])
+router = APIRouter(
+    prefix="/v1/availability", tags=["availability"], dependencies=[Depends(requires("read"))]
+)
 
 PICKUP_CHANNEL = "pickup"
 _PROBLEM = {"model": Problem, "content": {PROBLEM_JSON: {}}}

@@ -22,6 +22,11 @@ from atp.embedded import ManagedProcess
 from atp.settings import Settings, load_settings
 from tests.conftest import DEMO_NETWORK, ROOT
 
+# Reservation tests authenticate with RESERVE_TOKEN; READ_TOKEN lacks the reserve scope.
+RESERVE_TOKEN = "test-reserve-token"
+READ_TOKEN = "test-read-token"
+API_KEYS = f"router:read+reserve:{RESERVE_TOKEN},pages:read:{READ_TOKEN}"
+
 
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
@@ -58,6 +63,7 @@ def settings(broker: str, redis_url: str, tmp_path: Path) -> Settings:
         data_dir=tmp_path / "data",
         network_file=DEMO_NETWORK,
         session_timeout_s=6.0,
+        api_keys=API_KEYS,
         batch_wait_s=0.01,
         log_level="info",
     )
