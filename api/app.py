@@ -32,7 +32,7 @@ def create_app(settings: Settings, network: Network) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        client = client_from_url(settings.redis_url, timeout_s=1.0)
+        client = client_from_url(settings.redis_url, timeout_s=2.0)
         app.state.stock = StockReader(client)
         app.state.reservations = ReservationStore(
             client, int(settings.reservation_replay_hours * 3600 * 1000)

@@ -229,11 +229,19 @@ def parse_stock(
     return StockRecord(counts, inbound, updated_ms)
 
 
-def client_from_url(url: str, timeout_s: float = 2.0) -> aioredis.Redis:
-    """A pooled asyncio client with bounded timeouts, so nothing hangs on a lost Redis."""
-    return aioredis.from_url(
+def client_from_url(url: str, timeout_s: float = 2.0, max_connections: int = 64) -> aioredis.Redis:
+    """A pooled asyncio client with bounded timeouts, so nothing hangs on a lost Redis.
+
+    The pool is bounded and blocking: a burst of requests waits (up to `timeout_s`) for one of
+    `max_connections` connections instead of opening hundreds, which on a busy event loop
+    made connects time out. Redis runs commands one at a time anyway.
+    """
+    pool = aioredis.BlockingConnectionPool.from_url(
         url,
+        max_connections=max_connections,
+        timeout=timeout_s,
         socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
         health_check_interval=30,
     )
+    return aioredis.Redis.from_pool(pool)  # closing the client closes the pool too

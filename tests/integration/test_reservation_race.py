@@ -1,0 +1,109 @@
+"""Hundreds of concurrent reservations over real HTTP: the last unit is never sold twice."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+import threading
+import uuid
+
+import httpx2 as httpx
+import pytest
+import redis as redis_sync
+
+from atp import keys
+from tests.integration.conftest import RESERVE_TOKEN, wait_http_ok
+from tests.integration.test_reservations import seed
+
+pytestmark = pytest.mark.integration
+AUTH = {"Authorization": f"Bearer {RESERVE_TOKEN}"}
+
+
+class Watch:
+    """Samples on_hand and reserved at a location while the race runs."""
+
+    def __init__(self, redis_url: str, skus: list[str], loc: str) -> None:
+        self.client = redis_sync.Redis.from_url(redis_url)
+        self.skus, self.loc = skus, loc
+        self.worst = 0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for sku in self.skus:
+                oh, rs = self.client.hmget(keys.stock(sku), f"oh:{self.loc}", f"rs:{self.loc}")
+                self.worst = min(self.worst, int(oh or 0) - int(rs or 0))
+                self.samples += 1
+
+    def __enter__(self) -> Watch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.client.close()
+
+
+async def race(base: str, bodies: list[dict]) -> list[int]:
+    limits = httpx.Limits(max_connections=100)
+    async with httpx.AsyncClient(base_url=base, headers=AUTH, limits=limits, timeout=30) as c:
+        replies = await asyncio.gather(*(c.post("/v1/reservations", json=b) for b in bodies))
+    return [r.status_code for r in replies]
+
+
+@pytest.fixture
+def api_base(settings, processes):
+    api = processes.start("api")
+    base = f"http://127.0.0.1:{settings.api_port}"
+    wait_http_ok(f"{base}/readyz", api)
+    return base
+
+
+def test_exactly_the_atp_is_held_under_a_stampede(settings, api_base):
+    sku = f"HOT-{uuid.uuid4().hex[:8]}"
+    seed(settings.redis_url, sku, {"WH-NJ": 50})
+    bodies = [
+        {
+            "reservation_id": f"race-{i}-{sku}",
+            "ttl_seconds": 600,
+            "lines": [{"sku": sku, "quantity": 1, "location_id": "WH-NJ"}],
+        }
+        for i in range(300)
+    ]
+    with Watch(settings.redis_url, [sku], "WH-NJ") as watch:
+        statuses = asyncio.run(race(api_base, bodies))
+    assert Counter(statuses) == {201: 50, 409: 250}
+    assert watch.samples > 0 and watch.worst >= 0  # never more held than on hand
+    client = redis_sync.Redis.from_url(settings.redis_url)
+    assert client.hget(keys.stock(sku), "rs:WH-NJ") == b"50"
+    client.close()
+
+
+def test_multi_line_reservations_are_all_or_nothing_under_a_stampede(settings, api_base):
+    a, b = f"HOTA-{uuid.uuid4().hex[:6]}", f"HOTB-{uuid.uuid4().hex[:6]}"
+    seed(settings.redis_url, a, {"WH-IL": 25})
+    seed(settings.redis_url, b, {"WH-IL": 40})
+    # Every basket needs one of each; B alone could serve 40, A only 25.
+    bodies = [
+        {
+            "reservation_id": f"basket-{i}-{a}",
+            "ttl_seconds": 600,
+            "lines": [
+                {"sku": b, "quantity": 1, "location_id": "WH-IL"},
+                {"sku": a, "quantity": 1, "location_id": "WH-IL"},
+            ],
+        }
+        for i in range(200)
+    ]
+    with Watch(settings.redis_url, [a, b], "WH-IL") as watch:
+        statuses = asyncio.run(race(api_base, bodies))
+    assert Counter(statuses) == {201: 25, 409: 175}
+    assert watch.worst >= 0
+    client = redis_sync.Redis.from_url(settings.redis_url)
+    # No partial basket survived: B is held exactly as often as A.
+    assert client.hget(keys.stock(a), "rs:WH-IL") == b"25"
+    assert client.hget(keys.stock(b), "rs:WH-IL") == b"25"
+    client.close()
