@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 import threading
 import uuid
+from collections import Counter
 
 import httpx2 as httpx
 import pytest
