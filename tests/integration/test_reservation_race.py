@@ -59,7 +59,9 @@ def api_base(settings, processes):
     api = processes.start("api")
     base = f"http://127.0.0.1:{settings.api_port}"
     wait_http_ok(f"{base}/readyz", api)
-    return base
+    yield base
+    # Whatever happened, no token reached the API's log.
+    assert RESERVE_TOKEN not in api.log_path.read_text(errors="replace")
 
 
 def test_exactly_the_atp_is_held_under_a_stampede(settings, api_base):
