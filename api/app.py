@@ -10,9 +10,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 
 from api import problems
 from api.auth import Authenticator, AuthError, parse_api_keys
+from api.metrics import ApiMetrics, TimingMiddleware
 from api.network_watch import NetworkHolder
 from api.routes import availability, health, reservations
 from atp.network import Network
@@ -24,7 +26,11 @@ log = logging.getLogger(__name__)
 problems.register_status(AuthError, 401, "Unauthorized")
 
 
-def create_app(settings: Settings, network: Network) -> FastAPI:
+def create_app(
+    settings: Settings, network: Network, registry: CollectorRegistry | None = None
+) -> FastAPI:
+    registry = registry if registry is not None else CollectorRegistry()
+    metrics = ApiMetrics.create(registry)
     holder = NetworkHolder(settings.network_file, network, settings.config_poll_s)
     keys = parse_api_keys(settings.api_keys.get_secret_value())
     if not keys:
@@ -70,6 +76,9 @@ def create_app(settings: Settings, network: Network) -> FastAPI:
     app.state.settings = settings
     app.state.networks = holder
     app.state.auth = Authenticator(keys, public_reads=settings.public_reads)
+    app.state.metrics = metrics
+    app.state.registry = registry
+    app.add_middleware(TimingMiddleware, metrics=metrics)
     problems.install(app)
     app.include_router(health.router)
     app.include_router(availability.router)

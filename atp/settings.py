@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     config_poll_s: float = Field(2.0, ge=0.1, le=3600)
     max_batch_skus: int = Field(500, ge=1, le=10_000)
     default_radius_km: float = Field(50.0, gt=0, le=500)
+    stale_after_s: float = Field(60.0, gt=0)  # answers older than this count as stale
 
     # Reservations and API keys
     api_keys: SecretStr = SecretStr("")  # key_id:scope+scope:secret,...; see api/auth.py

@@ -139,6 +139,18 @@ def pickup_nearby(
     return out
 
 
+def observe(request: Request, kind: str, body: dict[str, Any], updated_ms: int | None) -> None:
+    """Count the lookup, a stale answer, and locations with oversell exposure."""
+    state = request.app.state
+    metrics = state.metrics
+    metrics.lookups.labels(kind).inc()
+    if updated_ms is not None and now_ms() - updated_ms > state.settings.stale_after_s * 1000:
+        metrics.stale.inc()
+    for loc in body.get("locations") or ():
+        if oversell_exposure(loc["on_hand"], loc["reserved"], loc["safety_stock"]) > 0:
+            metrics.oversell.inc()
+
+
 def conditional(request: Request, body: Any, updated_ms: int | None) -> Response:
     """JSON with an ETag over the content, Cache-Control, and 304 for a matching If-None-Match."""
     content = orjson.dumps(body)
@@ -183,6 +195,7 @@ async def get_availability(
         origin=origin,
         radius_km=radius_km or state.settings.default_radius_km,
     )
+    observe(request, "single", body, record.updated_ms)
     return conditional(request, body, record.updated_ms)
 
 
@@ -229,6 +242,7 @@ async def query_availability(request: Request, query: BatchQuery) -> Response:
             origin=origin,
             radius_km=query.radius_km or state.settings.default_radius_km,
         )
+        observe(request, "batch", body, record.updated_ms)
         body["age_ms"] = None if record.updated_ms is None else max(0, now - record.updated_ms)
         results.append(body)
     return FastJSON({"channel": query.channel, "results": results})
@@ -289,4 +303,5 @@ async def explain_availability(
         "updated_at": iso_ms(record.updated_ms),
         "locations": rows,
     }
+    state.metrics.lookups.labels("explain").inc()
     return conditional(request, body, record.updated_ms)

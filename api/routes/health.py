@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import Response
 
 from api.problems import problem
 from api.responses import FastJSON
@@ -20,3 +22,9 @@ async def readyz(request: Request) -> object:
     if await request.app.state.stock.ping():
         return FastJSON({"status": "ready"})
     return problem(503, "not_ready", "Not ready", "Redis does not answer", request.url.path)
+
+
+@router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    body = generate_latest(request.app.state.registry)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from api.auth import requires
 from api.problems import PROBLEM_JSON
 from api.responses import FastJSON, Problem, iso_ms
+from atp.errors import ATPError
 from atp.reservations import ReservationLine, ReservationRequest
 
 router = APIRouter(prefix="/v1/reservations", tags=["reservations"])
@@ -64,6 +65,20 @@ class ReservationOut(BaseModel):
     lines: list[LineOut]
 
 
+# Error code -> outcome label (bounded: every label here or a code from atp.errors).
+OUTCOMES = {
+    "insufficient_stock": "short",
+    "idempotency_conflict": "conflict",
+    "reservation_expired": "expired",
+    "reservation_not_found": "not_found",
+    "invalid_transition": "invalid_transition",
+    "location_not_in_channel": "invalid",
+    "unknown_channel": "invalid",
+    "store_unavailable": "unavailable",
+}
+DONE = {"confirm": "confirmed", "extend": "extended", "release": "released"}
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -101,7 +116,12 @@ async def create_reservation(request: Request, body: ReservationIn) -> Response:
         channel=body.channel,
     )
     state = request.app.state
-    created, view = await state.reservations.reserve(req, state.networks.current, now_ms())
+    try:
+        created, view = await state.reservations.reserve(req, state.networks.current, now_ms())
+    except ATPError as exc:
+        state.metrics.reservations.labels(OUTCOMES.get(exc.code, exc.code)).inc()
+        raise
+    state.metrics.reservations.labels("held" if created else "idempotent_replay").inc()
     headers = {} if created else {"Idempotent-Replayed": "true"}
     return FastJSON(shaped(view), status_code=201, headers=headers)
 
@@ -119,7 +139,13 @@ async def get_reservation(request: Request, reservation_id: ReservationId) -> Re
 
 
 async def _transition(request: Request, rid: str, op: str, ttl: int | None = None) -> Response:
-    view = await request.app.state.reservations.transition(rid, op, now_ms(), ttl)
+    state = request.app.state
+    try:
+        view = await state.reservations.transition(rid, op, now_ms(), ttl)
+    except ATPError as exc:
+        state.metrics.reservations.labels(OUTCOMES.get(exc.code, exc.code)).inc()
+        raise
+    state.metrics.reservations.labels(DONE[op]).inc()
     return FastJSON(shaped(view))
 
 
