@@ -115,3 +115,47 @@ def earliest_inbound(
         if loc in location_ids and (best is None or (eta, -qty) < (best.eta_ms, -best.qty)):
             best = Inbound(loc, eta, qty)
     return best
+
+
+@dataclass(frozen=True, slots=True)
+class AvailabilityChange:
+    """A SKU's channel answer moved: what `stock.availability` carries."""
+
+    sku: str
+    channel: str
+    atp: int
+    status: str
+    previous_atp: int
+    previous_status: str
+
+    @property
+    def back_in_stock(self) -> bool:
+        return self.previous_status == OUT_OF_STOCK and self.status != OUT_OF_STOCK
+
+    def to_event(self, at_ms: int) -> dict[str, object]:
+        return {
+            "sku": self.sku,
+            "channel": self.channel,
+            "atp": self.atp,
+            "status": self.status,
+            "previous_atp": self.previous_atp,
+            "previous_status": self.previous_status,
+            "back_in_stock": self.back_in_stock,
+            "at_ms": at_ms,
+        }
+
+
+def availability_changes(
+    network: Network,
+    sku: str,
+    before: Mapping[str, LocationCounts],
+    after: Mapping[str, LocationCounts],
+) -> list[AvailabilityChange]:
+    """Per channel, the change from `before` to `after`; nothing where the answer is the same."""
+    out = []
+    for channel in network.channels:
+        old = channel_availability(network, channel, sku, before, None)
+        new = channel_availability(network, channel, sku, after, None)
+        if (old.atp, old.status) != (new.atp, new.status):
+            out.append(AvailabilityChange(sku, channel, new.atp, new.status, old.atp, old.status))
+    return out

@@ -60,3 +60,8 @@ OUTBOX = f"{PREFIX}:outbox"
 def sku_keys(sku: str) -> list[str]:
     """The keys a reservation script needs for one SKU, in the order the scripts expect."""
     return [stock(sku), holds(sku), expiry(sku)]
+
+
+def ledger_keys(sku: str) -> list[str]:
+    """The keys `apply_ledger.lua` needs for one SKU, in its order."""
+    return [ledger(sku), stock(sku), holds(sku), expiry(sku)]

@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
+from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
@@ -42,11 +43,28 @@ def load_script(name: str) -> str:
     return resources.files("atp").joinpath("lua", name).read_text(encoding="utf-8")
 
 
+FULFILLING_KINDS = frozenset({"SHIPPED", "PICKUP"})
+
+
+@dataclass(frozen=True, slots=True)
+class SkuChange:
+    """Served counts of one SKU before and after a write (for availability change events)."""
+
+    sku: str
+    before: dict[str, LocationCounts]
+    after: dict[str, LocationCounts]
+
+
 @dataclass(slots=True)
 class BatchResult:
     outcomes: list[tuple[Movement, Outcome]] = field(default_factory=list)
     skus_written: int = 0
     conflicts: int = 0
+    changes: list[SkuChange] = field(default_factory=list)
+    # Holds used up by shipments: (reservation id, location, units)
+    consumed: list[tuple[str, str, int]] = field(default_factory=list)
+    # Shipments naming a reservation that holds nothing there: (reservation id, sku, location)
+    unmatched: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 class LedgerStore:
@@ -67,9 +85,7 @@ class LedgerStore:
         pending = list(by_sku)
         try:
             for attempt in range(self._max_attempts):
-                outcomes, conflicted, written = await self._attempt(pending, by_sku, now_ms)
-                result.outcomes.extend(outcomes)
-                result.skus_written += written
+                conflicted = await self._attempt(pending, by_sku, now_ms, result)
                 if not conflicted:
                     return result
                 result.conflicts += len(conflicted)
@@ -83,54 +99,78 @@ class LedgerStore:
         )
 
     async def _attempt(
-        self, skus: list[str], by_sku: dict[str, list[Movement]], now_ms: int
-    ) -> tuple[list[tuple[Movement, Outcome]], list[str], int]:
-        # 1. One pipelined read of the version and the touched locations of every SKU.
+        self,
+        skus: list[str],
+        by_sku: dict[str, list[Movement]],
+        now_ms: int,
+        result: BatchResult,
+    ) -> list[str]:
+        """One read-fold-write round; adds what was written to `result`, returns conflicts."""
+        # 1. One pipelined read: version and touched locations of every SKU, and its counts.
         locs_of = {sku: sorted({m.location_id for m in by_sku[sku]}) for sku in skus}
         async with self._redis.pipeline(transaction=False) as pipe:
             for sku in skus:
                 fields = [keys.VERSION_FIELD] + [keys.LEDGER_PREFIX + loc for loc in locs_of[sku]]
                 pipe.hmget(keys.ledger(sku), fields)
+                pipe.hgetall(keys.stock(sku))
             rows = await pipe.execute()
 
-        # 2. The pure fold, per (SKU, location); only changed locations are written.
-        outcomes: list[tuple[Movement, Outcome]] = []
-        writes: list[tuple[str, list[bytes | str | int]]] = []
-        for sku, row in zip(skus, rows, strict=True):
+        # 2. The pure fold, per (SKU, location); only what changed is written.
+        planned: list[tuple[str, list[bytes | str | int], Any]] = []
+        for i, sku in enumerate(skus):
+            row, stock = rows[2 * i], parse_stock(rows[2 * i + 1])
             version = row[0] or b"0"
-            args: list[bytes | str | int] = [version, now_ms]
+            groups: list[bytes | str | int] = []
+            fulfil: list[bytes | str | int] = []
+            outcomes: list[tuple[Movement, Outcome]] = []
+            on_hand_after: dict[str, int] = {}
             for loc, raw in zip(locs_of[sku], row[1:], strict=True):
                 state = LedgerState.from_list(orjson.loads(raw)) if raw else LedgerState()
                 moves = [m for m in by_sku[sku] if m.location_id == loc]
                 new, outs = fold(state, moves, now_ms, self._policy)
                 outcomes.extend(zip(moves, outs, strict=True))
+                for m, out in zip(moves, outs, strict=True):
+                    if out is Outcome.APPLIED and m.order_ref and m.kind in FULFILLING_KINDS:
+                        fulfil += [loc, m.order_ref, -m.qty]
                 blob = orjson.dumps(new.to_list())
                 if blob != raw:
                     inbound = next_inbound(new)
-                    args += [
-                        loc,
-                        blob,
-                        new.on_hand,
-                        "" if inbound is None else f"{inbound[0]}:{inbound[1]}",
-                    ]
-            if len(args) > 2:
-                writes.append((sku, args))
+                    ib = "" if inbound is None else f"{inbound[0]}:{inbound[1]}"
+                    groups += [loc, blob, new.on_hand, ib]
+                    on_hand_after[loc] = new.on_hand
+            if groups or fulfil:
+                args = [version, now_ms, len(groups) // 4, *groups, len(fulfil) // 3, *fulfil]
+                planned.append((sku, args, (outcomes, stock.counts, on_hand_after)))
+            else:
+                result.outcomes.extend(outcomes)  # nothing to write: repeats, all of them
 
         # 3. One pipelined round of atomic, version-guarded writes.
-        if not writes:
-            return outcomes, [], 0
+        if not planned:
+            return []
         async with self._redis.pipeline(transaction=False) as pipe:
-            for sku, args in writes:
-                await self._apply_script(
-                    keys=[keys.ledger(sku), keys.stock(sku)], args=args, client=pipe
-                )
+            for sku, args, _ in planned:
+                await self._apply_script(keys=keys.ledger_keys(sku), args=args, client=pipe)
             replies = await pipe.execute()
-        conflicted = [sku for (sku, _), (ok, _) in zip(writes, replies, strict=True) if not ok]
-        if conflicted:
-            # The outcomes of a conflicted SKU are recomputed by the next attempt.
-            lost = set(conflicted)
-            outcomes = [(m, o) for m, o in outcomes if m.sku not in lost]
-        return outcomes, conflicted, len(writes) - len(conflicted)
+        conflicted = []
+        for (sku, _, (outcomes, before, on_hand_after)), reply in zip(
+            planned, replies, strict=True
+        ):
+            if not reply[0]:
+                conflicted.append(sku)  # its outcomes are recomputed by the next attempt
+                continue
+            result.skus_written += 1
+            result.outcomes.extend(outcomes)
+            consumed = [(r, loc, int(u)) for r, loc, u in orjson.loads(reply[2])]
+            result.consumed.extend(consumed)
+            result.unmatched.extend((r, sku, loc) for r, loc in orjson.loads(reply[3]))
+            after = dict(before)
+            for loc, oh in on_hand_after.items():
+                after[loc] = LocationCounts(oh, before.get(loc, LocationCounts()).reserved)
+            for _, loc, used in consumed:
+                c = after.get(loc, LocationCounts())
+                after[loc] = LocationCounts(c.on_hand, c.reserved - used)
+            result.changes.append(SkuChange(sku, before, after))
+        return conflicted
 
     async def ledger_state(self, sku: str, location_id: str) -> LedgerState | None:
         raw = await self._redis.hget(keys.ledger(sku), keys.LEDGER_PREFIX + location_id)

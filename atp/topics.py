@@ -17,8 +17,10 @@ POS = "stock.pos"
 TPL = "stock.3pl"
 MOVEMENTS = "stock.movements"
 REJECTED = "stock.rejected"
+RESERVATIONS = "stock.reservations"
+AVAILABILITY = "stock.availability"
 SOURCES = (WMS, POS, TPL)
-ALL = (*SOURCES, MOVEMENTS, REJECTED)
+ALL = (*SOURCES, MOVEMENTS, REJECTED, RESERVATIONS, AVAILABILITY)
 
 
 async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:

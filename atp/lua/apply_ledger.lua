@@ -1,30 +1,59 @@
--- apply_ledger.lua: write one SKU's folded ledger state and the counts the API serves, in one
--- atomic step, but only if nobody wrote the SKU since the caller read it (optimistic version).
+-- apply_ledger.lua: write one SKU's folded ledger state and the counts the API serves, and let
+-- shipments consume the holds of the reservations they fulfil, in one atomic step, but only
+-- if nobody wrote the SKU since the caller read it (optimistic version).
 --
--- KEYS[1]  atp:v1:{SKU}:ledger   (hash)
--- KEYS[2]  atp:v1:{SKU}:stock    (hash)
+-- KEYS[1]  atp:v1:{SKU}:ledger   (hash)      KEYS[2]  atp:v1:{SKU}:stock   (hash)
+-- KEYS[3]  atp:v1:{SKU}:holds    (hash)      KEYS[4]  atp:v1:{SKU}:expiry  (sorted set)
 -- ARGV[1]  the version the caller read ('0' for a SKU never written)
 -- ARGV[2]  updated_at, epoch milliseconds
--- ARGV[3..] groups of four: location id, ledger state JSON, on_hand, next inbound
---           ('<eta_ms>:<qty>', or '' when nothing is inbound)
+-- ARGV[3]  number of location groups, then groups of four: location id, ledger state JSON,
+--          on_hand, next inbound ('<eta_ms>:<qty>', or '' when nothing is inbound)
+-- then     number of fulfilments, then groups of three: location id, reservation id, units
+--          (shipped or picked up against that reservation, newly applied in this write)
 --
--- Returns {1, new_version} when written; {0, current_version} when the version moved on, in
--- which case nothing was written and the caller re-reads and folds again.
+-- Returns {1, new_version, consumed, unmatched} when written, where consumed is JSON
+-- [[reservation id, location, units], ...] of holds used up and unmatched is JSON
+-- [[reservation id, location], ...] of fulfilments that found no hold (unknown or closed);
+-- {0, current_version} when the version moved: nothing was written, re-read and fold again.
 local current = redis.call('HGET', KEYS[1], 'v') or '0'
 if current ~= ARGV[1] then
   return {0, current}
 end
 local version = tonumber(current) + 1
-for i = 3, #ARGV, 4 do
-  local loc = ARGV[i]
-  redis.call('HSET', KEYS[1], 'l:' .. loc, ARGV[i + 1])
-  redis.call('HSET', KEYS[2], 'oh:' .. loc, ARGV[i + 2])
-  if ARGV[i + 3] == '' then
+local pos = 4
+for _ = 1, tonumber(ARGV[3]) do
+  local loc = ARGV[pos]
+  redis.call('HSET', KEYS[1], 'l:' .. loc, ARGV[pos + 1])
+  redis.call('HSET', KEYS[2], 'oh:' .. loc, ARGV[pos + 2])
+  if ARGV[pos + 3] == '' then
     redis.call('HDEL', KEYS[2], 'ib:' .. loc)
   else
-    redis.call('HSET', KEYS[2], 'ib:' .. loc, ARGV[i + 3])
+    redis.call('HSET', KEYS[2], 'ib:' .. loc, ARGV[pos + 3])
+  end
+  pos = pos + 4
+end
+local consumed, unmatched = {}, {}
+local n = tonumber(ARGV[pos])
+pos = pos + 1
+for _ = 1, n do
+  local loc, rid, units = ARGV[pos], ARGV[pos + 1], tonumber(ARGV[pos + 2])
+  pos = pos + 3
+  local member = rid .. '@' .. loc
+  local held = tonumber(redis.call('HGET', KEYS[3], member) or '0')
+  if held > 0 then
+    local used = math.min(held, units)
+    if used == held then
+      redis.call('HDEL', KEYS[3], member)
+      redis.call('ZREM', KEYS[4], member)
+    else
+      redis.call('HSET', KEYS[3], member, held - used)
+    end
+    redis.call('HINCRBY', KEYS[2], 'rs:' .. loc, -used)
+    table.insert(consumed, {rid, loc, used})
+  else
+    table.insert(unmatched, {rid, loc})
   end
 end
 redis.call('HSET', KEYS[1], 'v', version)
 redis.call('HSET', KEYS[2], 'ts', ARGV[2])
-return {1, version}
+return {1, version, cjson.encode(consumed), cjson.encode(unmatched)}

@@ -5,7 +5,7 @@
 -- KEYS[1]  atp:v1:res:{ID}     KEYS[2]  atp:v1:reservations:expiring     KEYS[3]  atp:v1:outbox
 -- KEYS[4..] per SKU of the reservation: stock, holds, expiry (3 keys each)
 -- ARGV[1]  reservation id      ARGV[2]  now (epoch ms)
--- ARGV[3]  op: confirm | extend | release | expire
+-- ARGV[3]  op: confirm | extend | release | expire | fulfil
 -- ARGV[4]  for extend: the new expires_at (epoch ms); otherwise unused
 -- ARGV[5]  how long a closed record is kept to answer replays (ms)
 -- ARGV[6]  number of lines, then per line the SKU index (1-based) of its key group
@@ -14,6 +14,7 @@
 --       extend   held -> held with a later expires_at
 --       release  held|confirmed -> released (a held one already past expires_at -> expired)
 --       expire   held and past expires_at -> expired (the sweeper); otherwise nothing
+--       fulfil   held|confirmed whose holds shipments have used up -> fulfilled (the worker)
 -- Returns {'ok', new_state} | {'noop', state} | {'not_found'} | {'invalid', state}
 --         | {'expired'} (confirm or extend came too late: the reservation is now expired)
 local rid, now, op = ARGV[1], tonumber(ARGV[2]), ARGV[3]
@@ -67,6 +68,18 @@ elseif op == 'release' then
   if overdue then close('expired') return {'ok', 'expired'} end
   close('released')
   return {'ok', 'released'}
+end
+
+if op == 'fulfil' then
+  if state ~= 'held' and state ~= 'confirmed' then return {'noop', state} end
+  local left = 0
+  each_member(function(_, holds, _, _, member)
+    left = left + redis.call('HEXISTS', holds, member)
+  end)
+  if left > 0 then return {'noop', state} end
+  redis.call('ZREM', KEYS[2], rid)
+  record('fulfilled', 'fulfilled', ARGV[5])
+  return {'ok', 'fulfilled'}
 end
 
 -- confirm and extend start from a live hold.

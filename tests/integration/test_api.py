@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from atp import keys
 from atp.ledger import LedgerState
 from atp.movements import Effect, Movement
 from atp.store import LedgerStore, client_from_url
@@ -139,15 +140,16 @@ def test_a_stale_writer_cannot_overwrite_newer_state(settings, sku):
             await store.apply([movement(sku, "WH-NJ", 5, Effect.DELTA, 2)], NOW)
             stale = await client.evalsha(
                 store._apply_script.sha,
-                2,
-                f"atp:v1:{{{sku}}}:ledger",
-                f"atp:v1:{{{sku}}}:stock",
-                "1",
+                4,
+                *keys.ledger_keys(sku),
+                "1",  # the version this writer read; it is 2 by now
                 NOW,
+                1,
                 "WH-NJ",
                 b"[0,null,null,null,{},{},null]",
                 0,
                 "",
+                0,
             )
             # Concurrent batches on one SKU: both land, neither is lost.
             await asyncio.gather(

@@ -101,3 +101,19 @@ def test_unknown_channel_names_the_known_ones():
     with pytest.raises(UnknownChannel) as info:
         channel_availability(NETWORK, "moon", "X", {}, None)
     assert info.value.known == ["online"]
+
+
+def test_changes_are_reported_per_channel_only_when_the_answer_moves():
+    from atp.availability import availability_changes
+
+    before = {"W1": LocationCounts(0, 0)}
+    back = availability_changes(NETWORK, "X", before, {"W1": LocationCounts(3, 0)})
+    assert [(c.channel, c.atp, c.status, c.previous_status, c.back_in_stock) for c in back] == [
+        ("online", 3, "low_stock", "out_of_stock", True)
+    ]
+    assert availability_changes(NETWORK, "X", before, {"W1": LocationCounts(2, 2)}) == []
+    # S2 is not in the channel: its stock moving changes nothing the channel answers.
+    assert availability_changes(NETWORK, "X", {}, {"S2": LocationCounts(9, 0)}) == []
+    gone = availability_changes(NETWORK, "X", {"W1": LocationCounts(9, 0)}, {})
+    assert gone[0].status == "out_of_stock" and not gone[0].back_in_stock
+    assert gone[0].to_event(5)["previous_atp"] == 9
