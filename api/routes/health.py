@@ -6,18 +6,28 @@ from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
-from api.problems import problem
-from api.responses import FastJSON
+from api.problems import PROBLEM_JSON, problem
+from api.responses import FastJSON, Problem, StatusOut
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", response_class=FastJSON, summary="The process is alive")
+@router.get(
+    "/healthz",
+    response_class=FastJSON,
+    responses={200: {"model": StatusOut}},
+    summary="The process is alive",
+)
 async def healthz() -> FastJSON:
     return FastJSON({"status": "ok"})
 
 
-@router.get("/readyz", response_class=FastJSON, summary="Redis answers; ready for traffic")
+@router.get(
+    "/readyz",
+    response_class=FastJSON,
+    responses={200: {"model": StatusOut}, 503: {"model": Problem, "content": {PROBLEM_JSON: {}}}},
+    summary="Redis answers; ready for traffic",
+)
 async def readyz(request: Request) -> object:
     if await request.app.state.stock.ping():
         return FastJSON({"status": "ready"})
