@@ -28,7 +28,7 @@ def parse(raw: bytes, network: Network) -> list[Movement]:
     data = common.load_object(raw)
     transaction_id = common.identifier(data, "transaction_id")
     kind = data.get("type")
-    if kind not in TYPES:
+    if not isinstance(kind, str) or kind not in TYPES:
         raise InvalidMovement(common.SCHEMA, f"type must be one of {', '.join(TYPES)}")
     effect, sign = TYPES[kind]
     store_id = common.location(data, "store_id", network)

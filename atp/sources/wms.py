@@ -28,7 +28,7 @@ def parse(raw: bytes, network: Network) -> list[Movement]:
     event_id = common.identifier(data, "event_id")
     sku = common.identifier(data, "sku")
     kind = data.get("kind")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         raise InvalidMovement(common.SCHEMA, f"kind must be one of {', '.join(KINDS)}")
     effect, sign = KINDS[kind]
     location_id = common.location(data, "warehouse_id", network)
