@@ -47,6 +47,10 @@ async def read(
         bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None
     )
     await consumer.start()
+    # Let aiokafka's background task start before anything can stop the consumer: stopped
+    # before its first step, aiokafka 0.14's close() raises CancelledError (seen when the
+    # topic does not exist yet and we return at once).
+    await asyncio.sleep(0)
     out: list[dict[str, Any]] = []
     try:
         parts = consumer.partitions_for_topic(topic) or set()
