@@ -73,6 +73,20 @@ def test_up_serves_and_stops_everything_on_sigint(tmp_path):
             time.sleep(0.5)
         assert seen > 0
 
+        # A child that dies is restarted with backoff, and the restart is logged.
+        os.kill(pids["api"], signal.SIGKILL)
+        restarted = False
+        while not restarted and time.monotonic() < deadline + 60:
+            time.sleep(0.5)
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(f"http://127.0.0.1:{api_port}/readyz", timeout=2) as r,
+            ):
+                restarted = r.status == 200 and "restarting in" in out.read_text()
+        assert restarted, out.read_text()
+        new_api = re.findall(r"started api \(pid (\d+)\)", out.read_text())[-1]
+        pids["api-restarted"] = int(new_api)
+
         up.send_signal(signal.SIGINT)
         assert up.wait(60) == 0
         for name, pid in pids.items():
