@@ -7,6 +7,11 @@ Both agents take events in batches without faust's automatic acknowledgement and
 them only when their effect is safe: the normaliser once the broker has the movements (or the
 rejection), the ledger agent once Redis has the state durably (see `stream.acks`). Delivery is
 at least once; the ledger makes replays harmless.
+
+Records the agents produce go through one `stream.forward.Forwarder` per worker, a whole batch
+at a time, rather than faust's per-record `topic.send`; and the consumer fetches with a short
+wait (`stream.fetch`), so movements reach the ledger agent soon after they are written. Both
+were the worker's bottleneck (benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import faust
@@ -31,6 +36,8 @@ from atp.sources import ADAPTERS, Adapter
 from atp.sources.common import SCHEMA, TOO_LATE
 from atp.store import LedgerStore, StoreConflict, StoreUnavailable, client_from_url
 from stream.acks import DurableAcker
+from stream.fetch import use_fetch_wait
+from stream.forward import Forwarder, Record
 from stream.metrics import WorkerMetrics
 from stream.rejects import rejection
 
@@ -66,9 +73,25 @@ def create_app(
         topic_replication_factor=1,
         # Tansu has no idempotent or transactional producer (DESIGN.md): at-least-once it is.
         processing_guarantee="at_least_once",
+        broker_max_poll_records=settings.max_poll_records,
+        consumer_max_fetch_size=settings.max_partition_fetch_bytes,
     )
-    movements_topic = app.topic(settings.topic(topics.MOVEMENTS))
-    rejected_topic = app.topic(settings.topic(topics.REJECTED))
+    use_fetch_wait(app, settings.fetch_max_wait_ms)
+    movements_name = settings.topic(topics.MOVEMENTS)
+    rejected_name = settings.topic(topics.REJECTED)
+    movements_topic = app.topic(movements_name)
+    forwarder = Forwarder(
+        settings.kafka_bootstrap,
+        client_id=f"{settings.group_id}-forward",
+        max_batch_bytes=settings.forward_batch_bytes,
+    )
+
+    @app.on_before_shutdown.connect
+    async def stop_forwarder(app: faust.App, **kwargs: Any) -> None:
+        # Sent after the consumer stopped and the streams drained, where faust flushes its own
+        # producer: what is queued is delivered first.
+        await forwarder.stop()
+
     redis = client_from_url(settings.redis_url)
     policy = Policy(
         retention_ms=int(settings.retention_hours * HOUR_MS),
@@ -77,12 +100,14 @@ def create_app(
     store = LedgerStore(redis, policy)
     acker = DurableAcker(redis, durable=settings.durable_acks)
 
-    async def reject(event: Any, reason: str, message: str) -> Awaitable[Any]:
+    def reject(event: Any, reason: str, message: str) -> Record:
+        """The `stock.rejected` record for an event (sent with the batch's other records)."""
         msg = event.message
         metrics.rejected.labels(reason).inc()
-        return await rejected_topic.send(
-            key=msg.key,
-            value=rejection(
+        return Record(
+            rejected_name,
+            msg.key,
+            rejection(
                 raw=msg.value,
                 key=msg.key,
                 topic=msg.topic,
@@ -97,21 +122,20 @@ def create_app(
     def normaliser(source: str, adapter: Adapter) -> Any:
         async def normalise(stream: Any) -> None:
             async for events in stream.noack_take(settings.batch_max, within=settings.batch_wait_s):
-                sent: list[Awaitable[Any]] = []
+                out: list[Record] = []
                 for event in events:
                     try:
                         movements = adapter(event.message.value, network)
                     except InvalidMovement as err:
-                        sent.append(await reject(event, err.code, err.message))
+                        out.append(reject(event, err.code, err.message))
                         continue
                     for m in movements:
                         metrics.movements.labels(m.source, m.kind).inc()
-                        sent.append(
-                            await movements_topic.send(
-                                key=m.sku.encode(), value=orjson.dumps(m.to_wire())
-                            )
+                        out.append(
+                            Record(movements_name, m.sku.encode(), orjson.dumps(m.to_wire()))
                         )
-                await asyncio.gather(*sent)
+                # Returns only once the broker has every record of the batch.
+                await forwarder.send(out)
                 for event in events:
                     await stream.ack(event)
 
@@ -127,14 +151,14 @@ def create_app(
     async def apply(stream: Any) -> None:
         await acker.start()
         async for events in stream.noack_take(settings.batch_max, within=settings.batch_wait_s):
-            sent: list[Awaitable[Any]] = []
+            out: list[Record] = []
             batch: list[Movement] = []
             origin: dict[int, Any] = {}
             for event in events:
                 try:
                     m = Movement.from_wire(orjson.loads(event.message.value))
                 except (orjson.JSONDecodeError, KeyError, ValueError, TypeError) as exc:
-                    sent.append(await reject(event, SCHEMA, f"not a canonical movement: {exc}"))
+                    out.append(reject(event, SCHEMA, f"not a canonical movement: {exc}"))
                     continue
                 origin[id(m)] = event
                 batch.append(m)
@@ -143,15 +167,15 @@ def create_app(
             for m, outcome in result:
                 metrics.outcomes.labels(outcome.value).inc()
                 if outcome is Outcome.TOO_LATE:
-                    sent.append(
-                        await reject(
+                    out.append(
+                        reject(
                             origin[id(m)],
                             TOO_LATE,
                             "older than the retention window and not covered by a newer count; "
                             "its effect can no longer be placed safely",
                         )
                     )
-            await asyncio.gather(*sent)
+            await forwarder.send(out)
             await acker.written(stream, events)
 
     async def _apply_until_done(

@@ -1,0 +1,649 @@
+"""How fast does the worker turn warehouse messages into ledger state, against its baselines?
+
+    .venv/bin/python benchmarks/apply_rate.py [--messages N] [--skus K]
+
+Starts its own embedded broker (Tansu) and Redis on free 127.0.0.1 ports, pre-produces N WMS
+messages, and measures on that one broker, in one run:
+
+  aiokafka ceiling   a plain aiokafka consumer (no group) reading the N messages
+  faust floor        a faust agent that only takes batches and acks them (one hop)
+  faust floor 2 hops a faust agent forwarding each message to a second topic, and a second agent
+                     that only acks: the worker's shape (normalise, then apply) with no work
+  atp worker         `python -m atp.cli worker`: normalise stock.wms -> stock.movements, apply the
+                     movements to the ledger in Redis
+
+Group-join time is excluded: rates run from the first message in hand to the last (see
+benchmarks/README.md). Every process started here is stopped by its PID in a `finally` block.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa: E402
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
+
+from atp import embedded, keys, topics  # noqa: E402
+from atp.embedded import ManagedProcess  # noqa: E402
+from atp.settings import Settings  # noqa: E402
+
+WAREHOUSES = ("WH-NJ", "WH-IL", "WH-CA")  # the warehouse ids of config/network.yaml
+PARTITIONS = Settings().partitions  # what the project creates its topics with
+SESSION_TIMEOUT_S = 10.0  # Tansu joins a group in about half of it (DESIGN.md)
+POLL_S = 0.05  # how often the worker's /metrics page is read
+
+
+# --------------------------------------------------------------------------------------------
+# Messages
+
+
+def wms_messages(n: int, skus: int, seed: int = 7) -> tuple[list[tuple[bytes, bytes]], int]:
+    """N valid WMS messages (key = warehouse id, as the simulator sends them) and the net qty.
+
+    Event times are strictly increasing, 1 ms apart, ending a minute ago (well inside the
+    ledger's retention window), so every message is a fresh delta the ledger applies.
+    """
+    rng = random.Random(seed)
+    run = f"{int(time.time()):x}"
+    start_ms = time.time_ns() // 1_000_000 - n - 60_000
+    out: list[tuple[bytes, bytes]] = []
+    net = 0
+    for i in range(n):
+        wh = rng.choice(WAREHOUSES)
+        if rng.random() < 0.6:
+            kind, qty = "RECEIVED", rng.randint(1, 50)
+            net += qty
+        else:
+            kind, qty = "SHIPPED", rng.randint(1, 3)
+            net -= qty
+        at = datetime.fromtimestamp((start_ms + i) / 1000, UTC).isoformat(timespec="milliseconds")
+        body = {
+            "event_id": f"BENCH-{run}-{i:09d}",
+            "warehouse_id": wh,
+            "sku": f"SKU-{rng.randrange(skus):06d}",
+            "kind": kind,
+            "qty": qty,
+            "occurred_at": at.replace("+00:00", "Z"),
+            "order_ref": None,
+            "eta": None,
+        }
+        out.append((wh.encode(), json.dumps(body, separators=(",", ":")).encode()))
+    return out, net
+
+
+async def create_topics(bootstrap: str, names: list[str]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(t, num_partitions=PARTITIONS, replication_factor=1) for t in names]
+        )
+    finally:
+        await admin.close()
+
+
+async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> float:
+    # acks=1 and no idempotence: Tansu has no idempotent producer (DESIGN.md).
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks=1, enable_idempotence=False, linger_ms=5
+    )
+    await producer.start()
+    try:
+        started = time.perf_counter()
+        for key, value in messages:
+            await producer.send(topic, value=value, key=key)
+        await producer.flush()
+        return time.perf_counter() - started
+    finally:
+        await producer.stop()
+
+
+# --------------------------------------------------------------------------------------------
+# a. The aiokafka ceiling
+
+
+async def aiokafka_ceiling(bootstrap: str, topic: str, n: int) -> float:
+    """Seconds for a group-less consumer to read n messages, from its first fetch to the last."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        consumer.assign([TopicPartition(topic, p) for p in range(PARTITIONS)])
+        await consumer.seek_to_beginning()
+        seen = 0
+        started = time.perf_counter()
+        deadline = started + 60
+        while seen < n:
+            if time.perf_counter() > deadline:
+                raise RuntimeError(f"aiokafka read only {seen} of {n} messages in 60 s")
+            batches = await consumer.getmany(timeout_ms=1000, max_records=100_000)
+            seen += sum(len(records) for records in batches.values())
+        return time.perf_counter() - started
+    finally:
+        await consumer.stop()
+
+
+# --------------------------------------------------------------------------------------------
+# b. The faust floor: runs in a child process (`--_floor`), reports to a JSON file
+
+
+def floor_child(args: argparse.Namespace) -> None:
+    import faust
+
+    n: int = args.messages
+    out = Path(args._out)
+    settings = Settings()
+    # The worker's transport (`--_worker_shape`): its consumer settings (fetch wait, records per
+    # poll) and its batched producer (stream.forward). Otherwise faust's defaults and topic.send.
+    shape = args._worker_shape
+    app = faust.App(
+        args._group,
+        broker=f"kafka://{args._bootstrap}",
+        value_serializer="raw",
+        key_serializer="raw",
+        store="memory://",
+        datadir=str(out.parent / f"{args._group}-data"),
+        web_enabled=False,
+        broker_session_timeout=SESSION_TIMEOUT_S,
+        broker_heartbeat_interval=1.0,
+        consumer_auto_offset_reset="earliest",
+        topic_partitions=PARTITIONS,
+        topic_replication_factor=1,
+        processing_guarantee="at_least_once",
+        **(
+            {
+                "broker_max_poll_records": settings.max_poll_records,
+                "consumer_max_fetch_size": settings.max_partition_fetch_bytes,
+            }
+            if shape
+            else {}
+        ),
+    )
+    forwarder = None
+    if shape:
+        from stream.fetch import use_fetch_wait
+        from stream.forward import Forwarder
+
+        use_fetch_wait(app, settings.fetch_max_wait_ms)
+        forwarder = Forwarder(
+            args._bootstrap, client_id=args._group, max_batch_bytes=settings.forward_batch_bytes
+        )
+    # Times (perf_counter) of the first event of hop 1, the last of hop 1, the first of hop 2.
+    marks: dict[str, float] = {}
+    counts = {"hop1": 0, "hop2": 0}
+
+    def seen(hop: str, batch: int) -> None:
+        now = time.perf_counter()
+        marks.setdefault("first", now)
+        marks.setdefault(f"{hop}_first", now)
+        counts[hop] += batch
+        if counts[hop] == n:
+            marks[f"{hop}_done"] = now
+        if counts[f"hop{args._hops}"] == n:
+            first = marks["first"]
+            rel = {k: round(v - first, 4) for k, v in marks.items()}
+            tmp = out.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"seconds": now - first, "marks": rel, "count": n}))
+            tmp.replace(out)  # atomic: the parent never reads half a file
+
+    async def forward(events: list[Any], to: faust.types.TopicT) -> None:
+        if forwarder is not None:
+            from stream.forward import Record
+
+            name = to.get_topic_name()
+            await forwarder.send([Record(name, e.message.key, e.message.value) for e in events])
+        else:
+            sent = [await to.send(key=e.message.key, value=e.message.value) for e in events]
+            await asyncio.gather(*sent)
+
+    def agent(topic: faust.types.TopicT, hop: str, forward_to: faust.types.TopicT | None) -> None:
+        async def take(stream):  # type: ignore[no-untyped-def]
+            async for events in stream.noack_take(settings.batch_max, within=settings.batch_wait_s):
+                if forward_to is not None:
+                    await forward(events, forward_to)
+                for event in events:
+                    await stream.ack(event)
+                seen(hop, len(events))
+
+        app.agent(topic, name=hop)(take)
+
+    source = app.topic(args._topic)
+    if args._hops == 1:
+        agent(source, "hop1", None)
+    else:
+        mid = app.topic(args._mid)
+        agent(source, "hop1", mid)
+        agent(mid, "hop2", None)
+
+    worker = faust.Worker(app, loglevel="WARNING", quiet=True)
+    worker.execute_from_commandline()
+
+
+def run_floor(
+    bootstrap: str,
+    topic: str,
+    n: int,
+    hops: int,
+    work: Path,
+    procs: list[ManagedProcess],
+    *,
+    worker_shape: bool = False,
+    env: dict[str, str] | None = None,
+) -> tuple[float, float, dict[str, float]]:
+    """(seconds from first event to last, seconds from start to first event, timeline).
+
+    worker_shape: consume and forward as the worker does (stream.fetch, stream.forward, the
+    ATP_* settings in `env`), instead of with faust's defaults and `topic.send`.
+    """
+    tag = f"{hops}{'w' if worker_shape else ''}"
+    group = f"bench-floor{tag}-{os.getpid()}"
+    out = work / f"{group}.json"
+    mid = f"bench.floor{tag}.mid.{os.getpid()}"
+    if hops == 2:
+        asyncio.run(create_topics(bootstrap, [mid]))
+    argv = [sys.executable, str(Path(__file__).resolve()), "--_floor", "--messages", str(n)]
+    argv += ["--_bootstrap", bootstrap, "--_topic", topic, "--_group", group, "--_out", str(out)]
+    argv += ["--_hops", str(hops), "--_mid", mid] + (["--_worker_shape"] if worker_shape else [])
+    spawned = time.perf_counter()
+    proc = embedded.spawn(
+        f"faust-floor-{tag}", argv, work / "logs", env={**os.environ, **(env or {})}
+    )
+    procs.append(proc)
+    try:
+        deadline = spawned + 60 + n / 1000
+        while not out.exists():
+            if not proc.alive():
+                raise RuntimeError(f"faust floor exited early:\n{proc.log_tail()}")
+            if time.perf_counter() > deadline:
+                raise RuntimeError(f"faust floor did not finish:\n{proc.log_tail()}")
+            time.sleep(0.05)
+        finished = time.perf_counter()
+        result = json.loads(out.read_text())
+        seconds = float(result["seconds"])
+        return seconds, finished - spawned - seconds, result["marks"]
+    finally:
+        proc.stop(grace_s=15)
+
+
+# --------------------------------------------------------------------------------------------
+# c. The worker
+
+
+WORKER_SERIES = (
+    "atp_movements_consumed_total",  # movements the normaliser produced (hop 1)
+    "atp_ledger_outcomes_total",  # movements folded into the ledger in Redis (hop 2)
+    "atp_rejected_total",
+    "atp_apply_seconds_sum",  # time spent in LedgerStore.apply (read, fold, write)
+    "atp_apply_seconds_count",  # batches applied
+)
+
+
+def worker_metrics(metrics_url: str) -> dict[str, float]:
+    """The WORKER_SERIES, summed over their labels, from the worker's /metrics page."""
+    with urllib.request.urlopen(metrics_url, timeout=2) as resp:
+        text = resp.read().decode()
+    totals = dict.fromkeys(WORKER_SERIES, 0.0)
+    for line in text.splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in totals:
+            totals[name] += float(line.rsplit(" ", 1)[1])
+    return totals
+
+
+async def first_record_ms(bootstrap: str, topic: str) -> int:
+    """The earliest producer timestamp at offset 0 of the topic's partitions."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        consumer.assign([TopicPartition(topic, p) for p in range(PARTITIONS)])
+        await consumer.seek_to_beginning()
+        firsts: dict[int, int] = {}
+        deadline = time.monotonic() + 5
+        while len(firsts) < PARTITIONS and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=500, max_records=PARTITIONS * 10)
+            for tp, records in batches.items():
+                if records and tp.partition not in firsts:
+                    firsts[tp.partition] = records[0].timestamp
+                    consumer.pause(tp)
+        if not firsts:
+            raise RuntimeError(f"{topic} is empty")
+        return min(firsts.values())
+    finally:
+        await consumer.stop()
+
+
+async def redis_totals(redis_url: str) -> tuple[int, int]:
+    """(applied deltas held in every ledger state, sum of on-hand served) from Redis itself."""
+    import orjson
+
+    from atp.store import client_from_url
+
+    client = client_from_url(redis_url)
+    deltas = on_hand = 0
+    try:
+        async for key in client.scan_iter(match=f"{keys.PREFIX}:*", count=1000):
+            if not key.endswith((b":ledger", b":stock")):
+                continue  # e.g. the durable acker's fence counter
+            raw = await client.hgetall(key)
+            for name, value in raw.items():
+                if name.startswith(keys.LEDGER_PREFIX.encode()):
+                    deltas += len(orjson.loads(value)[4])
+                elif name.startswith(keys.ON_HAND_PREFIX.encode()):
+                    on_hand += int(value)
+    finally:
+        await client.aclose()
+    return deltas, on_hand
+
+
+async def trickle_latency(
+    bootstrap: str, topic: str, redis_url: str, probes: int, gap_s: float = 0.3
+) -> list[float]:
+    """Seconds from producing one WMS message (nothing else in flight) to its SKU in Redis.
+
+    Each probe is a RECEIVED of 1 unit for a SKU of its own, sent `gap_s` after the last one
+    landed, so every hop of the worker meets an idle fetch: this is the freshness at low rates.
+    """
+    from atp.store import client_from_url
+
+    if probes < 1:
+        return []
+    run = f"{int(time.time()):x}"
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, enable_idempotence=False)
+    client = client_from_url(redis_url)
+    await producer.start()
+    seconds = []
+    try:
+        for i in range(probes):
+            sku = f"LAT-{run}-{i:03d}"
+            at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            body = {"event_id": f"BENCH-{sku}", "warehouse_id": WAREHOUSES[0], "sku": sku}
+            body |= {"kind": "RECEIVED", "qty": 1, "occurred_at": at}
+            started = time.perf_counter()
+            await producer.send_and_wait(topic, json.dumps(body).encode(), key=b"WH-NJ")
+            while not await client.exists(keys.stock(sku)):
+                if time.perf_counter() - started > 30:
+                    raise RuntimeError(f"probe {sku} not in Redis after 30 s")
+                await asyncio.sleep(0.002)
+            seconds.append(time.perf_counter() - started)
+            await asyncio.sleep(gap_s)
+    finally:
+        await producer.stop()
+        await client.aclose()
+    return seconds
+
+
+def run_worker(
+    bootstrap: str,
+    redis_url: str,
+    messages: list[tuple[bytes, bytes]],
+    work: Path,
+    procs: list[ManagedProcess],
+    *,
+    tag: str = "",
+    env: dict[str, str] | None = None,
+    probes: int = 0,
+    tree: Path | None = None,
+) -> tuple[float, float, dict[str, float], list[float]]:
+    """Like run_floor, plus `probes` trickle latencies (`trickle_latency`) after the run.
+
+    Hop 1 starts at the first movement the normaliser produced. Each `tag` gets its own topics
+    and group; `env` adds to the worker's environment; `tree` runs the worker from another
+    source tree (its `atp` and `stream` packages) instead of this one.
+    """
+    n = len(messages)
+    prefix = f"bench{os.getpid()}{tag}."
+    settings = Settings(kafka_bootstrap=bootstrap, topic_prefix=prefix)
+    asyncio.run(topics.ensure_topics(settings))
+    asyncio.run(produce(bootstrap, settings.topic(topics.WMS), messages))
+    # The worker does not create its data dir's parent (faust mkdirs one level): see README.
+    (work / "worker-data").mkdir(parents=True, exist_ok=True)
+    web_port = embedded.free_port()
+    env = {
+        **os.environ,
+        "ATP_KAFKA_BOOTSTRAP": bootstrap,
+        "ATP_REDIS_URL": redis_url,
+        "ATP_TOPIC_PREFIX": prefix,
+        "ATP_GROUP_ID": f"bench-worker-{os.getpid()}{tag}",
+        "ATP_WORKER_WEB_HOST": "127.0.0.1",
+        "ATP_WORKER_WEB_PORT": str(web_port),
+        "ATP_DATA_DIR": str(work / "worker-data"),
+        "ATP_NETWORK_FILE": str(ROOT / "config" / "network.yaml"),
+        "ATP_SESSION_TIMEOUT_S": str(SESSION_TIMEOUT_S),
+        "ATP_LOG_LEVEL": "warning",
+        **(env or {}),
+    }
+    url = f"http://127.0.0.1:{web_port}/metrics"
+    spawned_ms = time.time() * 1000
+    argv = [sys.executable, "-m", "atp.cli", "worker"]
+    if tree is not None:
+        run = "import runpy, sys; sys.path.insert(0, sys.argv.pop(1)); "
+        run += "runpy.run_module('atp.cli', run_name='__main__', alter_sys=True)"
+        argv = [sys.executable, "-c", run, str(tree), "worker"]
+    proc = embedded.spawn(f"worker{tag}", argv, work / "logs", env)
+    procs.append(proc)
+    try:
+        normalised = folded = rejected = 0
+        seen_ms: dict[str, float] = {}  # wall-clock ms of what the polls saw first
+        deadline = time.monotonic() + 90 + n / 1000
+        last: dict[str, float] = {}
+        while folded < n:
+            if not proc.alive():
+                raise RuntimeError(f"the worker exited:\n{proc.log_tail()}")
+            if rejected:
+                raise RuntimeError(f"the worker rejected {rejected} benchmark messages")
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the worker folded only {folded} of {n} movements ({normalised} normalised)"
+                )
+            time.sleep(POLL_S)
+            with contextlib.suppress(OSError):
+                last = worker_metrics(url)
+                normalised, folded, rejected = (int(last[k]) for k in WORKER_SERIES[:3])
+                now_ms = time.time() * 1000
+                if folded:
+                    seen_ms.setdefault("hop2_first", now_ms)
+                if normalised == n:
+                    seen_ms.setdefault("hop1_done", now_ms)
+        done_ms = time.time() * 1000
+        if folded != n:
+            raise RuntimeError(f"the worker folded {folded} movements, expected {n}")
+        wms = settings.topic(topics.WMS)
+        latencies = asyncio.run(trickle_latency(bootstrap, wms, redis_url, probes))
+    finally:
+        proc.stop(grace_s=15)
+    start_ms = asyncio.run(first_record_ms(bootstrap, settings.topic(topics.MOVEMENTS)))
+    marks = {k: round((v - start_ms) / 1000, 3) for k, v in seen_ms.items()}
+    batches = last["atp_apply_seconds_count"]
+    print(
+        f"atp worker: {batches:.0f} batches applied, {n / max(batches, 1):.0f} movements each "
+        f"on average, {last['atp_apply_seconds_sum']:.2f} s in LedgerStore.apply in all"
+    )
+    return (done_ms - start_ms) / 1000, (start_ms - spawned_ms) / 1000, marks, latencies
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=50_000, help="N messages (50000)")
+    parser.add_argument("--skus", type=int, default=1000, help="K distinct SKUs (1000)")
+    parser.add_argument(
+        "--probes", type=int, default=10, help="trickle-latency probes after the worker run (10)"
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="DIR",
+        help="also run the worker from this source tree (e.g. `git archive HEAD` unpacked), "
+        "into Redis database 1, for a before/after on one broker in one run",
+    )
+    parser.add_argument(
+        "--worker-env",
+        action="append",
+        default=[],
+        metavar="ATP_X=V",
+        help="a setting for the worker and the worker-shaped floor, e.g. "
+        "ATP_FETCH_MAX_WAIT_MS=1500 (repeatable)",
+    )
+    hidden = argparse.SUPPRESS
+    parser.add_argument("--_floor", action="store_true", help=hidden)
+    for name in ("--_bootstrap", "--_topic", "--_group", "--_out", "--_mid"):
+        parser.add_argument(name, help=hidden)
+    parser.add_argument("--_hops", type=int, default=1, help=hidden)
+    parser.add_argument("--_worker_shape", action="store_true", help=hidden)
+    args = parser.parse_args()
+    if args._floor:
+        floor_child(args)
+        return 0
+    if args.messages < 1 or args.skus < 1 or args.probes < 0:
+        parser.error("--messages and --skus must be positive, --probes not negative")
+    worker_env = dict(kv.split("=", 1) for kv in args.worker_env)
+    if not all(k.startswith("ATP_") for k in worker_env):
+        parser.error("--worker-env takes ATP_NAME=VALUE")
+
+    n = args.messages
+    work = Path(tempfile.mkdtemp(prefix="atp-bench-"))
+    procs: list[ManagedProcess] = []
+    ok = False
+    try:
+        broker_port, redis_port = embedded.free_port(), embedded.free_port()
+        procs.append(embedded.start_broker(broker_port, work / "logs"))
+        # AOF on, as the worker runs in production (it acks only after WAITAOF).
+        procs.append(embedded.start_redis(redis_port, work / "redis", work / "logs"))
+        bootstrap = f"127.0.0.1:{broker_port}"
+        redis_url = f"redis://127.0.0.1:{redis_port}/0"
+
+        messages, net_qty = wms_messages(n, args.skus)
+        topic = f"bench.wms.{os.getpid()}"
+        asyncio.run(create_topics(bootstrap, [topic]))
+        produce_s = asyncio.run(produce(bootstrap, topic, messages))
+        print(f"produced {n} WMS messages ({args.skus} SKUs) in {produce_s:.2f} s", flush=True)
+
+        ceiling_s = min(asyncio.run(aiokafka_ceiling(bootstrap, topic, n)) for _ in range(3))
+        print(f"aiokafka ceiling: {ceiling_s:.3f} s (best of 3)", flush=True)
+        timings = {}
+        latencies: list[float] = []
+        baseline_url = redis_url[: -len("/0")] + "/1"
+        runs = []
+        if args.baseline is not None:
+            runs.append(
+                (
+                    "atp worker, baseline tree",
+                    lambda: run_worker(
+                        bootstrap,
+                        baseline_url,
+                        messages,
+                        work,
+                        procs,
+                        tag="-baseline",
+                        env=worker_env,
+                        tree=args.baseline.resolve(),
+                    ),
+                )
+            )
+        for name, run in (
+            ("faust floor, 1 hop", lambda: run_floor(bootstrap, topic, n, 1, work, procs)),
+            ("faust floor, 2 hops", lambda: run_floor(bootstrap, topic, n, 2, work, procs)),
+            (
+                "faust floor, 2 hops, worker's transport",
+                lambda: run_floor(
+                    bootstrap, topic, n, 2, work, procs, worker_shape=True, env=worker_env
+                ),
+            ),
+            (
+                "atp worker",
+                lambda: run_worker(
+                    bootstrap, redis_url, messages, work, procs, env=worker_env, probes=args.probes
+                ),
+            ),
+            *runs,
+        ):
+            secs, join_s, marks, *extra = run()
+            timings[name] = secs
+            if name == "atp worker":
+                latencies = extra[0]
+            timeline = ", ".join(f"{k} {v:.2f}" for k, v in sorted(marks.items(), key=_second))
+            print(f"{name}: {secs:.2f} s (start+join {join_s:.1f} s; at s: {timeline})", flush=True)
+        deltas, on_hand = asyncio.run(redis_totals(redis_url))
+        # Each latency probe added one delta of +1 unit.
+        verified = deltas == n + len(latencies) and on_hand == net_qty + len(latencies)
+        print(
+            f"Redis check: {deltas} applied deltas (expected {n} + {len(latencies)} probes), "
+            f"on-hand sum {on_hand} (expected {net_qty} + {len(latencies)}): "
+            f"{'OK' if verified else 'MISMATCH'}"
+        )
+
+        if args.baseline is not None:
+            base_deltas, base_on_hand = asyncio.run(redis_totals(baseline_url))
+            base_ok = base_deltas == n and base_on_hand == net_qty
+            print(
+                f"Redis check, baseline (db 1): {base_deltas} applied deltas, on-hand sum "
+                f"{base_on_hand}: {'OK' if base_ok else 'MISMATCH'}"
+            )
+            verified = verified and base_ok
+
+        floor_s, floor2_s, floor2w_s, worker_s, *baseline_s = timings.values()
+        rows = [
+            ("aiokafka ceiling (no group)", ceiling_s),
+            ("faust floor, 1 hop (take+ack)", floor_s),
+            ("faust floor, 2 hops (topic.send)", floor2_s),
+            ("faust floor, 2 hops (worker transport)", floor2w_s),
+            ("atp worker (normalise + apply)", worker_s),
+            *(("atp worker, baseline tree", secs) for secs in baseline_s),
+        ]
+        floor_rate, ceiling_rate = n / floor_s, n / ceiling_s
+        print()
+        print(f"{'path':38} {'messages':>9} {'seconds':>8} {'msg/s':>9} {'/floor':>7} {'/ceil':>7}")
+        for name, secs in rows:
+            rate = n / secs
+            print(
+                f"{name:38} {n:>9} {secs:>8.2f} {rate:>9,.0f} "
+                f"{rate / floor_rate:>7.2f} {rate / ceiling_rate:>7.3f}"
+            )
+        print(f"\natp worker / faust floor 2 hops (worker transport): {floor2w_s / worker_s:.2f}")
+        if latencies:
+            ms = sorted(1000 * x for x in latencies)
+            print(
+                f"trickle latency, produce -> Redis, {len(ms)} probes: median "
+                f"{ms[len(ms) // 2]:.0f} ms, min {ms[0]:.0f} ms, max {ms[-1]:.0f} ms"
+            )
+        if worker_env:
+            print("worker settings: " + " ".join(f"{k}={v}" for k, v in worker_env.items()))
+        ok = verified
+        return 0 if verified else 1
+    finally:
+        for proc in reversed(procs):
+            proc.stop(grace_s=15)
+        if ok:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"logs kept in {work / 'logs'}", file=sys.stderr)
+
+
+def _second(item: tuple[str, float]) -> float:
+    return item[1]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
