@@ -27,23 +27,27 @@ import orjson
 from prometheus_client import CollectorRegistry, generate_latest
 
 from atp import topics
-from atp.errors import InvalidMovement
+from atp.availability import availability_changes
+from atp.errors import InvalidMovement, InvalidTransition, ReservationExpired, ReservationNotFound
 from atp.ledger import Outcome, Policy
 from atp.movements import Movement
 from atp.network import Network
+from atp.reservation_store import ReservationStore
 from atp.settings import Settings
 from atp.sources import ADAPTERS, Adapter
 from atp.sources.common import SCHEMA, TOO_LATE
-from atp.store import LedgerStore, StoreConflict, StoreUnavailable, client_from_url
+from atp.store import BatchResult, LedgerStore, StoreConflict, StoreUnavailable, client_from_url
 from stream.acks import DurableAcker
 from stream.fetch import use_fetch_wait
 from stream.forward import Forwarder, Record
 from stream.metrics import WorkerMetrics
 from stream.rejects import rejection
+from stream.relay import OutboxRelay
 
 log = logging.getLogger(__name__)
 
 HOUR_MS = 3600 * 1000
+ADAPTER_ERROR = "adapter_error"  # an adapter raised something other than InvalidMovement: a bug
 
 
 def now_ms() -> int:
@@ -99,6 +103,14 @@ def create_app(
     )
     store = LedgerStore(redis, policy)
     acker = DurableAcker(redis, durable=settings.durable_acks)
+    availability_name = settings.topic(topics.AVAILABILITY)
+    reservations = ReservationStore(redis, int(settings.reservation_replay_hours * HOUR_MS))
+    relay = OutboxRelay(redis, forwarder, settings.topic(topics.RESERVATIONS))
+
+    @app.task
+    async def relay_outbox() -> None:
+        """Reservation changes from the Redis outbox to stock.reservations (see stream.relay)."""
+        await relay.run()
 
     def reject(event: Any, reason: str, message: str) -> Record:
         """The `stock.rejected` record for an event (sent with the batch's other records)."""
@@ -128,6 +140,14 @@ def create_app(
                         movements = adapter(event.message.value, network)
                     except InvalidMovement as err:
                         out.append(reject(event, err.code, err.message))
+                        continue
+                    except Exception as exc:  # an adapter bug must not stop the stream
+                        log.exception(
+                            "adapter for %s failed on offset %s", source, event.message.offset
+                        )
+                        out.append(
+                            reject(event, ADAPTER_ERROR, f"could not be read: {exc!r}"[:300])
+                        )
                         continue
                     for m in movements:
                         metrics.movements.labels(m.source, m.kind).inc()
@@ -164,7 +184,9 @@ def create_app(
                 batch.append(m)
             result = await _apply_until_done(store, batch)
             metrics.batch_size.observe(len(batch))
-            for m, outcome in result:
+            out += availability_events(result)
+            await fulfil(result)
+            for m, outcome in result.outcomes:
                 metrics.outcomes.labels(outcome.value).inc()
                 if outcome is Outcome.TOO_LATE:
                     out.append(
@@ -178,9 +200,33 @@ def create_app(
             await forwarder.send(out)
             await acker.written(stream, events)
 
-    async def _apply_until_done(
-        store: LedgerStore, batch: Sequence[Movement]
-    ) -> list[tuple[Movement, Outcome]]:
+    def availability_events(result: BatchResult) -> list[Record]:
+        """At most one change event per SKU and channel per batch, and only real changes."""
+        at = now_ms()
+        records = []
+        for change in result.changes:
+            for c in availability_changes(network, change.sku, change.before, change.after):
+                metrics.availability_events.labels(c.channel).inc()
+                records.append(
+                    Record(availability_name, c.sku.encode(), orjson.dumps(c.to_event(at)))
+                )
+        return records
+
+    async def fulfil(result: BatchResult) -> None:
+        """Close reservations whose holds shipments used up; report shipments nobody held for."""
+        for rid, sku, loc in result.unmatched:
+            metrics.fulfilment_unmatched.inc()
+            log.warning("shipment of %s at %s names %r, which holds nothing there", sku, loc, rid)
+        for rid in dict.fromkeys(r for r, _, _ in result.consumed):
+            metrics.fulfilment_consumed.inc()
+            try:
+                await reservations.transition(rid, "fulfil", now_ms())
+            except (ReservationNotFound, InvalidTransition, ReservationExpired):
+                pass  # closed meanwhile; the hold it had is used up all the same
+            except StoreUnavailable as exc:
+                log.warning("reservation %s not marked fulfilled yet: %s", rid, exc)
+
+    async def _apply_until_done(store: LedgerStore, batch: Sequence[Movement]) -> BatchResult:
         """Redis trouble stops consumption (nothing is acked) until Redis is back."""
         delay = 0.1
         while True:
@@ -188,7 +234,7 @@ def create_app(
             try:
                 result = await store.apply(batch, now_ms())
                 metrics.apply_seconds.observe(time.perf_counter() - started)
-                return result.outcomes
+                return result
             except (StoreUnavailable, StoreConflict) as exc:
                 log.warning(
                     "batch of %d not applied, retrying in %.1fs: %s", len(batch), delay, exc

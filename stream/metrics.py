@@ -14,6 +14,9 @@ class WorkerMetrics:
     outcomes: Counter
     batch_size: Histogram
     apply_seconds: Histogram
+    availability_events: Counter
+    fulfilment_consumed: Counter
+    fulfilment_unmatched: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> WorkerMetrics:
@@ -46,6 +49,22 @@ class WorkerMetrics:
                 "atp_apply_seconds",
                 "Time to read, fold and write one batch in Redis.",
                 buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+                registry=registry,
+            ),
+            availability_events=Counter(
+                "atp_availability_events_total",
+                "Availability change events published to stock.availability, per channel.",
+                ["channel"],
+                registry=registry,
+            ),
+            fulfilment_consumed=Counter(
+                "atp_fulfilments_total",
+                "Reservations whose holds a shipment or pickup used (wholly or in part).",
+                registry=registry,
+            ),
+            fulfilment_unmatched=Counter(
+                "atp_fulfilment_unmatched_total",
+                "Shipments naming a reservation that holds nothing at that location.",
                 registry=registry,
             ),
         )

@@ -49,8 +49,9 @@ def wait_for_counts(base: str, expected: dict[tuple[str, str], int], timeout_s: 
 def metric(url: str, name: str, labels: str) -> float:
     with urllib.request.urlopen(url) as r:
         text = r.read().decode()
+    series = f"{name}{{{labels}}} " if labels else f"{name} "
     for line in text.splitlines():
-        if line.startswith(f"{name}{{{labels}}}"):
+        if line.startswith(series):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
 

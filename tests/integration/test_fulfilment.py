@@ -1,0 +1,159 @@
+"""Shipments fulfil reservations once; reservation events reach Kafka, also after an outage;
+availability changes are published."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+import redis as redis_sync
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from atp import embedded, keys, topics
+from tests.integration.conftest import RESERVE_TOKEN
+from tests.integration.test_pipeline import metric
+from tests.integration.wms_scenario import produce, read_all
+
+pytestmark = pytest.mark.integration
+AUTH = {"Authorization": f"Bearer {RESERVE_TOKEN}"}
+
+
+def wms(event_id: str, sku: str, kind: str, qty: int, order_ref: str | None = None) -> tuple:
+    at = datetime.now(UTC).isoformat(timespec="milliseconds")
+    body = {
+        "event_id": event_id,
+        "warehouse_id": "WH-NJ",
+        "sku": sku,
+        "kind": kind,
+        "qty": qty,
+        "occurred_at": at,
+        "order_ref": order_ref,
+        "eta": None,
+    }
+    return b"WH-NJ", orjson.dumps(body)
+
+
+def wait_until(check, timeout_s: float = 60.0):
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.2)
+
+
+def test_a_shipment_fulfils_its_reservation_once(settings, processes, demo_network):
+    sku = f"F-{uuid.uuid4().hex[:8]}"
+    worker = processes.start("worker")
+    wms_topic = settings.topic(topics.WMS)
+    asyncio.run(
+        produce(settings.kafka_bootstrap, wms_topic, [wms(f"{sku}-c", sku, "CYCLE_COUNT", 10)])
+    )
+    r = redis_sync.Redis.from_url(settings.redis_url)
+    assert wait_until(lambda: r.hget(keys.stock(sku), "oh:WH-NJ") == b"10")
+
+    with TestClient(create_app(settings, demo_network)) as api:
+        rid = f"order-{sku}"
+        line = {"sku": sku, "quantity": 3, "location_id": "WH-NJ"}
+        assert (
+            api.post(
+                "/v1/reservations", json={"reservation_id": rid, "lines": [line]}, headers=AUTH
+            ).status_code
+            == 201
+        )
+        api.post(f"/v1/reservations/{rid}/confirm", headers=AUTH)
+        assert api.get(f"/v1/availability/{sku}").json()["atp"] == 7
+
+        shipped = wms(f"{sku}-s", sku, "SHIPPED", 3, order_ref=rid)
+        stray = wms(f"{sku}-x", sku, "SHIPPED", 1, order_ref="NO-SUCH-ORDER")
+        # The shipment twice (a redelivery), and a shipment for an unknown reservation.
+        asyncio.run(produce(settings.kafka_bootstrap, wms_topic, [shipped, shipped, stray]))
+        assert wait_until(lambda: r.hget(keys.stock(sku), "oh:WH-NJ") == b"6")
+        assert wait_until(
+            lambda: api.get(f"/v1/reservations/{rid}", headers=AUTH).json()["state"] == "fulfilled"
+        )
+        body = api.get(f"/v1/availability/{sku}").json()
+        nj = next(x for x in body["locations"] if x["location_id"] == "WH-NJ")
+        assert (nj["on_hand"], nj["reserved"], nj["atp"]) == (6, 0, 6)
+    assert r.hget(keys.holds(sku), f"{rid}@WH-NJ") is None
+    r.close()
+    metrics_url = f"http://127.0.0.1:{settings.worker_web_port}/metrics"
+    assert metric(metrics_url, "atp_fulfilment_unmatched_total", "") == 1
+    assert worker.alive()
+
+    # Every change of the reservation reached stock.reservations, in order.
+    def relayed() -> list[str]:
+        events = asyncio.run(
+            read_all(settings.kafka_bootstrap, settings.topic(topics.RESERVATIONS), 10**6, 2)
+        )
+        return [e["type"] for e in events if e["reservation_id"] == rid]
+
+    wait_until(lambda: relayed() == ["held", "confirmed", "fulfilled"], 60)
+    assert relayed() == ["held", "confirmed", "fulfilled"]
+
+    # Availability changes were published: back in stock at 10, and the drop to 6.
+    changes = asyncio.run(
+        read_all(settings.kafka_bootstrap, settings.topic(topics.AVAILABILITY), 10**6, 5)
+    )
+    online = [c for c in changes if c["sku"] == sku and c["channel"] == "online"]
+    first = online[0]
+    assert (first["previous_status"], first["status"], first["atp"]) == (
+        "out_of_stock",
+        "low_stock",  # 10 is at the online channel's threshold
+        10,
+    )
+    assert first["back_in_stock"] is True
+    assert online[-1]["atp"] == 6
+    # Only real changes are published.
+    assert all((c["previous_status"], c["previous_atp"]) != (c["status"], c["atp"]) for c in online)
+
+
+def test_reservation_events_made_while_kafka_is_away_arrive_when_it_is_back(
+    settings, demo_network, tmp_path, processes
+):
+    sku = f"O-{uuid.uuid4().hex[:8]}"
+    # A Redis database of its own, so this test's outbox holds only its own events, and a
+    # broker that is not running yet.
+    port = embedded.free_port()
+    isolated = settings.model_copy(
+        update={
+            "redis_url": settings.redis_url.rsplit("/", 1)[0] + "/3",
+            "kafka_bootstrap": f"127.0.0.1:{port}",
+        }
+    )
+    client = redis_sync.Redis.from_url(isolated.redis_url)
+    client.hset(keys.stock(sku), "oh:WH-NJ", 5)
+    with TestClient(create_app(isolated, demo_network)) as api:
+        for i in range(3):
+            r = api.post(
+                "/v1/reservations",
+                json={"reservation_id": f"{sku}-{i}", "lines": [{"sku": sku, "quantity": 1}]},
+                headers=AUTH,
+            )
+            assert r.status_code == 201  # reservations work without the broker
+        api.delete(f"/v1/reservations/{sku}-0", headers=AUTH)
+    assert client.xlen(keys.OUTBOX) == 4
+    broker = embedded.start_broker(port, tmp_path / "broker2")
+    try:
+        processes.settings = isolated
+        processes.start("worker")
+        events = asyncio.run(
+            read_all(isolated.kafka_bootstrap, isolated.topic(topics.RESERVATIONS), 4, timeout_s=90)
+        )
+        assert sorted((e["reservation_id"], e["type"]) for e in events) == [
+            (f"{sku}-0", "held"),
+            (f"{sku}-0", "released"),
+            (f"{sku}-1", "held"),
+            (f"{sku}-2", "held"),
+        ]
+        assert wait_until(lambda: client.xlen(keys.OUTBOX) == 0, 10)
+    finally:
+        processes.stop_all()
+        broker.stop()
+        client.flushdb()
+        client.close()
