@@ -83,4 +83,8 @@ def create_app(
     app.include_router(health.router)
     app.include_router(availability.router)
     app.include_router(reservations.router)
+    if settings.bench_endpoints:
+        from api.routes import bench
+
+        app.include_router(bench.router)
     return app
