@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     fetch_max_wait_ms: int = Field(100, ge=1, le=1500)
     # Largest batch, in bytes, the worker produces per partition in one go (stream/forward.py).
     forward_batch_bytes: int = Field(262_144, ge=16_384, le=1_048_576)
+    # Records the worker's consumer hands over per poll (faust: unlimited), and bytes it fetches
+    # per partition at a time (faust: 1 MiB). Smaller amounts let stock.movements in between a
+    # backlog of source records, so the ledger starts sooner (benchmarks/README.md). A record
+    # larger than the fetch size is still delivered (Kafka KIP-74; Tansu does the same).
+    max_poll_records: int = Field(1000, ge=1, le=100_000)
+    max_partition_fetch_bytes: int = Field(262_144, ge=16_384, le=16_777_216)
     retention_hours: float = Field(48.0, gt=0, le=24 * 30)
     inbound_grace_hours: float = Field(24.0, ge=0, le=24 * 90)
     # Acknowledge (and so commit) a batch only after Redis has fsynced it to its AOF.
@@ -55,6 +61,9 @@ class Settings(BaseSettings):
     max_batch_skus: int = Field(500, ge=1, le=10_000)
     default_radius_km: float = Field(50.0, gt=0, le=500)
     stale_after_s: float = Field(60.0, gt=0)  # answers older than this count as stale
+    # GET /_bench/bare: a constant answer through the same app and server, the baseline that
+    # benchmarks compare against. Off unless asked for.
+    bench_endpoints: bool = False
 
     # Reservations and API keys
     api_keys: SecretStr = SecretStr("")  # key_id:scope+scope:secret,...; see api/auth.py
