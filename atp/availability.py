@@ -159,3 +159,50 @@ def availability_changes(
         if (old.atp, old.status) != (new.atp, new.status):
             out.append(AvailabilityChange(sku, channel, new.atp, new.status, old.atp, old.status))
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Exposure:
+    """More units held for customers at a location than it can give them."""
+
+    sku: str
+    location_id: str
+    on_hand: int
+    reserved: int
+    safety_stock: int
+    units: int
+
+    def to_event(self, at_ms: int) -> dict[str, object]:
+        return {
+            "type": "oversell_exposure",
+            "sku": self.sku,
+            "location_id": self.location_id,
+            "on_hand": self.on_hand,
+            "reserved": self.reserved,
+            "safety_stock": self.safety_stock,
+            "exposure": self.units,
+            "at_ms": at_ms,
+        }
+
+
+def new_exposures(
+    network: Network,
+    sku: str,
+    before: Mapping[str, LocationCounts],
+    after: Mapping[str, LocationCounts],
+) -> list[Exposure]:
+    """Locations whose oversell exposure appeared or grew between `before` and `after`.
+
+    Safety stock here is the network-wide rule (no channel): exposure is about a location.
+    """
+    out = []
+    for loc_id, c in after.items():
+        loc = network.locations.get(loc_id)
+        if loc is None:
+            continue
+        safety = network.safety_stock(sku, loc)
+        now = oversell_exposure(c.on_hand, c.reserved, safety)
+        old = before.get(loc_id, LocationCounts())
+        if now > oversell_exposure(old.on_hand, old.reserved, safety):
+            out.append(Exposure(sku, loc_id, c.on_hand, c.reserved, safety, now))
+    return out

@@ -27,7 +27,7 @@ import orjson
 from prometheus_client import CollectorRegistry, generate_latest
 
 from atp import topics
-from atp.availability import availability_changes
+from atp.availability import availability_changes, new_exposures
 from atp.errors import InvalidMovement, InvalidTransition, ReservationExpired, ReservationNotFound
 from atp.ledger import Outcome, Policy
 from atp.movements import Movement
@@ -201,7 +201,8 @@ def create_app(
             await acker.written(stream, events)
 
     def availability_events(result: BatchResult) -> list[Record]:
-        """At most one change event per SKU and channel per batch, and only real changes."""
+        """At most one change event per SKU and channel per batch, only real changes; and an
+        event for every location whose oversell exposure appeared or grew."""
         at = now_ms()
         records = []
         for change in result.changes:
@@ -209,6 +210,15 @@ def create_app(
                 metrics.availability_events.labels(c.channel).inc()
                 records.append(
                     Record(availability_name, c.sku.encode(), orjson.dumps(c.to_event(at)))
+                )
+            for x in new_exposures(network, change.sku, change.before, change.after):
+                # Stock lost after it was promised: someone must find the units or call.
+                metrics.oversell_exposures.inc()
+                log.warning(
+                    "oversell exposure: %s at %s is short %d", x.sku, x.location_id, x.units
+                )
+                records.append(
+                    Record(availability_name, x.sku.encode(), orjson.dumps(x.to_event(at)))
                 )
         return records
 

@@ -17,6 +17,7 @@ class WorkerMetrics:
     availability_events: Counter
     fulfilment_consumed: Counter
     fulfilment_unmatched: Counter
+    oversell_exposures: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> WorkerMetrics:
@@ -65,6 +66,11 @@ class WorkerMetrics:
             fulfilment_unmatched=Counter(
                 "atp_fulfilment_unmatched_total",
                 "Shipments naming a reservation that holds nothing at that location.",
+                registry=registry,
+            ),
+            oversell_exposures=Counter(
+                "atp_oversell_exposures_total",
+                "Locations where reserved came to exceed on-hand minus safety stock.",
                 registry=registry,
             ),
         )

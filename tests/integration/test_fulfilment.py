@@ -80,6 +80,20 @@ def test_a_shipment_fulfils_its_reservation_once(settings, processes, demo_netwo
         body = api.get(f"/v1/availability/{sku}").json()
         nj = next(x for x in body["locations"] if x["location_id"] == "WH-NJ")
         assert (nj["on_hand"], nj["reserved"], nj["atp"]) == (6, 0, 6)
+
+        # Promised, then lost: 5 held, 4 damaged. The exposure is published.
+        line = {"sku": sku, "quantity": 5, "location_id": "WH-NJ"}
+        assert (
+            api.post(
+                "/v1/reservations",
+                json={"reservation_id": f"{rid}-2", "lines": [line]},
+                headers=AUTH,
+            ).status_code
+            == 201
+        )
+        damaged = wms(f"{sku}-d", sku, "DAMAGED", 4)
+        asyncio.run(produce(settings.kafka_bootstrap, wms_topic, [damaged]))
+        assert wait_until(lambda: r.hget(keys.stock(sku), "oh:WH-NJ") == b"2")
     assert r.hget(keys.holds(sku), f"{rid}@WH-NJ") is None
     r.close()
     metrics_url = f"http://127.0.0.1:{settings.worker_web_port}/metrics"
@@ -100,7 +114,7 @@ def test_a_shipment_fulfils_its_reservation_once(settings, processes, demo_netwo
     changes = asyncio.run(
         read_all(settings.kafka_bootstrap, settings.topic(topics.AVAILABILITY), 10**6, 5)
     )
-    online = [c for c in changes if c["sku"] == sku and c["channel"] == "online"]
+    online = [c for c in changes if c["sku"] == sku and c.get("channel") == "online"]
     first = online[0]
     assert (first["previous_status"], first["status"], first["atp"]) == (
         "out_of_stock",
@@ -108,7 +122,13 @@ def test_a_shipment_fulfils_its_reservation_once(settings, processes, demo_netwo
         10,
     )
     assert first["back_in_stock"] is True
-    assert online[-1]["atp"] == 6
+    # Count; shipment; damage. Holds and releases by the API publish nothing themselves: the
+    # worker publishes when it writes, with the reservations of that moment.
+    assert [c["atp"] for c in online] == [10, 6, 0]
+    exposures = [c for c in changes if c["sku"] == sku and c.get("type") == "oversell_exposure"]
+    assert [(x["location_id"], x["on_hand"], x["reserved"], x["exposure"]) for x in exposures] == [
+        ("WH-NJ", 2, 5, 3)
+    ]
     # Only real changes are published.
     assert all((c["previous_status"], c["previous_atp"]) != (c["status"], c["atp"]) for c in online)
 

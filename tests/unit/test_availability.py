@@ -117,3 +117,15 @@ def test_changes_are_reported_per_channel_only_when_the_answer_moves():
     gone = availability_changes(NETWORK, "X", {"W1": LocationCounts(9, 0)}, {})
     assert gone[0].status == "out_of_stock" and not gone[0].back_in_stock
     assert gone[0].to_event(5)["previous_atp"] == 9
+
+
+def test_an_exposure_is_reported_when_it_appears_or_grows():
+    from atp.availability import new_exposures
+
+    held = {"W1": LocationCounts(5, 5)}
+    assert new_exposures(NETWORK, "X", {}, held) == []  # all held units are there
+    lost = {"W1": LocationCounts(3, 5)}  # two units damaged after they were promised
+    [x] = new_exposures(NETWORK, "X", held, lost)
+    assert (x.location_id, x.units, x.to_event(1)["type"]) == ("W1", 2, "oversell_exposure")
+    assert new_exposures(NETWORK, "X", lost, lost) == []  # not again while it stays the same
+    assert new_exposures(NETWORK, "X", lost, {"W1": LocationCounts(2, 5)})[0].units == 3
