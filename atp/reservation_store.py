@@ -23,6 +23,14 @@ from atp.store import REDIS_DOWN, load_script
 ACTIONS = {"confirm": "confirmed", "extend": "extended", "release": "released"}
 
 
+def script_keys(reservation_id: str, skus: list[str]) -> list[str]:
+    """KEYS of reserve.lua and transition.lua: the record, the index, the outbox, then per SKU."""
+    out = [keys.reservation(reservation_id), keys.EXPIRING, keys.OUTBOX]
+    for sku in skus:
+        out += keys.sku_keys(sku)
+    return out
+
+
 class ReservationStore:
     def __init__(self, client: aioredis.Redis, replay_ttl_ms: int) -> None:
         self._redis = client
@@ -51,11 +59,8 @@ class ReservationStore:
             args += [index[line.sku], line.quantity, len(cands)]
             for loc, safety in cands:
                 args += [loc, safety]
-        key_list = [keys.reservation(req.reservation_id), keys.EXPIRING, keys.OUTBOX]
-        for sku in skus:
-            key_list += keys.sku_keys(sku)
         try:
-            reply = await self._reserve(keys=key_list, args=args)
+            reply = await self._reserve(keys=script_keys(req.reservation_id, skus), args=args)
         except REDIS_DOWN as exc:
             raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
         code = reply[0].decode()
@@ -94,14 +99,11 @@ class ReservationStore:
         current = await self.get(reservation_id, now_ms)
         skus = list(dict.fromkeys(line["sku"] for line in current["lines"]))
         index = {sku: i + 1 for i, sku in enumerate(skus)}
-        key_list = [keys.reservation(reservation_id), keys.EXPIRING, keys.OUTBOX]
-        for sku in skus:
-            key_list += keys.sku_keys(sku)
         new_expiry = now_ms + ttl_seconds * 1000 if ttl_seconds else 0
         args = [reservation_id, now_ms, op, new_expiry, self._replay_ttl_ms, len(current["lines"])]
         args += [index[line["sku"]] for line in current["lines"]]
         try:
-            reply = await self._transition(keys=key_list, args=args)
+            reply = await self._transition(keys=script_keys(reservation_id, skus), args=args)
         except REDIS_DOWN as exc:
             raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
         code = reply[0].decode()

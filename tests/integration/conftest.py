@@ -6,6 +6,7 @@ without seeing each other's data. Every process started here is stopped by PID, 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import sys
@@ -19,7 +20,9 @@ import pytest
 
 from atp import embedded
 from atp.embedded import ManagedProcess
+from atp.movements import Movement
 from atp.settings import Settings, load_settings
+from atp.store import LedgerStore, client_from_url
 from tests.conftest import DEMO_NETWORK, ROOT
 
 # Reservation tests authenticate with RESERVE_TOKEN; READ_TOKEN lacks the reserve scope.
@@ -97,6 +100,19 @@ def processes(settings: Settings, tmp_path: Path) -> Iterator[Processes]:
         yield procs
     finally:
         procs.stop_all()
+
+
+def seed(redis_url: str, movements: list[Movement], now_ms: int) -> None:
+    """Put counts in Redis through the real ledger store, as the worker would."""
+
+    async def run() -> None:
+        client = client_from_url(redis_url)
+        try:
+            await LedgerStore(client).apply(movements, now_ms)
+        finally:
+            await client.aclose()
+
+    asyncio.run(run())
 
 
 def wait_http_ok(url: str, proc: ManagedProcess, timeout_s: float = 60.0) -> None:

@@ -13,6 +13,7 @@ from atp import keys
 from atp.ledger import LedgerState
 from atp.movements import Effect, Movement
 from atp.store import LedgerStore, client_from_url
+from tests.integration.conftest import seed as seed_counts
 
 pytestmark = pytest.mark.integration
 NOW = 1_795_701_791_000
@@ -22,12 +23,8 @@ def movement(sku: str, loc: str, qty: int, effect: Effect = Effect.COUNT, n: int
     return Movement(f"{sku}-{loc}-{n}", sku, loc, effect, qty, NOW - 1000 + n, "X", "test")
 
 
-async def seed(redis_url: str, movements: list[Movement]) -> None:
-    client = client_from_url(redis_url)
-    try:
-        await LedgerStore(client).apply(movements, NOW)
-    finally:
-        await client.aclose()
+def seed(redis_url: str, movements: list[Movement]) -> None:
+    seed_counts(redis_url, movements, NOW)
 
 
 @pytest.fixture
@@ -42,16 +39,14 @@ def sku() -> str:
 
 
 def test_availability_sums_the_channel_with_safety_stock(client, settings, sku):
-    asyncio.run(
-        seed(
-            settings.redis_url,
-            [
-                movement(sku, "WH-NJ", 5),
-                movement(sku, "S-0101", 4),  # store, online: safety stock 3 -> atp 1
-                movement(sku, "S-0102", 50),  # pickup-only store: not in `online`
-                movement(sku, "S-0901", 50),  # disabled store
-            ],
-        )
+    seed(
+        settings.redis_url,
+        [
+            movement(sku, "WH-NJ", 5),
+            movement(sku, "S-0101", 4),  # store, online: safety stock 3 -> atp 1
+            movement(sku, "S-0102", 50),  # pickup-only store: not in `online`
+            movement(sku, "S-0901", 50),  # disabled store
+        ],
     )
     r = client.get(f"/v1/availability/{sku}", params={"channel": "online"})
     assert r.status_code == 200
@@ -77,7 +72,7 @@ def test_availability_sums_the_channel_with_safety_stock(client, settings, sku):
 
 
 def test_in_stock_above_the_threshold(client, settings, sku):
-    asyncio.run(seed(settings.redis_url, [movement(sku, "WH-IL", 11)]))
+    seed(settings.redis_url, [movement(sku, "WH-IL", 11)])
     assert client.get(f"/v1/availability/{sku}").json()["status"] == "in_stock"
 
 

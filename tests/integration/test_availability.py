@@ -3,7 +3,6 @@ freshness and caching, and network-file reloads, against a real Redis."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 
@@ -17,8 +16,8 @@ from api.app import create_app
 from atp import keys
 from atp.config_file import load_network
 from atp.movements import Effect, Movement
-from atp.store import LedgerStore, client_from_url
 from tests.conftest import DEMO_NETWORK
+from tests.integration.conftest import seed as seed_counts
 
 pytestmark = pytest.mark.integration
 NOW = time.time_ns() // 1_000_000
@@ -36,14 +35,7 @@ def asn(sku: str, loc: str, qty: int, eta: int, n: int = 0) -> Movement:
 
 
 def seed(redis_url: str, movements: list[Movement]) -> None:
-    async def run() -> None:
-        client = client_from_url(redis_url)
-        try:
-            await LedgerStore(client).apply(movements, NOW)
-        finally:
-            await client.aclose()
-
-    asyncio.run(run())
+    seed_counts(redis_url, movements, NOW)
 
 
 @pytest.fixture
