@@ -103,7 +103,9 @@ class Authenticator:
 def requires(scope: str):  # type: ignore[no-untyped-def]
     """A FastAPI dependency: `Depends(requires("reserve"))`."""
 
-    def check(request: Request) -> ApiKey | None:
+    # async, so FastAPI calls it on the event loop instead of hopping to a thread pool (it
+    # only hashes and compares).
+    async def check(request: Request) -> ApiKey | None:
         return request.app.state.auth.require(request, scope)  # type: ignore[no-any-return]
 
     return check

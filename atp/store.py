@@ -196,7 +196,14 @@ class StockReader:
         self._read = client.register_script(load_script("read_stock.lua"))
 
     async def read(self, sku: str) -> StockRecord:
-        return (await self.read_many([sku]))[0]
+        """One SKU: a single EVALSHA (a script in a pipeline costs redis-py a SCRIPT EXISTS
+        round trip first; called directly it loads the script only after NOSCRIPT)."""
+        now = time.time_ns() // 1_000_000
+        try:
+            flat, overdue = await self._read(keys=keys.sku_keys(sku), args=[now])
+        except REDIS_DOWN as exc:
+            raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
+        return parse_stock(_pairs(flat), _pairs(overdue))
 
     async def read_many(self, skus: Sequence[str]) -> list[StockRecord]:
         """Several SKUs in one pipelined round trip."""
