@@ -17,10 +17,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
+from api.app import create_app
 from atp import embedded
 from atp.embedded import ManagedProcess
 from atp.movements import Movement
+from atp.network import Network
 from atp.settings import Settings, load_settings
 from atp.store import LedgerStore, client_from_url
 from tests.conftest import DEMO_NETWORK, ROOT
@@ -100,6 +103,13 @@ def processes(settings: Settings, tmp_path: Path) -> Iterator[Processes]:
         yield procs
     finally:
         procs.stop_all()
+
+
+@pytest.fixture
+def client(settings: Settings, demo_network: Network) -> Iterator[TestClient]:
+    """The API in-process, over the session's real Redis."""
+    with TestClient(create_app(settings, demo_network)) as c:
+        yield c
 
 
 def seed(redis_url: str, movements: list[Movement], now_ms: int) -> None:

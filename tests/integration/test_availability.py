@@ -39,12 +39,6 @@ def seed(redis_url: str, movements: list[Movement]) -> None:
 
 
 @pytest.fixture
-def client(settings, demo_network):
-    with TestClient(create_app(settings, demo_network)) as c:
-        yield c
-
-
-@pytest.fixture
 def sku() -> str:
     return f"AV-{uuid.uuid4().hex[:8]}"
 
