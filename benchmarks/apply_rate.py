@@ -494,9 +494,11 @@ def main() -> int:
     parser.add_argument(
         "--baseline",
         type=Path,
+        action="append",
+        default=[],
         metavar="DIR",
-        help="also run the worker from this source tree (e.g. `git archive HEAD` unpacked), "
-        "into Redis database 1, for a before/after on one broker in one run",
+        help="also run the worker from this source tree (e.g. `git archive <commit>` unpacked), "
+        "into Redis database 1, 2, ..., for a before/after on one broker in one run (repeatable)",
     )
     parser.add_argument(
         "--worker-env",
@@ -544,24 +546,19 @@ def main() -> int:
         print(f"aiokafka ceiling: {ceiling_s:.3f} s (best of 3)", flush=True)
         timings = {}
         latencies: list[float] = []
-        baseline_url = redis_url[: -len("/0")] + "/1"
-        runs = []
-        if args.baseline is not None:
-            runs.append(
-                (
-                    "atp worker, baseline tree",
-                    lambda: run_worker(
-                        bootstrap,
-                        baseline_url,
-                        messages,
-                        work,
-                        procs,
-                        tag="-baseline",
-                        env=worker_env,
-                        tree=args.baseline.resolve(),
-                    ),
-                )
+        baselines = {
+            f"atp worker, {tree.resolve().name}": (tree.resolve(), f"{redis_url[:-2]}/{db}")
+            for db, tree in enumerate(args.baseline, start=1)
+        }
+        runs = [
+            (
+                name,
+                lambda tree=tree, url=url, db=db: run_worker(
+                    bootstrap, url, messages, work, procs, tag=f"-b{db}", env=worker_env, tree=tree
+                ),
             )
+            for db, (name, (tree, url)) in enumerate(baselines.items(), start=1)
+        ]
         for name, run in (
             ("faust floor, 1 hop", lambda: run_floor(bootstrap, topic, n, 1, work, procs)),
             ("faust floor, 2 hops", lambda: run_floor(bootstrap, topic, n, 2, work, procs)),
@@ -594,23 +591,23 @@ def main() -> int:
             f"{'OK' if verified else 'MISMATCH'}"
         )
 
-        if args.baseline is not None:
-            base_deltas, base_on_hand = asyncio.run(redis_totals(baseline_url))
+        for name, (_, url) in baselines.items():
+            base_deltas, base_on_hand = asyncio.run(redis_totals(url))
             base_ok = base_deltas == n and base_on_hand == net_qty
             print(
-                f"Redis check, baseline (db 1): {base_deltas} applied deltas, on-hand sum "
-                f"{base_on_hand}: {'OK' if base_ok else 'MISMATCH'}"
+                f"Redis check, {name} (db {url.rsplit('/', 1)[1]}): {base_deltas} applied "
+                f"deltas, on-hand sum {base_on_hand}: {'OK' if base_ok else 'MISMATCH'}"
             )
             verified = verified and base_ok
 
-        floor_s, floor2_s, floor2w_s, worker_s, *baseline_s = timings.values()
+        floor_s, floor2_s, floor2w_s, worker_s = list(timings.values())[:4]
         rows = [
             ("aiokafka ceiling (no group)", ceiling_s),
             ("faust floor, 1 hop (take+ack)", floor_s),
             ("faust floor, 2 hops (topic.send)", floor2_s),
             ("faust floor, 2 hops (worker transport)", floor2w_s),
             ("atp worker (normalise + apply)", worker_s),
-            *(("atp worker, baseline tree", secs) for secs in baseline_s),
+            *((name, timings[name]) for name in baselines),
         ]
         floor_rate, ceiling_rate = n / floor_s, n / ceiling_s
         print()

@@ -9,9 +9,12 @@ fetches (worker and broker together about 7 % of a core at 100 ms against 4 % at
 See benchmarks/README.md.
 
 The classes below change only that number. They are selected through faust's public
-`App.transport` setter (`use_fetch_wait`), not by patching faust or aiokafka. The one private
-hook is aiokafka's `_fetch_max_wait_ms`, which `AIOKafkaConsumer.__init__` stores and `start()`
-hands to its fetcher (aiokafka 0.14.0); it is set in one function, before the consumer starts.
+`App.transport` setter (`use_fetch_wait`), not by patching faust or aiokafka. They subclass
+faust's aiokafka driver (0.15.3) and override two of its underscore methods, the factories
+`Consumer._new_consumer_thread` and `AIOKafkaConsumerThread._create_worker_consumer`, each
+calling faust's own code. The one private attribute touched is aiokafka's
+`_fetch_max_wait_ms`, which `AIOKafkaConsumer.__init__` stores and `start()` hands to its
+fetcher (aiokafka 0.14.0); it is set in one function, before the consumer starts.
 """
 
 from __future__ import annotations
