@@ -39,6 +39,8 @@ class Movement:
     source: str
     order_ref: str | None = None
     eta_ms: int | None = None
+    # When the source message reached the broker (its Kafka timestamp): for freshness metrics.
+    produced_ms: int | None = None
 
     def to_wire(self) -> dict[str, object]:
         """The JSON object carried on the movements topic."""
@@ -53,6 +55,7 @@ class Movement:
             "source": self.source,
             "order_ref": self.order_ref,
             "eta_ms": self.eta_ms,
+            "produced_ms": self.produced_ms,
         }
 
     @classmethod
@@ -60,6 +63,7 @@ class Movement:
         """Inverse of `to_wire`; raises KeyError/ValueError/TypeError on a foreign object."""
         order_ref = data.get("order_ref")
         eta_ms = data.get("eta_ms")
+        produced_ms = data.get("produced_ms")
         return cls(
             event_id=str(data["event_id"]),
             sku=str(data["sku"]),
@@ -71,6 +75,7 @@ class Movement:
             source=str(data["source"]),
             order_ref=None if order_ref is None else str(order_ref),
             eta_ms=None if eta_ms is None else _int(eta_ms),
+            produced_ms=None if produced_ms is None else _int(produced_ms),
         )
 
 

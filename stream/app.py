@@ -50,6 +50,12 @@ HOUR_MS = 3600 * 1000
 ADAPTER_ERROR = "adapter_error"  # an adapter raised something other than InvalidMovement: a bug
 
 
+def wire(m: Movement, produced_ms: int | float | None) -> dict[str, object]:
+    out = m.to_wire()
+    out["produced_ms"] = None if produced_ms is None else int(produced_ms)
+    return out
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -136,6 +142,9 @@ def create_app(
             async for events in stream.noack_take(settings.batch_max, within=settings.batch_wait_s):
                 out: list[Record] = []
                 for event in events:
+                    # faust gives the record's Kafka timestamp in seconds
+                    ts = event.message.timestamp
+                    produced = None if ts is None else ts * 1000
                     try:
                         movements = adapter(event.message.value, network)
                     except InvalidMovement as err:
@@ -152,7 +161,7 @@ def create_app(
                     for m in movements:
                         metrics.movements.labels(m.source, m.kind).inc()
                         out.append(
-                            Record(movements_name, m.sku.encode(), orjson.dumps(m.to_wire()))
+                            Record(movements_name, m.sku.encode(), orjson.dumps(wire(m, produced)))
                         )
                 # Returns only once the broker has every record of the batch.
                 await forwarder.send(out)
@@ -183,6 +192,10 @@ def create_app(
                 origin[id(m)] = event
                 batch.append(m)
             result = await _apply_until_done(store, batch)
+            visible = time.time()
+            for m in batch:  # from the source message reaching Kafka to its count in Redis
+                if m.produced_ms is not None:
+                    metrics.freshness.observe(max(0.0, visible - m.produced_ms / 1000))
             metrics.batch_size.observe(len(batch))
             out += availability_events(result)
             await fulfil(result)

@@ -18,6 +18,7 @@ class WorkerMetrics:
     fulfilment_consumed: Counter
     fulfilment_unmatched: Counter
     oversell_exposures: Counter
+    freshness: Histogram
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> WorkerMetrics:
@@ -66,6 +67,12 @@ class WorkerMetrics:
             fulfilment_unmatched=Counter(
                 "atp_fulfilment_unmatched_total",
                 "Shipments naming a reservation that holds nothing at that location.",
+                registry=registry,
+            ),
+            freshness=Histogram(
+                "atp_freshness_seconds",
+                "From a source message reaching Kafka to its movement's count written in Redis.",
+                buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
                 registry=registry,
             ),
             oversell_exposures=Counter(

@@ -102,6 +102,10 @@ def test_movements_become_exact_counts_and_bad_input_is_rejected(settings, proce
     assert outcomes["applied"] == len(sc.messages)
     assert outcomes["duplicate"] + outcomes["superseded"] == len(duplicates)
     assert outcomes["too_late"] == 0
+    # Every movement applied was timed from its source message to Redis, within a minute.
+    timed = metric(metrics_url, "atp_freshness_seconds_count", "")
+    assert timed == len(sc.messages) + len(duplicates)
+    assert metric(metrics_url, "atp_freshness_seconds_bucket", 'le="60.0"') == timed
     assert metric(metrics_url, "atp_rejected_total", 'reason="malformed_json"') == 1
 
 
