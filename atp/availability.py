@@ -152,6 +152,8 @@ def availability_changes(
     after: Mapping[str, LocationCounts],
 ) -> list[AvailabilityChange]:
     """Per channel, the change from `before` to `after`; nothing where the answer is the same."""
+    if before == after:  # written, but no count moved (e.g. a repeat or an ASN only)
+        return []
     out = []
     for channel in network.channels:
         old = channel_availability(network, channel, sku, before, None)
@@ -195,6 +197,8 @@ def new_exposures(
 
     Safety stock here is the network-wide rule (no channel): exposure is about a location.
     """
+    if before == after:
+        return []
     out = []
     for loc_id, c in after.items():
         loc = network.locations.get(loc_id)

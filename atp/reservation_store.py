@@ -42,25 +42,9 @@ class ReservationStore:
         self, req: ReservationRequest, network: Network, now_ms: int
     ) -> tuple[bool, dict[str, Any]]:
         """Hold every line or nothing. Returns (created, view); a replay returns (False, view)."""
-        network.channel(req.channel)
-        skus = req.skus()
-        index = {sku: i + 1 for i, sku in enumerate(skus)}
-        args: list[Any] = [
-            req.reservation_id,
-            req.fingerprint(),
-            now_ms,
-            now_ms + req.ttl_seconds * 1000,
-            req.ttl_seconds * 1000 + self._replay_ttl_ms,
-            orjson.dumps(req.canonical()),
-            len(req.lines),
-        ]
-        for line in req.lines:
-            cands = candidates(network, req.channel, line)
-            args += [index[line.sku], line.quantity, len(cands)]
-            for loc, safety in cands:
-                args += [loc, safety]
+        key_list, args = self.reserve_call(req, network, now_ms)
         try:
-            reply = await self._reserve(keys=script_keys(req.reservation_id, skus), args=args)
+            reply = await self._reserve(keys=key_list, args=args)
         except REDIS_DOWN as exc:
             raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
         code = reply[0].decode()
@@ -82,6 +66,29 @@ class ReservationStore:
                 raise IdempotencyConflict(req.reservation_id)
             return False, await self.get(req.reservation_id, now_ms)
         return True, await self.get(req.reservation_id, now_ms)
+
+    def reserve_call(
+        self, req: ReservationRequest, network: Network, now_ms: int
+    ) -> tuple[list[str], list[Any]]:
+        """The KEYS and ARGV of `reserve.lua` for a request (also used by the benchmark)."""
+        network.channel(req.channel)
+        skus = req.skus()
+        index = {sku: i + 1 for i, sku in enumerate(skus)}
+        args: list[Any] = [
+            req.reservation_id,
+            req.fingerprint(),
+            now_ms,
+            now_ms + req.ttl_seconds * 1000,
+            req.ttl_seconds * 1000 + self._replay_ttl_ms,
+            orjson.dumps(req.canonical()),
+            len(req.lines),
+        ]
+        for line in req.lines:
+            cands = candidates(network, req.channel, line)
+            args += [index[line.sku], line.quantity, len(cands)]
+            for loc, safety in cands:
+                args += [loc, safety]
+        return script_keys(req.reservation_id, skus), args
 
     async def get(self, reservation_id: str, now_ms: int) -> dict[str, Any]:
         try:

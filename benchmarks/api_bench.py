@@ -49,12 +49,12 @@ if str(ROOT) not in sys.path:
 
 import redis as redis_sync  # noqa: E402
 
-from atp import embedded, keys  # noqa: E402
+from atp import embedded  # noqa: E402
 from atp.config_file import load_network  # noqa: E402
 from atp.embedded import ManagedProcess  # noqa: E402
 from atp.movements import Effect, Movement  # noqa: E402
 from atp.reservation_store import ReservationStore  # noqa: E402
-from atp.reservations import ReservationLine, ReservationRequest, candidates  # noqa: E402
+from atp.reservations import ReservationLine, ReservationRequest  # noqa: E402
 from atp.store import LedgerStore, client_from_url, load_script  # noqa: E402
 
 NETWORK_FILE = "config/network.yaml"
@@ -530,29 +530,7 @@ class Bench:
         stop_at = 0.0
 
         def args_for(req: ReservationRequest, now: int) -> tuple[list[str], list[Any]]:
-            # The same keys and arguments ReservationStore.reserve sends (atp/reservation_store.py)
-            import orjson
-
-            skus = req.skus()
-            index = {sku: i + 1 for i, sku in enumerate(skus)}
-            args: list[Any] = [
-                req.reservation_id,
-                req.fingerprint(),
-                now,
-                now + req.ttl_seconds * 1000,
-                req.ttl_seconds * 1000 + 24 * 3600 * 1000,
-                orjson.dumps(req.canonical()),
-                len(req.lines),
-            ]
-            for line in req.lines:
-                cands = candidates(network, req.channel, line)
-                args += [index[line.sku], line.quantity, len(cands)]
-                for loc, safety in cands:
-                    args += [loc, safety]
-            key_list = [keys.reservation(req.reservation_id), keys.EXPIRING, keys.OUTBOX]
-            for sku in skus:
-                key_list += keys.sku_keys(sku)
-            return key_list, args
+            return store.reserve_call(req, network, now)
 
         async def loop(tid: int) -> None:
             n = 0
