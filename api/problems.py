@@ -20,6 +20,7 @@ from atp.errors import (
     ReservationNotFound,
     StoreUnavailable,
     UnknownChannel,
+    UnknownService,
 )
 
 PROBLEM_JSON = "application/problem+json"
@@ -39,6 +40,7 @@ class InvalidRequest(ATPError):
 STATUS: dict[type[ATPError], tuple[int, str]] = {
     InvalidRequest: (422, "Invalid request"),
     UnknownChannel: (422, "Unknown channel"),
+    UnknownService: (422, "Unknown delivery service"),
     LocationNotInChannel: (422, "Location cannot serve the channel"),
     InsufficientStock: (409, "Not enough stock"),
     IdempotencyConflict: (409, "Reservation id already used for another request"),
@@ -84,6 +86,8 @@ def install(app: FastAPI) -> None:
         extra = getattr(exc, "extra", {})
         if isinstance(exc, UnknownChannel):
             extra = {"known_channels": exc.known}
+        elif isinstance(exc, UnknownService):
+            extra = {"known_services": exc.known}
         elif isinstance(exc, InsufficientStock):
             extra = {"lines": exc.lines}
         elif isinstance(exc, InvalidTransition):

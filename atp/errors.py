@@ -40,6 +40,15 @@ class UnknownChannel(ATPError):
         self.known = known
 
 
+class UnknownService(ATPError):
+    code = "unknown_service"
+
+    def __init__(self, service: str, known: list[str]) -> None:
+        super().__init__(f"unknown service {service!r}; known services: {', '.join(known)}")
+        self.service = service
+        self.known = known
+
+
 class StoreUnavailable(ATPError):
     """Redis could not be reached or answered with an error."""
 

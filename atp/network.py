@@ -8,14 +8,21 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import time, timedelta
+from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from atp.errors import NetworkConfigError, UnknownChannel
+from atp.errors import NetworkConfigError, UnknownChannel, UnknownService
 from atp.movements import is_valid_identifier
+from atp.promise import WorkCalendar, parse_hhmm
+from atp.services import Service, parse_services
+from atp.validate import CAPABILITIES, LOCATION_TYPES
+from atp.validate import mapping as _mapping
+from atp.validate import non_negative as _non_negative
+from atp.validate import one_of as _one_of
+from atp.validate import work_calendar as _work_calendar
 
-LOCATION_TYPES = ("warehouse", "store", "3pl")
-CAPABILITIES = ("ship", "pickup", "same_day")
 _ZIP_RE = re.compile(r"\d{5}")
 
 
@@ -30,6 +37,22 @@ class Location:
     capabilities: frozenset[str]
     lat: float | None = None
     lon: float | None = None
+    # Delivery promises (atp/promise.py): handling time from order to ready, the daily order
+    # cutoff and opening hours in local time, the days it works, and its rank among equals.
+    handling: timedelta = timedelta(hours=2)
+    cutoff: time = time(15, 0)
+    opens: time | None = None
+    closes: time | None = None
+    calendar: WorkCalendar = field(default_factory=WorkCalendar)
+    priority: int = 100
+
+    @property
+    def coordinates(self) -> tuple[float, float] | None:
+        return None if self.lat is None or self.lon is None else (self.lat, self.lon)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return _zone(self.timezone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +92,13 @@ class Network:
     channels: Mapping[str, Channel]
     safety: SafetyRules = SafetyRules()
     channel_safety: Mapping[str, SafetyRules] = field(default_factory=dict)
+    services: Mapping[str, Service] = field(default_factory=dict)
+
+    def service(self, service_id: str) -> Service:
+        try:
+            return self.services[service_id]
+        except KeyError:
+            raise UnknownService(service_id, sorted(self.services)) from None
 
     def channel(self, channel_id: str) -> Channel:
         try:
@@ -130,8 +160,15 @@ class Network:
         raw_locations = data.get("locations")
         if not isinstance(raw_locations, list) or not raw_locations:
             raise NetworkConfigError("locations", "expected a non-empty list")
+        defaults = _mapping("location_defaults", data.get("location_defaults") or {})
+        for t in defaults:
+            if t not in LOCATION_TYPES:
+                raise NetworkConfigError(f"location_defaults.{t}", _one_of(LOCATION_TYPES))
         for i, raw in enumerate(raw_locations):
-            loc = _location(f"locations[{i}]", raw, geocode)
+            raw = _mapping(f"locations[{i}]", raw)
+            loc_type = str(raw.get("type"))
+            type_defaults = _mapping(f"location_defaults.{loc_type}", defaults.get(loc_type) or {})
+            loc = _location(f"locations[{i}]", {**type_defaults, **raw}, geocode)
             if loc.id in locations:
                 raise NetworkConfigError(f"locations[{i}].id", f"duplicate location id {loc.id!r}")
             locations[loc.id] = loc
@@ -162,7 +199,8 @@ class Network:
                 _mapping(f"safety_stock.channels.{cid}", raw),
                 locations,
             )
-        return cls(locations, channels, safety, channel_safety)
+        services = parse_services(data.get("services") or {}, channels)
+        return cls(locations, channels, safety, channel_safety, services)
 
 
 def _safety_rules(
@@ -236,6 +274,15 @@ def _location(
         v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in (lat, lon)
     ):
         raise NetworkConfigError(f"{path}.lat", "give both lat and lon as numbers, or neither")
+    handling = raw.get("handling_minutes", 120)
+    if isinstance(handling, bool) or not isinstance(handling, int) or not 0 <= handling <= 20160:
+        raise NetworkConfigError(
+            f"{path}.handling_minutes", "expected whole minutes between 0 and 20160 (14 days)"
+        )
+    cutoff = parse_hhmm(raw.get("cutoff", "15:00"))
+    if cutoff is None:
+        raise NetworkConfigError(f"{path}.cutoff", "expected local time as HH:MM, e.g. 14:00")
+    opens, closes = _hours(f"{path}.hours", raw.get("hours"))
     return Location(
         id=str(loc_id),
         type=str(loc_type),
@@ -246,7 +293,29 @@ def _location(
         capabilities=frozenset(caps),
         lat=None if lat is None else float(lat),
         lon=None if lon is None else float(lon),
+        handling=timedelta(minutes=handling),
+        cutoff=cutoff,
+        opens=opens,
+        closes=closes,
+        calendar=_work_calendar(path, raw.get("working_days"), raw.get("holidays", "US")),
+        priority=_non_negative(f"{path}.priority", raw.get("priority", 100)),
     )
+
+
+def _hours(path: str, raw: Any) -> tuple[time | None, time | None]:
+    """`hours: "10:00-21:00"`: opening hours in local time; absent: no opening hours."""
+    if raw is None:
+        return None, None
+    opens, _, closes = str(raw).partition("-")
+    o, c = parse_hhmm(opens.strip()), parse_hhmm(closes.strip())
+    if o is None or c is None or o >= c:
+        raise NetworkConfigError(path, f"expected HH:MM-HH:MM with opening first, got {raw!r}")
+    return o, c
+
+
+@cache
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
 
 
 def _channel(path: str, cid: str, raw: Any) -> Channel:
@@ -269,19 +338,3 @@ def _channel(path: str, cid: str, raw: Any) -> Channel:
         location_types=frozenset(types),
         requires=frozenset(requires),
     )
-
-
-def _mapping(path: str, raw: Any) -> Mapping[str, Any]:
-    if not isinstance(raw, Mapping):
-        raise NetworkConfigError(path, "expected a mapping")
-    return raw
-
-
-def _non_negative(path: str, raw: Any) -> int:
-    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 0:
-        raise NetworkConfigError(path, f"expected a whole number >= 0, got {raw!r}")
-    return raw
-
-
-def _one_of(options: tuple[str, ...]) -> str:
-    return "one of: " + ", ".join(options)
