@@ -17,8 +17,8 @@ from api import problems
 from api.auth import Authenticator, AuthError, parse_api_keys
 from api.metrics import ApiMetrics, TimingMiddleware
 from api.network_watch import NetworkHolder
-from api.routes import availability, health, reservations
-from atp.geo import zip_coordinates
+from api.routes import availability, delivery, health, reservations
+from atp.geo import nearest_timezone, zip_coordinates
 from atp.network import Network
 from atp.reservation_store import ReservationStore
 from atp.settings import Settings
@@ -44,6 +44,7 @@ def create_app(
         # move them out of the garbage collector's sight, or every full collection walks them
         # (measured: 130-150 ms pauses under load, benchmarks/api.md).
         zip_coordinates("00000")
+        nearest_timezone((0.0, 0.0))  # builds the ZIP time-zone grid
         gc.freeze()
         client = client_from_url(settings.redis_url, timeout_s=2.0)
         app.state.stock = StockReader(client)
@@ -90,6 +91,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(availability.router)
     app.include_router(reservations.router)
+    app.include_router(delivery.router)
     if settings.bench_endpoints:
         from api.routes import bench
 

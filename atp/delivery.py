@@ -124,8 +124,8 @@ def promise_for(
     d = dispatch(now, tz, loc.calendar, loc.handling, loc.cutoff, loc.opens)
     if d is None:
         return f"{loc.id} has no working day in the next weeks"
-    arrival = delivery_day(d.day, transit, service.delivery)
-    if arrival is None:
+    lands = delivery_day(d.day, transit, service.delivery)
+    if lands is None:
         return f"{service.id} has no delivery day in the next weeks"
     return Promise(
         loc.id,
@@ -290,6 +290,7 @@ class TransferOption:
     store_id: str
     from_location_id: str
     ready_at: datetime
+    cutoff_at: datetime  # the source's last order time for this
 
 
 def pickup_stores(
@@ -362,5 +363,5 @@ def _transfer(
             continue
         key = (ready.ready_at, src.priority, src.id)
         if best is None or key < best[0]:
-            best = (key, TransferOption(store.id, src.id, ready.ready_at))
+            best = (key, TransferOption(store.id, src.id, ready.ready_at, shipped.cutoff_at))
     return None if best is None else best[1]

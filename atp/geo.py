@@ -14,7 +14,7 @@ def _zip_table() -> dict[str, tuple[float, float, str]]:
     import zipcodes  # loads its bundled data once (about 0.4 s)
 
     table = {}
-    for z in zipcodes.list_all():
+    for z in zipcodes.list_all():  # type: ignore[no-untyped-call]
         try:
             table[z["zip_code"]] = (float(z["lat"]), float(z["long"]), z.get("timezone") or "")
         except (KeyError, TypeError, ValueError):

@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     # benchmarks compare against. Off unless asked for.
     bench_endpoints: bool = False
 
+    # Delivery options and sourcing plans: a split plan has at most this many locations, and
+    # requests may set `now` (order time) only when this is on: for tests and what-if tools.
+    max_plan_parts: int = Field(3, ge=1, le=5)
+    allow_now_override: bool = False
     # Reservations and API keys
     api_keys: SecretStr = SecretStr("")  # key_id:scope+scope:secret,...; see api/auth.py
     public_reads: bool = True  # availability reads without a key
