@@ -131,9 +131,9 @@ def promise_for(
         loc.id,
         km,
         d.ready_at,
-        at(arrival, service.deliver_by, dest.zone),
+        at(lands, service.deliver_by, dest.zone),
         None,
-        arrival,
+        lands,
         d.cutoff_at,
     )
 
