@@ -106,6 +106,20 @@ def channel_availability(
     )
 
 
+def channel_status(
+    network: Network, channel_id: str, sku: str, counts: Mapping[str, LocationCounts]
+) -> str:
+    """The channel's status as `channel_availability` gives it, summed over only the locations
+    that have counts (the others add nothing), without building the breakdown: the worker
+    records it with every write for the `atp_skus` gauges."""
+    total = 0
+    for location_id, c in counts.items():
+        loc = network.locations.get(location_id)
+        if loc is not None and network.why_not_in_channel(loc, channel_id) is None:
+            total += location_atp(c.on_hand, c.reserved, network.safety_stock(sku, loc, channel_id))
+    return stock_status(total, network.channel(channel_id).low_stock_threshold)
+
+
 def earliest_inbound(
     inbound: Mapping[str, tuple[int, int]], location_ids: set[str]
 ) -> Inbound | None:

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
+    # uvicorn worker processes for `atp api`; above 1 the metrics of all of them are summed
+    # through prometheus_client's multiprocess mode (README, Metrics).
+    api_workers: int = Field(1, ge=1, le=64)
     network_file: Path = Path("config/network.yaml")
 
     # Topic names are `<topic_prefix>stock.wms` and so on; a prefix lets tests share a broker.
@@ -54,21 +57,24 @@ class Settings(BaseSettings):
     inbound_grace_hours: float = Field(24.0, ge=0, le=24 * 90)
     # Acknowledge (and so commit) a batch only after Redis has fsynced it to its AOF.
     durable_acks: bool = True
+    # How often a worker reads the ledger's counters (size, SKUs per stock status) into its
+    # gauges: one HGETALL of one small hash, whatever the size of the ledger.
+    gauge_refresh_s: float = Field(5.0, ge=0.1, le=3600)
 
     # API answers
     cache_max_age_s: int = Field(1, ge=0, le=3600)
     config_poll_s: float = Field(2.0, ge=0.1, le=3600)
     max_batch_skus: int = Field(500, ge=1, le=10_000)
+    # Delivery options and sourcing plans: a split plan has at most this many locations, and
+    # requests may set `now` (order time) only when this is on: for tests and what-if tools.
+    max_plan_parts: int = Field(3, ge=1, le=5)
+    allow_now_override: bool = False
     default_radius_km: float = Field(50.0, gt=0, le=500)
     stale_after_s: float = Field(60.0, gt=0)  # answers older than this count as stale
     # GET /_bench/bare: a constant answer through the same app and server, the baseline that
     # benchmarks compare against. Off unless asked for.
     bench_endpoints: bool = False
 
-    # Delivery options and sourcing plans: a split plan has at most this many locations, and
-    # requests may set `now` (order time) only when this is on: for tests and what-if tools.
-    max_plan_parts: int = Field(3, ge=1, le=5)
-    allow_now_override: bool = False
     # Reservations and API keys
     api_keys: SecretStr = SecretStr("")  # key_id:scope+scope:secret,...; see api/auth.py
     public_reads: bool = True  # availability reads without a key

@@ -13,7 +13,7 @@ import asyncio
 import random
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -24,7 +24,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from atp import keys
-from atp.availability import LocationCounts
+from atp.availability import IN_STOCK, LOW_STOCK, OUT_OF_STOCK, LocationCounts
 from atp.errors import ATPError, StoreUnavailable
 from atp.ledger import LedgerState, Outcome, Policy, fold, next_inbound
 from atp.movements import Movement
@@ -44,6 +44,17 @@ def load_script(name: str) -> str:
 
 
 FULFILLING_KINDS = frozenset({"SHIPPED", "PICKUP"})
+
+# The ledger's counters, kept by apply_ledger.lua in the write that changes them (see there):
+# `skus`, `pairs` and `<channel>:<status code>`. One hash for the whole ledger, so reading the
+# ledger's size or how many SKUs are out of stock is one HGETALL of a few fields, never a scan.
+# (Its builder belongs with the others in atp.keys; it sits here until that file is free.)
+STATS_KEY = f"{keys.PREFIX}:stats"
+STATUS_CODES = {IN_STOCK: "i", LOW_STOCK: "l", OUT_OF_STOCK: "o"}
+STATUS_NAMES = {code: name for name, code in STATUS_CODES.items()}
+
+# A SKU's status per channel from its counts: [(channel, status), ...] (atp.availability).
+StatusFn = Callable[[str, Mapping[str, LocationCounts]], Sequence[tuple[str, str]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,14 +78,62 @@ class BatchResult:
     unmatched: list[tuple[str, str, str]] = field(default_factory=list)
 
 
-class LedgerStore:
-    """The worker's view: read, fold and write ledger state for batches of movements."""
+@dataclass(frozen=True, slots=True)
+class LedgerStats:
+    """The ledger's counters: its size, and SKUs per recorded status per channel."""
 
-    def __init__(self, client: aioredis.Redis, policy: Policy = Policy(), max_attempts: int = 16):
+    skus: int
+    pairs: int
+    statuses: dict[tuple[str, str], int]  # (channel, status) -> SKUs
+
+
+class LedgerStore:
+    """The worker's view: read, fold and write ledger state for batches of movements.
+
+    With `statuses`, every write that moves a SKU's counts also records the SKU's status per
+    channel, and the SKUs-per-status counters move with it in the same atomic step. A write
+    that fulfils reservations records it in a second, version-guarded step once the script
+    has said which holds it used up (only then are the counts after it known).
+    """
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        policy: Policy = Policy(),
+        max_attempts: int = 16,
+        statuses: StatusFn | None = None,
+    ):
         self._redis = client
         self._policy = policy
         self._max_attempts = max_attempts
+        self._statuses = statuses
         self._apply_script = client.register_script(load_script("apply_ledger.lua"))
+
+    def _status_args(self, sku: str, counts: Mapping[str, LocationCounts]) -> list[str | int]:
+        if self._statuses is None:
+            return [0]
+        pairs = self._statuses(sku, counts)
+        return [len(pairs), *(x for ch, st in pairs for x in (ch, STATUS_CODES[st]))]
+
+    async def stats(self) -> LedgerStats:
+        """The counters apply_ledger.lua keeps; one round trip whatever the ledger's size."""
+        try:
+            raw = await self._redis.hgetall(STATS_KEY)
+        except REDIS_DOWN as exc:
+            raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
+        skus = pairs = 0
+        statuses: dict[tuple[str, str], int] = {}
+        for k, v in raw.items():
+            name = k.decode() if isinstance(k, bytes) else k
+            if name == "skus":
+                skus = int(v)
+            elif name == "pairs":
+                pairs = int(v)
+            else:
+                channel, _, code = name.rpartition(":")
+                if code in STATUS_NAMES:
+                    statuses[(channel, STATUS_NAMES[code])] = int(v)
+        return LedgerStats(skus, pairs, statuses)
 
     async def apply(self, movements: Sequence[Movement], now_ms: int) -> BatchResult:
         """Apply a batch; raises StoreUnavailable when Redis is away, StoreConflict on livelock."""
@@ -139,8 +198,24 @@ class LedgerStore:
                     groups += [loc, blob, new.on_hand, ib]
                     on_hand_after[loc] = new.on_hand
             if groups or fulfil:
-                args = [version, now_ms, len(groups) // 4, *groups, len(fulfil) // 3, *fulfil]
-                planned.append((sku, args, (outcomes, stock.counts, on_hand_after)))
+                # The counts after the write, as far as known before it: holds that shipments
+                # use up are known only from the script's reply (recorded in a second step).
+                before = stock.counts
+                after = dict(before)
+                for loc, oh in on_hand_after.items():
+                    after[loc] = LocationCounts(oh, before.get(loc, LocationCounts()).reserved)
+                moved = not fulfil and after != before
+                status = self._status_args(sku, after) if moved else [0]
+                args = [
+                    version,
+                    now_ms,
+                    len(groups) // 4,
+                    *groups,
+                    len(fulfil) // 3,
+                    *fulfil,
+                    *status,
+                ]
+                planned.append((sku, args, (outcomes, before, after, bool(fulfil))))
             else:
                 result.outcomes.extend(outcomes)  # nothing to write: repeats, all of them
 
@@ -149,10 +224,13 @@ class LedgerStore:
             return []
         async with self._redis.pipeline(transaction=False) as pipe:
             for sku, args, _ in planned:
-                await self._apply_script(keys=keys.ledger_keys(sku), args=args, client=pipe)
+                await self._apply_script(
+                    keys=[*keys.ledger_keys(sku), STATS_KEY], args=args, client=pipe
+                )
             replies = await pipe.execute()
         conflicted = []
-        for (sku, _, (outcomes, before, on_hand_after)), reply in zip(
+        settle: list[tuple[str, int, dict[str, LocationCounts]]] = []
+        for (sku, _, (outcomes, before, written, fulfilled)), reply in zip(
             planned, replies, strict=True
         ):
             if not reply[0]:
@@ -163,14 +241,30 @@ class LedgerStore:
             consumed = [(r, loc, int(u)) for r, loc, u in orjson.loads(reply[2])]
             result.consumed.extend(consumed)
             result.unmatched.extend((r, sku, loc) for r, loc in orjson.loads(reply[3]))
-            after = dict(before)
-            for loc, oh in on_hand_after.items():
-                after[loc] = LocationCounts(oh, before.get(loc, LocationCounts()).reserved)
+            after = dict(written)
             for _, loc, used in consumed:
                 c = after.get(loc, LocationCounts())
                 after[loc] = LocationCounts(c.on_hand, c.reserved - used)
             result.changes.append(SkuChange(sku, before, after))
+            if fulfilled and self._statuses is not None:
+                settle.append((sku, int(reply[1]), after))
+        if settle:
+            await self._record_statuses(settle, now_ms)
         return conflicted
+
+    async def _record_statuses(
+        self, settle: list[tuple[str, int, dict[str, LocationCounts]]], now_ms: int
+    ) -> None:
+        """Record the statuses of SKUs whose write fulfilled reservations, now that the counts
+        after it are known: an empty write of apply_ledger.lua, guarded by the version that
+        write produced. Where the version moved, a newer write recorded its own."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for sku, version, after in settle:
+                args = [version, now_ms, 0, 0, *self._status_args(sku, after)]
+                await self._apply_script(
+                    keys=[*keys.ledger_keys(sku), STATS_KEY], args=args, client=pipe
+                )
+            await pipe.execute()
 
     async def ledger_state(self, sku: str, location_id: str) -> LedgerState | None:
         raw = await self._redis.hget(keys.ledger(sku), keys.LEDGER_PREFIX + location_id)
@@ -276,12 +370,58 @@ def parse_stock(
     return StockRecord(counts, inbound, updated_ms)
 
 
-def client_from_url(url: str, timeout_s: float = 2.0, max_connections: int = 64) -> aioredis.Redis:
+# Told how long each Redis call took: ("command" or "pipeline", seconds).
+CallObserver = Callable[[str, float], None]
+
+
+class _TimedPipeline(aioredis.client.Pipeline):
+    observe: CallObserver
+
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        started = time.perf_counter()
+        try:
+            return await super().execute(raise_on_error)
+        finally:
+            self.observe("pipeline", time.perf_counter() - started)
+
+
+class _TimedRedis(aioredis.Redis):
+    """A client that reports the time of every call it makes (one command, or one pipeline
+    from `execute` to the last reply; a pipeline's script-loading check included)."""
+
+    observe: CallObserver
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await super().execute_command(*args, **options)
+        finally:
+            self.observe("command", time.perf_counter() - started)
+
+    def pipeline(
+        self, transaction: bool = True, shard_hint: str | None = None
+    ) -> aioredis.client.Pipeline:
+        pipe = _TimedPipeline(
+            self.connection_pool, self.response_callbacks, transaction, shard_hint
+        )
+        pipe.observe = self.observe
+        return pipe
+
+
+def client_from_url(
+    url: str,
+    timeout_s: float = 2.0,
+    max_connections: int = 64,
+    observe: CallObserver | None = None,
+) -> aioredis.Redis:
     """A pooled asyncio client with bounded timeouts, so nothing hangs on a lost Redis.
 
     The pool is bounded and blocking: a burst of requests waits (up to `timeout_s`) for one of
     `max_connections` connections instead of opening hundreds, which on a busy event loop
     made connects time out. Redis runs commands one at a time anyway.
+
+    With `observe`, the client reports the duration of every command and pipeline it runs
+    (the API's Redis latency histogram).
     """
     pool = aioredis.BlockingConnectionPool.from_url(
         url,
@@ -291,4 +431,9 @@ def client_from_url(url: str, timeout_s: float = 2.0, max_connections: int = 64)
         socket_connect_timeout=timeout_s,
         health_check_interval=30,
     )
-    return aioredis.Redis.from_pool(pool)  # closing the client closes the pool too
+    if observe is None:
+        return aioredis.Redis.from_pool(pool)  # closing the client closes the pool too
+    client = _TimedRedis(connection_pool=pool)
+    client.auto_close_connection_pool = True  # as from_pool does
+    client.observe = observe
+    return client

@@ -4,12 +4,20 @@
 --
 -- KEYS[1]  atp:v1:{SKU}:ledger   (hash)      KEYS[2]  atp:v1:{SKU}:stock   (hash)
 -- KEYS[3]  atp:v1:{SKU}:holds    (hash)      KEYS[4]  atp:v1:{SKU}:expiry  (sorted set)
+-- KEYS[5]  atp:v1:stats          (hash, optional): the ledger's counters, kept in the same step
+--          skus              SKUs with a ledger (counted at a SKU's first write)
+--          pairs             (SKU, location) pairs with ledger state (counted at first write)
+--          <channel>:<code>  SKUs whose recorded status on the channel is <code>
+--          It is one key for all SKUs: on Redis Cluster it is in another slot (issue 8).
 -- ARGV[1]  the version the caller read ('0' for a SKU never written)
 -- ARGV[2]  updated_at, epoch milliseconds
 -- ARGV[3]  number of location groups, then groups of four: location id, ledger state JSON,
 --          on_hand, next inbound ('<eta_ms>:<qty>', or '' when nothing is inbound)
 -- then     number of fulfilments, then groups of three: location id, reservation id, units
 --          (shipped or picked up against that reservation, newly applied in this write)
+-- then     number of statuses (may be absent: 0), then pairs: channel, status code (i, l or o
+--          for in, low and out of stock) of the SKU after this write; each is recorded in
+--          KEYS[1] as 's:<channel>' and the counters in KEYS[5] move with it
 --
 -- Returns {1, new_version, consumed, unmatched} when written, where consumed is JSON
 -- [[reservation id, location, units], ...] of holds used up and unmatched is JSON
@@ -20,10 +28,12 @@ if current ~= ARGV[1] then
   return {0, current}
 end
 local version = tonumber(current) + 1
+local stats = KEYS[5]
+local new_pairs = 0
 local pos = 4
 for _ = 1, tonumber(ARGV[3]) do
   local loc = ARGV[pos]
-  redis.call('HSET', KEYS[1], 'l:' .. loc, ARGV[pos + 1])
+  new_pairs = new_pairs + redis.call('HSET', KEYS[1], 'l:' .. loc, ARGV[pos + 1])
   redis.call('HSET', KEYS[2], 'oh:' .. loc, ARGV[pos + 2])
   if ARGV[pos + 3] == '' then
     redis.call('HDEL', KEYS[2], 'ib:' .. loc)
@@ -52,6 +62,29 @@ for _ = 1, n do
     table.insert(consumed, {rid, loc, used})
   else
     table.insert(unmatched, {rid, loc})
+  end
+end
+for _ = 1, tonumber(ARGV[pos] or '0') do
+  local channel, status = ARGV[pos + 1], ARGV[pos + 2]
+  pos = pos + 2
+  local field = 's:' .. channel
+  local old = redis.call('HGET', KEYS[1], field)
+  if old ~= status then
+    redis.call('HSET', KEYS[1], field, status)
+    if stats then
+      if old then
+        redis.call('HINCRBY', stats, channel .. ':' .. old, -1)
+      end
+      redis.call('HINCRBY', stats, channel .. ':' .. status, 1)
+    end
+  end
+end
+if stats then
+  if current == '0' then
+    redis.call('HINCRBY', stats, 'skus', 1)
+  end
+  if new_pairs > 0 then
+    redis.call('HINCRBY', stats, 'pairs', new_pairs)
   end
 end
 redis.call('HSET', KEYS[1], 'v', version)
