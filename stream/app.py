@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import faust
@@ -27,7 +27,12 @@ import orjson
 from prometheus_client import CollectorRegistry, generate_latest
 
 from atp import topics
-from atp.availability import availability_changes, new_exposures
+from atp.availability import (
+    LocationCounts,
+    availability_changes,
+    channel_status,
+    new_exposures,
+)
 from atp.errors import InvalidMovement, InvalidTransition, ReservationExpired, ReservationNotFound
 from atp.ledger import Outcome, Policy
 from atp.movements import Movement
@@ -40,7 +45,7 @@ from atp.store import BatchResult, LedgerStore, StoreConflict, StoreUnavailable,
 from stream.acks import DurableAcker
 from stream.fetch import use_fetch_wait
 from stream.forward import Forwarder, Record
-from stream.metrics import WorkerMetrics
+from stream.metrics import ConsumerLag, WorkerMetrics, consumer_lag
 from stream.rejects import rejection
 from stream.relay import OutboxRelay
 
@@ -107,7 +112,12 @@ def create_app(
         retention_ms=int(settings.retention_hours * HOUR_MS),
         inbound_grace_ms=int(settings.inbound_grace_hours * HOUR_MS),
     )
-    store = LedgerStore(redis, policy)
+
+    def statuses(sku: str, counts: Mapping[str, LocationCounts]) -> list[tuple[str, str]]:
+        """Recorded with every write that moves a count: the `atp_skus` gauges count them."""
+        return [(ch, channel_status(network, ch, sku, counts)) for ch in network.channels]
+
+    store = LedgerStore(redis, policy, statuses=statuses)
     acker = DurableAcker(redis, durable=settings.durable_acks)
     availability_name = settings.topic(topics.AVAILABILITY)
     reservations = ReservationStore(redis, int(settings.reservation_replay_hours * HOUR_MS))
@@ -264,6 +274,17 @@ def create_app(
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+    @app.timer(settings.gauge_refresh_s)
+    async def refresh_gauges() -> None:
+        """Ledger size and SKUs per status from the counters the ledger writes keep: one small
+        hash read, however large the ledger (see atp/lua/apply_ledger.lua)."""
+        try:
+            metrics.set_ledger_stats(await store.stats(), network.channels)
+        except StoreUnavailable as exc:
+            log.debug("ledger gauges not refreshed: %s", exc)
+
+    registry.register(ConsumerLag(lambda: consumer_lag(app)))
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:

@@ -2,9 +2,73 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from atp.availability import IN_STOCK, LOW_STOCK, OUT_OF_STOCK
+from atp.store import LedgerStats
+
+log = logging.getLogger(__name__)
+STATUSES = (IN_STOCK, LOW_STOCK, OUT_OF_STOCK)
+
+# (topic, partition, lag) of every partition the worker consumes, read at each scrape.
+LagSource = Callable[[], Iterable[tuple[str, int, int]]]
+
+
+FAUST_LEADER_TOPIC = "-__assignor-__leader"  # faust's `<app id>-__assignor-__leader`
+
+
+def consumer_lag(app: Any) -> Iterator[tuple[str, int, int]]:
+    """Per partition a faust app consumes: the high watermark aiokafka took from the last
+    fetch response minus the offset faust last committed (from 0 until the first commit).
+
+    Not ListOffsets (`consumer.highwaters()`): Tansu answers it wrongly for multi-record
+    batches (DESIGN.md). faust keeps the committed offsets in `Consumer._committed_offset`
+    (faust-streaming 0.15.3), the only private attribute read here; without it, no lag.
+    """
+    try:
+        consumer = app.consumer
+        committed = getattr(consumer, "_committed_offset", None)
+        if committed is None:
+            return
+        for tp in sorted(consumer.assignment()):
+            if tp.topic.endswith(FAUST_LEADER_TOPIC):
+                continue  # faust's own partition for electing a leader: nothing to process
+            highwater = consumer.highwater(tp)
+            if highwater is None:  # no fetch response for it yet
+                continue
+            # .get: faust's mapping is a defaultdict; reading must not add to it
+            yield tp.topic, tp.partition, max(0, highwater - (committed.get(tp) or 0))
+    except Exception as exc:  # not started yet, or stopping: no samples this scrape
+        log.debug("consumer lag not available: %r", exc)
+
+
+class ConsumerLag(Collector):
+    """`atp_consumer_lag{topic,partition}`, computed when scraped, so a partition that moved
+    to another worker in a rebalance disappears from this worker's answer at once."""
+
+    def __init__(self, source: LagSource) -> None:
+        self._source = source
+
+    def describe(self) -> list[Metric]:
+        return []  # nothing to check at registration: the labels come and go with assignment
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "atp_consumer_lag",
+            "Records of a consumed partition not yet committed: high watermark (from the last "
+            "fetch response) minus the group's committed offset.",
+            labels=["topic", "partition"],
+        )
+        for topic, partition, lag in self._source():
+            family.add_metric([topic, str(partition)], lag)
+        yield family
 
 
 @dataclass(frozen=True)
@@ -19,6 +83,18 @@ class WorkerMetrics:
     fulfilment_unmatched: Counter
     oversell_exposures: Counter
     freshness: Histogram
+    ledger_skus: Gauge
+    ledger_pairs: Gauge
+    skus_by_status: Gauge
+
+    def set_ledger_stats(self, stats: LedgerStats, channels: Iterable[str]) -> None:
+        """The gauges from the ledger's counters; every status of every channel has a value."""
+        self.ledger_skus.set(stats.skus)
+        self.ledger_pairs.set(stats.pairs)
+        for channel in channels:
+            for status in STATUSES:
+                count = stats.statuses.get((channel, status), 0)
+                self.skus_by_status.labels(channel, status).set(count)
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> WorkerMetrics:
@@ -78,6 +154,22 @@ class WorkerMetrics:
             oversell_exposures=Counter(
                 "atp_oversell_exposures_total",
                 "Locations where reserved came to exceed on-hand minus safety stock.",
+                registry=registry,
+            ),
+            ledger_skus=Gauge(
+                "atp_ledger_skus",
+                "SKUs with ledger state in Redis (read from the ledger's counters).",
+                registry=registry,
+            ),
+            ledger_pairs=Gauge(
+                "atp_ledger_pairs",
+                "(SKU, location) pairs with ledger state in Redis (the ledger's size).",
+                registry=registry,
+            ),
+            skus_by_status=Gauge(
+                "atp_skus",
+                "SKUs per channel and stock status, as of each SKU's last ledger write.",
+                ["channel", "status"],
                 registry=registry,
             ),
         )
