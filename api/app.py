@@ -46,7 +46,7 @@ def create_app(
         zip_coordinates("00000")
         nearest_timezone((0.0, 0.0))  # builds the ZIP time-zone grid
         gc.freeze()
-        client = client_from_url(settings.redis_url, timeout_s=2.0)
+        client = client_from_url(settings.redis_url, timeout_s=2.0, observe=metrics.observe_redis)
         app.state.stock = StockReader(client)
         app.state.reservations = ReservationStore(
             client, int(settings.reservation_replay_hours * 3600 * 1000)

@@ -1,15 +1,24 @@
-"""The API's Prometheus metrics, built once from a registry passed in, and the timing middleware."""
+"""The API's Prometheus metrics, built once from a registry passed in, and the timing middleware.
+
+With several uvicorn worker processes (ATP_API_WORKERS > 1) `atp api` points
+PROMETHEUS_MULTIPROC_DIR at a fresh directory before the workers start: prometheus_client then
+keeps every value in a per-process file there, and /metrics (`exposition`) sums the files of all
+workers, so each scrape, whichever worker answers it, reports the totals of the whole API.
+"""
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+REDIS_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.0)
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 @dataclass(frozen=True)
@@ -19,6 +28,7 @@ class ApiMetrics:
     reservations: Counter
     stale: Counter
     oversell: Counter
+    redis: Histogram
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> ApiMetrics:
@@ -52,7 +62,28 @@ class ApiMetrics:
                 "Locations seen in answers with more reserved than on hand minus safety stock.",
                 registry=registry,
             ),
+            redis=Histogram(
+                "atp_api_redis_seconds",
+                "Redis round trips of the API, per call (one command, or one pipeline).",
+                ["call"],
+                buckets=REDIS_BUCKETS,
+                registry=registry,
+            ),
         )
+
+    def observe_redis(self, call: str, seconds: float) -> None:
+        """For `atp.store.client_from_url(observe=...)`."""
+        self.redis.labels(call).observe(seconds)
+
+
+def exposition(registry: CollectorRegistry) -> bytes:
+    """The /metrics body: this process's registry, or, in multiprocess mode, every worker's
+    values summed (read from PROMETHEUS_MULTIPROC_DIR at each scrape)."""
+    if os.environ.get(MULTIPROC_ENV):
+        combined = CollectorRegistry()
+        multiprocess.MultiProcessCollector(combined)
+        return generate_latest(combined)
+    return generate_latest(registry)
 
 
 class TimingMiddleware:

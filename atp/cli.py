@@ -1,4 +1,4 @@
-"""The `atp` command line: up, worker, api, simulate."""
+"""The `atp` command line: up, worker, api, simulate, rebuild, rejected."""
 
 from __future__ import annotations
 
@@ -69,19 +69,49 @@ def worker() -> None:
 
 @app.command()
 def api() -> None:
-    """Serve the availability API with uvicorn."""
+    """Serve the availability API with uvicorn (ATP_API_WORKERS processes)."""
     import uvicorn
 
-    from api.app import create_app
-
     settings, network = _setup()
+    if settings.api_workers == 1:
+        from api.app import create_app
+
+        uvicorn.run(
+            create_app(settings, network),
+            host=settings.api_host,
+            port=settings.api_port,
+            log_level=settings.log_level,
+            access_log=False,
+        )
+        return
+    # Several processes: each builds the app from the same environment (api_app), and their
+    # metrics are summed through prometheus_client's multiprocess mode (api/metrics.py). The
+    # directory must start empty, or a previous run's counts would be added in.
+    import os
+
+    from api.metrics import MULTIPROC_ENV
+
+    metrics_dir = Path(os.environ.get(MULTIPROC_ENV) or settings.data_dir / "api-metrics")
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    for stale in metrics_dir.glob("*.db"):
+        stale.unlink()
+    os.environ[MULTIPROC_ENV] = str(metrics_dir)
     uvicorn.run(
-        create_app(settings, network),
+        "atp.cli:api_app",
+        factory=True,
+        workers=settings.api_workers,
         host=settings.api_host,
         port=settings.api_port,
         log_level=settings.log_level,
         access_log=False,
     )
+
+
+def api_app() -> Any:
+    """The API app of one uvicorn worker process (`atp api` with ATP_API_WORKERS > 1)."""
+    from api.app import create_app
+
+    return create_app(*_setup())
 
 
 @app.command("simulate")
@@ -122,6 +152,52 @@ def simulate_cmd(
     except KeyboardInterrupt:
         return
     typer.echo(f"sent {sent} messages")
+
+
+@app.command("rebuild")
+def rebuild_cmd() -> None:
+    """Restore a wiped Redis from Kafka: reservations from stock.reservations, then the ledger
+    and counts from stock.movements (README, Faults and recovery).
+
+    Safe to run again and on a Redis that is not empty: it only adds what is missing. Keep
+    the API stopped while it runs: until it ends, counts are incomplete.
+    """
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from atp import rebuild
+
+    settings, network = _setup()
+    columns = (
+        TextColumn("{task.description:<24}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True)) as bar:
+        tasks: dict[str, Any] = {}
+
+        class Bars:
+            def begin(self, topic: str, total: int) -> None:
+                tasks[topic] = bar.add_task(topic, total=total)
+
+            def advance(self, topic: str, n: int) -> None:
+                bar.advance(tasks[topic], n)
+
+        try:
+            report = asyncio.run(rebuild.rebuild(settings, network, Bars()))
+        except ATPError as exc:
+            typer.echo(f"atp rebuild: {exc.message}", err=True)
+            raise typer.Exit(1) from None
+    typer.echo(report.summary())
 
 
 rejected_app = typer.Typer(no_args_is_help=True, help="Inspect and replay rejected input.")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
+from api.metrics import exposition
 from api.problems import PROBLEM_JSON, problem
 from api.responses import FastJSON, Problem, StatusOut
 
@@ -36,5 +37,5 @@ async def readyz(request: Request) -> object:
 
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
-    body = generate_latest(request.app.state.registry)
+    body = exposition(request.app.state.registry)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
