@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean prometheus
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on the PATH"; exit 1; }
@@ -16,8 +16,14 @@ $(STAMP): pyproject.toml constraints.txt
 run: $(STAMP)
 	$(BIN)/atp up
 
-test: $(STAMP)
+test: $(STAMP) prometheus
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# tests/integration/test_prometheus.py runs a real Prometheus server: Debian's package, installed
+# once (as root) when the binary is not on the PATH. The test's session fixture does the same.
+prometheus:
+	@command -v prometheus >/dev/null || { apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
