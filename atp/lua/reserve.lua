@@ -4,7 +4,9 @@
 -- KEYS[3]  atp:v1:outbox                   KEYS[4..] per SKU: stock, holds, expiry (3 keys each)
 -- ARGV[1]  reservation id        ARGV[2]  request fingerprint (sha256 of the canonical body)
 -- ARGV[3]  now (epoch ms)        ARGV[4]  expires_at (epoch ms)
--- ARGV[5]  how long the record lives (ms): the hold plus the time replays are answered
+-- ARGV[5]  how long the record lives (ms): the hold plus the time replays are answered. Set as
+--          an absolute time on the caller's clock (now + ARGV[5]), so `atp rebuild` can set the
+--          same expiry from the event.
 -- ARGV[6]  the request as JSON (kept in the record)
 -- ARGV[7]  number of lines, then per line: SKU index (1-based, into the per-SKU key groups),
 --          quantity, number of candidate locations, then per candidate: location, safety stock.
@@ -112,7 +114,7 @@ end
 local allocated = cjson.encode(out)
 redis.call('HSET', KEYS[1], 'state', 'held', 'fingerprint', ARGV[2], 'request', ARGV[6],
   'allocations', allocated, 'created_ms', ARGV[3], 'updated_ms', ARGV[3], 'expires_ms', expires)
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('PEXPIREAT', KEYS[1], now + tonumber(ARGV[5]))
 redis.call('ZADD', KEYS[2], expires, rid)
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', 1000000, '*', 'type', 'held', 'reservation_id', rid,
   'at', ARGV[3], 'expires_ms', expires, 'allocations', allocated, 'request', ARGV[6])

@@ -44,12 +44,14 @@ local function release_holds()
   end)
 end
 
+-- The record's lifetime is set as an absolute time on the caller's clock (now + ttl), so a
+-- rebuild from the events (atp/rebuild.py) sets the same expiry.
 local function record(new_state, event, ttl)
   redis.call('HSET', KEYS[1], 'state', new_state, 'updated_ms', ARGV[2])
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', 1000000, '*', 'type', event,
     'reservation_id', rid, 'at', ARGV[2],
     'expires_ms', redis.call('HGET', KEYS[1], 'expires_ms'))
-  if ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+  if ttl then redis.call('PEXPIREAT', KEYS[1], now + tonumber(ttl)) end
 end
 
 local function close(new_state)
