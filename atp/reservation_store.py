@@ -17,7 +17,7 @@ from atp.errors import (
     StoreUnavailable,
 )
 from atp.network import Network
-from atp.reservations import ReservationRequest, candidates, view
+from atp.reservations import ReservationLine, ReservationRequest, candidates, view
 from atp.store import REDIS_DOWN, load_script
 
 ACTIONS = {"confirm": "confirmed", "extend": "extended", "release": "released"}
@@ -37,6 +37,7 @@ class ReservationStore:
         self._replay_ttl_ms = replay_ttl_ms
         self._reserve = client.register_script(load_script("reserve.lua"))
         self._transition = client.register_script(load_script("transition.lua"))
+        self._restore = client.register_script(load_script("restore_reservation.lua"))
 
     async def reserve(
         self, req: ReservationRequest, network: Network, now_ms: int
@@ -121,6 +122,48 @@ class ReservationStore:
         if code == "invalid":
             raise InvalidTransition(reservation_id, reply[1].decode(), ACTIONS.get(op, op))
         return await self.get(reservation_id, now_ms)
+
+    async def restore(
+        self,
+        reservation_id: str,
+        state: str,
+        request: dict[str, Any],
+        allocations: list[Any],
+        times: tuple[int, int, int],
+        record_expires_ms: int | None,
+    ) -> bool:
+        """Put a reservation back as its events left it, holds included (`atp rebuild`).
+
+        `times` is (created_ms, updated_ms, expires_ms). Returns False when the reservation
+        exists already (then it is left alone: it is newer than the events).
+        """
+        req = ReservationRequest(
+            reservation_id,
+            tuple(
+                ReservationLine(ln["sku"], ln["quantity"], ln["location_id"])
+                for ln in request["lines"]
+            ),
+            request["ttl_seconds"],
+            request["channel"],
+        )
+        skus = req.skus()
+        index = {sku: i + 1 for i, sku in enumerate(skus)}
+        args: list[Any] = [
+            reservation_id,
+            state,
+            req.fingerprint(),
+            orjson.dumps(request),
+            orjson.dumps(allocations),
+            *times,
+            "" if record_expires_ms is None else record_expires_ms,
+            len(req.lines),
+            *(index[line.sku] for line in req.lines),
+        ]
+        try:
+            reply = await self._restore(keys=script_keys(reservation_id, skus), args=args)
+        except REDIS_DOWN as exc:
+            raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
+        return bool(reply == b"restored")
 
     async def expire_due(self, now_ms: int, limit: int = 200) -> int:
         """The sweeper's step: close held reservations whose expiry has passed."""
