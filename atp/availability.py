@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from atp.network import Location, Network
@@ -118,6 +118,18 @@ def channel_status(
         if loc is not None and network.why_not_in_channel(loc, channel_id) is None:
             total += location_atp(c.on_hand, c.reserved, network.safety_stock(sku, loc, channel_id))
     return stock_status(total, network.channel(channel_id).low_stock_threshold)
+
+
+def channel_statuses(
+    network: Network,
+) -> Callable[[str, Mapping[str, LocationCounts]], list[tuple[str, str]]]:
+    """A SKU's status per channel, recorded with every ledger write that moves a count (the
+    worker's and `atp rebuild`'s): the `atp_skus` gauges count them."""
+
+    def statuses(sku: str, counts: Mapping[str, LocationCounts]) -> list[tuple[str, str]]:
+        return [(ch, channel_status(network, ch, sku, counts)) for ch in network.channels]
+
+    return statuses
 
 
 def earliest_inbound(

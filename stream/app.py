@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import faust
@@ -28,9 +28,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from atp import topics
 from atp.availability import (
-    LocationCounts,
     availability_changes,
-    channel_status,
+    channel_statuses,
     new_exposures,
 )
 from atp.errors import InvalidMovement, InvalidTransition, ReservationExpired, ReservationNotFound
@@ -113,11 +112,7 @@ def create_app(
         inbound_grace_ms=int(settings.inbound_grace_hours * HOUR_MS),
     )
 
-    def statuses(sku: str, counts: Mapping[str, LocationCounts]) -> list[tuple[str, str]]:
-        """Recorded with every write that moves a count: the `atp_skus` gauges count them."""
-        return [(ch, channel_status(network, ch, sku, counts)) for ch in network.channels]
-
-    store = LedgerStore(redis, policy, statuses=statuses)
+    store = LedgerStore(redis, policy, statuses=channel_statuses(network))
     acker = DurableAcker(redis, durable=settings.durable_acks)
     availability_name = settings.topic(topics.AVAILABILITY)
     reservations = ReservationStore(redis, int(settings.reservation_replay_hours * HOUR_MS))

@@ -30,3 +30,20 @@ def test_bad_settings_fail_at_start(env, needle):
     )
     assert result.returncode == 2
     assert needle in result.stderr
+
+
+def test_rebuild_without_redis_says_so_and_fails():
+    from atp.embedded import free_port
+
+    env = {**os.environ, "ATP_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    result = subprocess.run(
+        [sys.executable, "-m", "atp.cli", "rebuild"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "atp rebuild: Redis at redis://127.0.0.1:" in result.stderr
+    assert "is unavailable" in result.stderr

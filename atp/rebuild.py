@@ -1,0 +1,356 @@
+"""`atp rebuild`: restore a wiped Redis from Kafka.
+
+It reads two topics, each from its beginning to the end it had when the rebuild started:
+
+1. `stock.reservations`: the last state of every reservation (its events carry the request,
+   the allocations and every expiry), put back with its holds by `restore_reservation.lua`.
+2. `stock.movements`: replayed through the same `LedgerStore` fold the worker uses. The fold
+   is idempotent and order-insensitive, so the ledger and counts come out as the workers left
+   them; and shipments that name a reservation use up its holds again as they did the first
+   time, which is why reservations are restored first.
+
+The end of a partition is the high watermark of the first fetch response, not a ListOffsets
+answer, which Tansu gets wrong for multi-record batches (DESIGN.md).
+
+Each batch of movements (a minute of broker time at most) is folded with `now` = the broker
+timestamp of its newest record, about when a worker applied it: the retention window moves
+through the replay as it moved through the original run, so what was in time then is in time
+now. (With the wall clock, every delta older than ATP_RETENTION_HOURS would be refused as too
+late.)
+
+Running it again, or on a Redis that is not empty, only adds what is missing: applied event ids
+are skipped and reservations that exist are left alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
+from aiokafka.structs import ConsumerRecord, TopicPartition
+
+from atp import topics
+from atp.availability import channel_statuses
+from atp.errors import (
+    ATPError,
+    InvalidTransition,
+    ReservationExpired,
+    ReservationNotFound,
+    StoreUnavailable,
+)
+from atp.ledger import Policy
+from atp.movements import Movement
+from atp.network import Network
+from atp.reservation_store import ReservationStore
+from atp.settings import Settings
+from atp.store import REDIS_DOWN, LedgerStore, StoreConflict, client_from_url
+
+log = logging.getLogger(__name__)
+
+HOUR_MS = 3600 * 1000
+BATCH_MAX = 20_000  # movements per ledger write of the replay
+BATCH_SPAN_MS = 60_000  # broker time one batch may span (its `now` is its newest record's)
+# The state a reservation is in after each kind of event (transition.lua, reserve.lua).
+EVENT_STATES = {
+    "held": "held",
+    "extended": "held",
+    "confirmed": "confirmed",
+    "released": "released",
+    "expired": "expired",
+    "fulfilled": "fulfilled",
+}
+
+
+class RebuildError(ATPError):
+    code = "rebuild"
+
+
+class Progress(Protocol):
+    def begin(self, topic: str, total: int) -> None: ...
+
+    def advance(self, topic: str, n: int) -> None: ...
+
+
+class NoProgress:
+    def begin(self, topic: str, total: int) -> None:
+        pass
+
+    def advance(self, topic: str, n: int) -> None:
+        pass
+
+
+@dataclass
+class Report:
+    reservations: Counter[str] = field(default_factory=Counter)  # restored, exists, gone, ...
+    movements: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)  # the ledger's outcomes
+    not_canonical: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        r, o = self.reservations, self.outcomes
+        return (
+            f"reservations: {r['restored']} restored, {r['exists']} already there, "
+            f"{r['gone']} past their replay window, {r['incomplete']} without their held event; "
+            f"movements: {self.movements} read, {o['applied']} applied, "
+            f"{o['duplicate']} duplicate, {o['superseded']} superseded, {o['too_late']} too late, "
+            f"{self.not_canonical} not canonical; {self.seconds:.1f} s"
+        )
+
+
+@dataclass
+class LastState:
+    """What a reservation's events say about it, as of its last event."""
+
+    reservation_id: str
+    state: str
+    request: dict[str, Any] | None  # None: its `held` event is not in the topic
+    allocations: list[Any] | None
+    created_ms: int
+    updated_ms: int
+    expires_ms: int
+
+    def record_expires_ms(self, replay_ttl_ms: int) -> int | None:
+        """When Redis drops the record (as reserve.lua and transition.lua set it); None: never."""
+        if self.state == "confirmed":
+            return None
+        if self.state == "held":
+            return self.expires_ms + replay_ttl_ms
+        return self.updated_ms + replay_ttl_ms  # closed at its last event
+
+
+def last_states(events: Iterable[Mapping[str, Any]]) -> dict[str, LastState]:
+    """The state each reservation's events leave it in; any order, repeats ignored.
+
+    Events are ordered by their outbox id (a Redis stream id: time, then sequence), not by
+    their place in the topic: two relays may publish one reservation's events out of order.
+    """
+    unique = {e["event_id"]: e for e in events}
+    out: dict[str, LastState] = {}
+    for e in sorted(unique.values(), key=lambda e: _stream_id(e["event_id"])):
+        rid, kind, at = e["reservation_id"], e["type"], int(e["at_ms"])
+        state = EVENT_STATES.get(kind)
+        if state is None:
+            log.warning("reservation event %s has an unknown type %r", e["event_id"], kind)
+            continue
+        if kind == "held":  # also a new reservation under an id whose record had expired
+            out[rid] = LastState(
+                rid, state, e["request"], e["allocations"], at, at, int(e["expires_ms"])
+            )
+            continue
+        s = out.setdefault(rid, LastState(rid, state, None, None, at, at, 0))
+        s.state, s.updated_ms = state, at
+        if e.get("expires_ms") is not None:
+            s.expires_ms = int(e["expires_ms"])
+    return out
+
+
+def _stream_id(event_id: str) -> tuple[int, int]:
+    ms, _, seq = event_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+async def read_to_end(
+    bootstrap: str,
+    topic: str,
+    on_total: Callable[[int], None],
+    max_records: int = 5000,
+    idle_timeout_s: float = 60.0,
+) -> AsyncGenerator[list[ConsumerRecord[bytes, bytes]], None]:
+    """Every record of `topic` from its beginning to the end it had when reading started,
+    in chunks of one partition; `on_total` is told how many records that is before the first.
+
+    The end of each partition is the high watermark of the first fetch response for it.
+    Records written after that are left to the running workers.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=100,
+        max_partition_fetch_bytes=1_048_576,
+    )
+    try:
+        await consumer.start()
+    except BaseException:
+        await consumer.stop()  # or aiokafka complains about an unclosed consumer
+        raise
+    # Let aiokafka's background task start before anything can stop the consumer (see
+    # atp.rejected.read: stopped before its first step, aiokafka 0.14's close() raises).
+    await asyncio.sleep(0)
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not tps:
+            log.warning("topic %s does not exist: nothing to read", topic)
+            on_total(0)
+            return
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        first = {tp: await consumer.position(tp) for tp in tps}
+        ends: dict[TopicPartition, int] = {}
+        early: list[list[ConsumerRecord[bytes, bytes]]] = []
+        deadline = time.monotonic() + idle_timeout_s
+        while len(ends) < len(tps):
+            if time.monotonic() > deadline:
+                raise RebuildError(f"the broker did not answer fetches for {topic}")
+            batch = await consumer.getmany(timeout_ms=200, max_records=max_records)
+            early += batch.values()
+            for tp in tps:
+                high = consumer.highwater(tp)
+                if high is not None:
+                    ends.setdefault(tp, high)
+        on_total(sum(max(0, ends[tp] - first[tp]) for tp in tps))
+
+        def within(records: list[ConsumerRecord[bytes, bytes]]) -> list[Any]:
+            tp = TopicPartition(topic, records[0].partition)
+            return [r for r in records if r.offset < ends[tp]]
+
+        for records in early:
+            if chunk := within(records):
+                yield chunk
+        pending = set(tps)
+        deadline = time.monotonic() + idle_timeout_s
+        while True:
+            for tp in list(pending):
+                if await consumer.position(tp) >= ends[tp]:
+                    pending.discard(tp)
+                    consumer.pause(tp)
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                raise RebuildError(f"no records from {topic} for {idle_timeout_s:.0f} s")
+            batch = await consumer.getmany(*pending, timeout_ms=500, max_records=max_records)
+            for records in batch.values():
+                deadline = time.monotonic() + idle_timeout_s
+                if chunk := within(records):
+                    yield chunk
+    finally:
+        await consumer.stop()
+
+
+async def rebuild(settings: Settings, network: Network, progress: Progress | None = None) -> Report:
+    """Reservations from stock.reservations, then ledger and counts from stock.movements."""
+    progress = progress or NoProgress()
+    started = time.perf_counter()
+    report = Report()
+    redis = client_from_url(settings.redis_url, timeout_s=10.0)
+    try:
+        try:
+            await redis.ping()
+        except REDIS_DOWN as exc:
+            raise RebuildError(f"Redis at {settings.redis_url} is unavailable: {exc}") from exc
+        reservations = ReservationStore(redis, int(settings.reservation_replay_hours * HOUR_MS))
+        await _restore_reservations(settings, reservations, progress, report)
+        policy = Policy(
+            retention_ms=int(settings.retention_hours * HOUR_MS),
+            inbound_grace_ms=int(settings.inbound_grace_hours * HOUR_MS),
+        )
+        store = LedgerStore(redis, policy, statuses=channel_statuses(network))
+        consumed = await _replay_movements(settings, store, progress, report)
+        # Holds used up by the replayed shipments: close the reservations they used up whole,
+        # as the worker does (where that was published already, they came back closed).
+        for rid in consumed:
+            with contextlib.suppress(ReservationNotFound, InvalidTransition, ReservationExpired):
+                await reservations.transition(rid, "fulfil", _now_ms())
+    except (StoreUnavailable, StoreConflict) as exc:
+        raise RebuildError(f"{exc.message}; running `atp rebuild` again is safe") from exc
+    except KafkaError as exc:
+        raise RebuildError(
+            f"the broker at {settings.kafka_bootstrap} failed: {exc!r}; "
+            "running `atp rebuild` again is safe"
+        ) from exc
+    finally:
+        await redis.aclose()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+async def _restore_reservations(
+    settings: Settings, store: ReservationStore, progress: Progress, report: Report
+) -> None:
+    topic = settings.topic(topics.RESERVATIONS)
+    events: list[dict[str, Any]] = []
+    reader = read_to_end(settings.kafka_bootstrap, topic, lambda n: progress.begin(topic, n))
+    async with contextlib.aclosing(reader):
+        async for records in reader:
+            events += (orjson.loads(r.value) for r in records)
+            progress.advance(topic, len(records))
+    now = _now_ms()
+    replay_ttl_ms = int(settings.reservation_replay_hours * HOUR_MS)
+    for s in last_states(events).values():
+        expires_at = s.record_expires_ms(replay_ttl_ms)
+        if s.request is None or s.allocations is None:
+            report.reservations["incomplete"] += 1
+            log.warning("reservation %s: its held event is not in %s", s.reservation_id, topic)
+        elif expires_at is not None and expires_at <= now:
+            report.reservations["gone"] += 1  # Redis would have dropped it by now
+        else:
+            restored = await store.restore(
+                s.reservation_id,
+                s.state,
+                s.request,
+                s.allocations,
+                (s.created_ms, s.updated_ms, s.expires_ms),
+                expires_at,
+            )
+            report.reservations["restored" if restored else "exists"] += 1
+
+
+async def _replay_movements(
+    settings: Settings, store: LedgerStore, progress: Progress, report: Report
+) -> list[str]:
+    """Fold stock.movements into Redis; returns the reservations whose holds shipments used.
+
+    Records are applied per partition in batches of at most BATCH_MAX that span at most
+    BATCH_SPAN_MS of broker time, each with `now` = its newest record's timestamp: close to
+    when a worker applied each of them, whatever the topic's rate. Large batches write each
+    SKU once for many of its movements.
+    """
+    topic = settings.topic(topics.MOVEMENTS)
+    consumed: dict[str, None] = {}
+    pending: dict[int, list[ConsumerRecord[bytes, bytes]]] = {}
+
+    async def flush(records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        batch = []
+        for r in records:
+            try:
+                batch.append(Movement.from_wire(orjson.loads(r.value)))
+            except (orjson.JSONDecodeError, KeyError, ValueError, TypeError):
+                report.not_canonical += 1  # the worker rejected it too
+        if batch:
+            now = max(r.timestamp for r in records)
+            result = await store.apply(batch, now if now > 0 else _now_ms())
+            report.outcomes.update(outcome.value for _, outcome in result.outcomes)
+            consumed.update(dict.fromkeys(rid for rid, _, _ in result.consumed))
+        report.movements += len(records)
+        progress.advance(topic, len(records))
+
+    reader = read_to_end(settings.kafka_bootstrap, topic, lambda n: progress.begin(topic, n))
+    async with contextlib.aclosing(reader):
+        async for records in reader:
+            for r in records:
+                held = pending.setdefault(r.partition, [])
+                if held and (
+                    len(held) >= BATCH_MAX or abs(r.timestamp - held[0].timestamp) > BATCH_SPAN_MS
+                ):
+                    await flush(held)
+                    held.clear()
+                held.append(r)
+    for held in pending.values():
+        if held:
+            await flush(held)
+    return list(consumed)
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
