@@ -56,6 +56,7 @@ from atp.movements import Effect, Movement  # noqa: E402
 from atp.reservation_store import ReservationStore  # noqa: E402
 from atp.reservations import ReservationLine, ReservationRequest  # noqa: E402
 from atp.store import LedgerStore, client_from_url, load_script  # noqa: E402
+from benchmarks.profiling import SPY_RATE, summarize_profile  # noqa: E402
 
 NETWORK_FILE = "config/network.yaml"
 SEED_LOCATIONS = ("WH-NJ", "WH-IL", "3PL-ACME-TX")  # online-channel locations of the file
@@ -65,7 +66,7 @@ HOT_LOCATION = "WH-NJ"
 HOT_UNITS = 10_000_000  # enough that every hot reservation of a run succeeds
 BATCH_SKUS = 100
 TOKEN = "bench-" + uuid.uuid4().hex
-SPY_SECONDS, SPY_RATE = 8, 100  # py-spy record -d, -r
+SPY_SECONDS = 8  # py-spy record -d
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -718,39 +719,41 @@ class Bench:
             print("\nprofile: py-spy record -d 8 of the API during single lookups", flush=True)
             self.profile(a.py_spy)
 
-    def table(self) -> None:
-        bare = self.bare_rate()
+
+def table(rows: list[Row]) -> None:
+    """The markdown table of a run and the verdicts against issue 7's API targets."""
+    bare = next(r.rate for r in rows if r.key == "bare")
+    print(
+        "\n| run | req/s | x bare | p50 ms | p99 ms | requests | statuses | errors | "
+        "others' CPU (cores) |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---|---|---:|")
+    for r in rows:
         print(
-            "\n| run | req/s | x bare | p50 ms | p99 ms | requests | statuses | errors | "
-            "others' CPU (cores) |"
+            f"| {r.label} | {r.rate:,.0f} | {r.rate / bare:.2f} | {r.p50_ms:.2f} | "
+            f"{r.p99_ms:.2f} | {r.requests:,} | {fmt_codes(r.codes)} | "
+            f"{fmt_errors(r.errors)} | {r.cpu.get('others', 0):.2f} |"
         )
-        print("|---|---:|---:|---:|---:|---:|---|---|---:|")
-        for r in self.rows:
-            print(
-                f"| {r.label} | {r.rate:,.0f} | {r.rate / bare:.2f} | {r.p50_ms:.2f} | "
-                f"{r.p99_ms:.2f} | {r.requests:,} | {fmt_codes(r.codes)} | "
-                f"{fmt_errors(r.errors)} | {r.cpu.get('others', 0):.2f} |"
-            )
-        by = {r.key: r for r in self.rows}
-        print("\nagainst the targets (>= 0.70 x bare; p99 < 10 ms at half the peak):")
-        for key in ("single", "reserve_hot", "reserve_spread"):
-            r = by[key]
-            ok = r.rate / bare >= 0.70
-            print(
-                f"  {r.label}: {r.rate / bare:.2f} x bare "
-                + (
-                    "(met)"
-                    if ok
-                    else f"(missed by {0.70 - r.rate / bare:.2f}, "
-                    f"{(0.70 * bare - r.rate):,.0f} req/s short of {0.70 * bare:,.0f})"
-                )
-            )
-        h = by["half"]
+    by = {r.key: r for r in rows}
+    print("\nagainst the targets (>= 0.70 x bare; p99 < 10 ms at half the peak):")
+    for key in ("single", "reserve_hot", "reserve_spread"):
+        r = by[key]
+        ok = r.rate / bare >= 0.70
         print(
-            f"  single at half peak: p99 {h.p99_ms:.2f} ms "
-            + ("(met)" if h.p99_ms is not None and h.p99_ms < 10 else "(missed)")
-            + f" at {h.rate:,.0f}/s"
+            f"  {r.label}: {r.rate / bare:.2f} x bare "
+            + (
+                "(met)"
+                if ok
+                else f"(missed by {0.70 - r.rate / bare:.2f}, "
+                f"{(0.70 * bare - r.rate):,.0f} req/s short of {0.70 * bare:,.0f})"
+            )
         )
+    h = by["half"]
+    print(
+        f"  single at half peak: p99 {h.p99_ms:.2f} ms "
+        + ("(met)" if h.p99_ms is not None and h.p99_ms < 10 else "(missed)")
+        + f" at {h.rate:,.0f}/s"
+    )
 
 
 def header() -> None:
@@ -769,7 +772,7 @@ def header() -> None:
     )
 
 
-def main() -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=32)
@@ -781,14 +784,16 @@ def main() -> int:
     parser.add_argument("--raw-tasks", type=int, default=32)
     parser.add_argument("--py-spy", metavar="PATH", help="py-spy binary: profile the API too")
     parser.add_argument("--keep-logs", action="store_true")
-    args = parser.parse_args()
+    return parser
+
+
+def measure(args: argparse.Namespace) -> list[Row]:
+    """Every run (a to a'), in order; the processes it starts are stopped before it returns."""
     os.chdir(ROOT)  # ATP_NETWORK_FILE is relative to the project
-    header()
     bench = Bench(args)
     try:
         bench.start()
         bench.run()
-        bench.table()
     except BaseException:
         bench.failed = True
         if bench.api is not None:
@@ -796,76 +801,15 @@ def main() -> int:
         raise
     finally:
         bench.stop()
+    return bench.rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    header()
+    rows = measure(args)
+    table(rows)
     return 0
-
-
-def summarize_profile(path: Path, seconds: float, rate: int, top: int = 12) -> None:
-    """Top functions of the API's main thread in py-spy raw (collapsed) output (--idle).
-
-    Samples whose innermost frame is the event loop's epoll wait are idle; the rest are where
-    the main thread spends its time. Functions are keyed without line numbers; 'own' is time in
-    the function itself, 'inclusive' also counts what it called.
-    """
-    import re
-
-    strip = re.compile(r":\d+\)$")
-    own: Counter[str] = Counter()
-    incl: Counter[str] = Counter()
-    main_n = idle = other_busy = 0
-    for line in path.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not stack:
-            continue
-        n = int(count)
-        frames = [strip.sub(")", f) for f in stack.split(";") if f]
-        py = [f for f in frames if "(" in f and ".py" in f]
-        if py and py[0].startswith("Thread._bootstrap"):  # anyio worker threads, mostly waiting
-            if not any("Condition.wait" in f for f in frames):
-                other_busy += n
-            continue
-        if frames[-1].startswith(("epoll_wait", "EpollSelector.select", "select (selectors")):
-            idle += n
-            continue
-        main_n += n
-        own[frames[-1]] += n
-        for f in set(frames):
-            incl[f] += n
-    if not main_n:
-        print("py-spy: no busy samples of the main thread", flush=True)
-        return
-    taken = main_n + idle
-    print(
-        f"\npy-spy: {taken:,} samples of the API's main thread ({seconds * rate:,} asked for); "
-        f"busy in {main_n / taken:.0%}, waiting in epoll in {idle / taken:.0%}; "
-        f"worker threads busy in {other_busy} samples",
-        flush=True,
-    )
-    print("  top functions by own samples (share of the main thread's busy samples):")
-    for f, n in own.most_common(top):
-        print(f"    {n / main_n:6.1%}  {f}")
-    print("  project code, Redis client, thread hops and GC by inclusive samples:")
-    keep = (
-        "(api/",
-        "(atp/store",
-        "(atp/availability",
-        "(atp/network",
-        "(atp/reservation",
-        "Pipeline.execute (",
-        "Pipeline.load_scripts",
-        "Pipeline.immediate_execute_command",
-        "run_in_threadpool",
-        "solve_dependencies",
-        "gc_collect_main",
-        "RequestResponseCycle.send",
-    )
-    shown = 0
-    for f, n in incl.most_common(400):
-        if not any(s in f for s in keep):
-            continue
-        print(f"    {n / main_n:6.1%}  {f}")
-        shown += 1
-        if shown >= top + 6:
-            break
 
 
 if __name__ == "__main__":

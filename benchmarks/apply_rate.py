@@ -1,6 +1,7 @@
 """How fast does the worker turn warehouse messages into ledger state, against its baselines?
 
-    .venv/bin/python benchmarks/apply_rate.py [--messages N] [--skus K]
+    .venv/bin/python benchmarks/apply_rate.py [--messages N] [--skus K] [--no-topic-send-floor]
+                                              [--py-spy [PATH]] [--spy-seconds S]
 
 Starts its own embedded broker (Tansu) and Redis on free 127.0.0.1 ports, pre-produces N WMS
 messages, and measures on that one broker, in one run:
@@ -11,6 +12,10 @@ messages, and measures on that one broker, in one run:
                      that only acks: the worker's shape (normalise, then apply) with no work
   atp worker         `python -m atp.cli worker`: normalise stock.wms -> stock.movements, apply the
                      movements to the ledger in Redis
+
+With --py-spy, py-spy records the worker for S seconds from its first applied batch and the
+top frames are printed (py-spy pauses the worker to sample: that run's rate is lower). Importable:
+`measure(build_parser().parse_args([...]))` returns an ApplyResult (benchmarks/run_all.py).
 
 Group-join time is excluded: rates run from the first message in hand to the last (see
 benchmarks/README.md). Every process started here is stopped by its PID in a `finally` block.
@@ -29,6 +34,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,6 +49,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
 from atp import embedded, keys, topics  # noqa: E402
 from atp.embedded import ManagedProcess  # noqa: E402
 from atp.settings import Settings  # noqa: E402
+from benchmarks import profiling  # noqa: E402
 
 WAREHOUSES = ("WH-NJ", "WH-IL", "WH-CA")  # the warehouse ids of config/network.yaml
 PARTITIONS = Settings().partitions  # what the project creates its topics with
@@ -54,14 +61,17 @@ POLL_S = 0.05  # how often the worker's /metrics page is read
 # Messages
 
 
-def wms_messages(n: int, skus: int, seed: int = 7) -> tuple[list[tuple[bytes, bytes]], int]:
+def wms_messages(
+    n: int, skus: int, seed: int = 7, run: str | None = None
+) -> tuple[list[tuple[bytes, bytes]], int]:
     """N valid WMS messages (key = warehouse id, as the simulator sends them) and the net qty.
 
     Event times are strictly increasing, 1 ms apart, ending a minute ago (well inside the
-    ledger's retention window), so every message is a fresh delta the ledger applies.
+    ledger's retention window), so every message is a fresh delta the ledger applies. Event ids
+    are unique per `run` (default: the current second).
     """
     rng = random.Random(seed)
-    run = f"{int(time.time()):x}"
+    run = run or f"{int(time.time()):x}"
     start_ms = time.time_ns() // 1_000_000 - n - 60_000
     out: list[tuple[bytes, bytes]] = []
     net = 0
@@ -355,6 +365,15 @@ async def redis_totals(redis_url: str) -> tuple[int, int]:
     return deltas, on_hand
 
 
+def probe_message(sku: str) -> bytes:
+    """A WMS RECEIVED of 1 unit of `sku` at the first warehouse, happening now: a latency probe
+    (use a SKU of its own per probe, so its key appearing in Redis means it was applied)."""
+    at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    body = {"event_id": f"BENCH-{sku}", "warehouse_id": WAREHOUSES[0], "sku": sku}
+    body |= {"kind": "RECEIVED", "qty": 1, "occurred_at": at}
+    return json.dumps(body).encode()
+
+
 async def trickle_latency(
     bootstrap: str, topic: str, redis_url: str, probes: int, gap_s: float = 0.3
 ) -> list[float]:
@@ -375,11 +394,8 @@ async def trickle_latency(
     try:
         for i in range(probes):
             sku = f"LAT-{run}-{i:03d}"
-            at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-            body = {"event_id": f"BENCH-{sku}", "warehouse_id": WAREHOUSES[0], "sku": sku}
-            body |= {"kind": "RECEIVED", "qty": 1, "occurred_at": at}
             started = time.perf_counter()
-            await producer.send_and_wait(topic, json.dumps(body).encode(), key=b"WH-NJ")
+            await producer.send_and_wait(topic, probe_message(sku), key=WAREHOUSES[0].encode())
             while not await client.exists(keys.stock(sku)):
                 if time.perf_counter() - started > 30:
                     raise RuntimeError(f"probe {sku} not in Redis after 30 s")
@@ -392,33 +408,24 @@ async def trickle_latency(
     return seconds
 
 
-def run_worker(
+def spawn_worker(
     bootstrap: str,
     redis_url: str,
-    messages: list[tuple[bytes, bytes]],
+    prefix: str,
     work: Path,
     procs: list[ManagedProcess],
     *,
     tag: str = "",
     env: dict[str, str] | None = None,
-    probes: int = 0,
     tree: Path | None = None,
-) -> tuple[float, float, dict[str, float], list[float]]:
-    """Like run_floor, plus `probes` trickle latencies (`trickle_latency`) after the run.
-
-    Hop 1 starts at the first movement the normaliser produced. Each `tag` gets its own topics
-    and group; `env` adds to the worker's environment; `tree` runs the worker from another
-    source tree (its `atp` and `stream` packages) instead of this one.
-    """
-    n = len(messages)
-    prefix = f"bench{os.getpid()}{tag}."
-    settings = Settings(kafka_bootstrap=bootstrap, topic_prefix=prefix)
-    asyncio.run(topics.ensure_topics(settings))
-    asyncio.run(produce(bootstrap, settings.topic(topics.WMS), messages))
+) -> tuple[ManagedProcess, str]:
+    """Start `atp worker` (topics under `prefix`, its own group and web port); the process is
+    appended to `procs` at once, so the caller's `finally` stops it. Returns it and its
+    /metrics URL. `tree` runs the worker from another source tree instead of this one."""
     # The worker does not create its data dir's parent (faust mkdirs one level): see README.
     (work / "worker-data").mkdir(parents=True, exist_ok=True)
     web_port = embedded.free_port()
-    env = {
+    full_env = {
         **os.environ,
         "ATP_KAFKA_BOOTSTRAP": bootstrap,
         "ATP_REDIS_URL": redis_url,
@@ -432,15 +439,46 @@ def run_worker(
         "ATP_LOG_LEVEL": "warning",
         **(env or {}),
     }
-    url = f"http://127.0.0.1:{web_port}/metrics"
-    spawned_ms = time.time() * 1000
     argv = [sys.executable, "-m", "atp.cli", "worker"]
     if tree is not None:
         run = "import runpy, sys; sys.path.insert(0, sys.argv.pop(1)); "
         run += "runpy.run_module('atp.cli', run_name='__main__', alter_sys=True)"
         argv = [sys.executable, "-c", run, str(tree), "worker"]
-    proc = embedded.spawn(f"worker{tag}", argv, work / "logs", env)
+    proc = embedded.spawn(f"worker{tag}", argv, work / "logs", full_env)
     procs.append(proc)
+    return proc, f"http://127.0.0.1:{web_port}/metrics"
+
+
+def run_worker(
+    bootstrap: str,
+    redis_url: str,
+    messages: list[tuple[bytes, bytes]],
+    work: Path,
+    procs: list[ManagedProcess],
+    *,
+    tag: str = "",
+    env: dict[str, str] | None = None,
+    probes: int = 0,
+    tree: Path | None = None,
+    py_spy: str | None = None,
+    spy_seconds: float = 10.0,
+) -> tuple[float, float, dict[str, float], list[float], Path | None]:
+    """Like run_floor, plus `probes` trickle latencies (`trickle_latency`) after the run, and
+    the path of a py-spy profile (raw collapsed stacks) of the worker taken from its first
+    applied batch for `spy_seconds`, when `py_spy` names the py-spy binary (else None).
+
+    Hop 1 starts at the first movement the normaliser produced. Each `tag` gets its own topics
+    and group; `env` adds to the worker's environment; `tree` runs the worker from another
+    source tree (its `atp` and `stream` packages) instead of this one.
+    """
+    n = len(messages)
+    prefix = f"bench{os.getpid()}{tag}."
+    settings = Settings(kafka_bootstrap=bootstrap, topic_prefix=prefix)
+    asyncio.run(topics.ensure_topics(settings))
+    asyncio.run(produce(bootstrap, settings.topic(topics.WMS), messages))
+    spawned_ms = time.time() * 1000
+    proc, url = spawn_worker(bootstrap, redis_url, prefix, work, procs, tag=tag, env=env, tree=tree)
+    spy = None
     try:
         normalised = folded = rejected = 0
         seen_ms: dict[str, float] = {}  # wall-clock ms of what the polls saw first
@@ -462,6 +500,8 @@ def run_worker(
                 now_ms = time.time() * 1000
                 if folded:
                     seen_ms.setdefault("hop2_first", now_ms)
+                    if py_spy and spy is None:
+                        spy = profiling.start_py_spy(py_spy, proc.pid, spy_seconds, work, procs)
                 if normalised == n:
                     seen_ms.setdefault("hop1_done", now_ms)
         done_ms = time.time() * 1000
@@ -469,7 +509,10 @@ def run_worker(
             raise RuntimeError(f"the worker folded {folded} movements, expected {n}")
         wms = settings.topic(topics.WMS)
         latencies = asyncio.run(trickle_latency(bootstrap, wms, redis_url, probes))
+        profile = profiling.finish_py_spy(spy, spy_seconds) if spy else None
     finally:
+        if spy is not None:
+            spy.stop(grace_s=5)
         proc.stop(grace_s=15)
     start_ms = asyncio.run(first_record_ms(bootstrap, settings.topic(topics.MOVEMENTS)))
     marks = {k: round((v - start_ms) / 1000, 3) for k, v in seen_ms.items()}
@@ -478,13 +521,59 @@ def run_worker(
         f"atp worker: {batches:.0f} batches applied, {n / max(batches, 1):.0f} movements each "
         f"on average, {last['atp_apply_seconds_sum']:.2f} s in LedgerStore.apply in all"
     )
-    return (done_ms - start_ms) / 1000, (start_ms - spawned_ms) / 1000, marks, latencies
+    return (done_ms - start_ms) / 1000, (start_ms - spawned_ms) / 1000, marks, latencies, profile
 
 
 # --------------------------------------------------------------------------------------------
 
 
-def main() -> int:
+CEILING = "aiokafka ceiling (no group)"
+FLOOR1 = "faust floor, 1 hop (take+ack)"
+FLOOR2 = "faust floor, 2 hops (topic.send)"
+FLOOR2W = "faust floor, 2 hops (worker transport)"
+WORKER = "atp worker (normalise + apply)"
+
+
+@dataclass
+class ApplyResult:
+    n: int
+    seconds: dict[str, float]  # path -> seconds for the n messages (CEILING, FLOOR1, ...)
+    latencies: list[float]  # trickle latencies after the worker's run, seconds
+    verified: bool  # Redis held exactly what was sent, for the worker and every baseline
+    profile: Path | None = None  # py-spy raw stacks of the worker, when asked for
+
+    def rate(self, path: str) -> float:
+        return self.n / self.seconds[path]
+
+
+def parse_worker_env(pairs: list[str]) -> dict[str, str]:
+    """`--worker-env ATP_X=V` options as a dict; ValueError for anything else."""
+    env = dict(kv.split("=", 1) for kv in pairs if "=" in kv)
+    if len(env) != len(pairs) or not all(k.startswith("ATP_") for k in env):
+        raise ValueError("--worker-env takes ATP_NAME=VALUE")
+    return env
+
+
+def start_stack(work: Path, procs: list[ManagedProcess]) -> tuple[str, str]:
+    """A broker and a Redis (AOF on, as the worker runs in production: it acks only after
+    WAITAOF) on free 127.0.0.1 ports, appended to `procs`; (bootstrap, redis URL)."""
+    broker_port, redis_port = embedded.free_port(), embedded.free_port()
+    procs.append(embedded.start_broker(broker_port, work / "logs"))
+    procs.append(embedded.start_redis(redis_port, work / "redis", work / "logs"))
+    return f"127.0.0.1:{broker_port}", f"redis://127.0.0.1:{redis_port}/0"
+
+
+def stop_all(procs: list[ManagedProcess], work: Path, *, keep_logs: bool) -> None:
+    """Stop every process started (by PID, last first); delete `work`, or keep and name its logs."""
+    for proc in reversed(procs):
+        proc.stop(grace_s=15)
+    if keep_logs:
+        print(f"logs kept in {work / 'logs'}", file=sys.stderr)
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=50_000, help="N messages (50000)")
     parser.add_argument("--skus", type=int, default=1000, help="K distinct SKUs (1000)")
@@ -508,34 +597,46 @@ def main() -> int:
         help="a setting for the worker and the worker-shaped floor, e.g. "
         "ATP_FETCH_MAX_WAIT_MS=1500 (repeatable)",
     )
+    parser.add_argument(
+        "--no-topic-send-floor",
+        action="store_true",
+        help="skip the 2-hop floor with faust's topic.send (the slowest baseline, ~25 s)",
+    )
+    parser.add_argument(
+        "--py-spy",
+        metavar="PATH",
+        nargs="?",
+        const="",
+        help="profile the worker with py-spy "
+        "(binary PATH, or found on the PATH, in .venv/bin or /tmp/spyvenv/bin)",
+    )
+    parser.add_argument("--spy-seconds", type=float, default=10.0, help="py-spy duration (10)")
     hidden = argparse.SUPPRESS
     parser.add_argument("--_floor", action="store_true", help=hidden)
     for name in ("--_bootstrap", "--_topic", "--_group", "--_out", "--_mid"):
         parser.add_argument(name, help=hidden)
     parser.add_argument("--_hops", type=int, default=1, help=hidden)
     parser.add_argument("--_worker_shape", action="store_true", help=hidden)
-    args = parser.parse_args()
-    if args._floor:
-        floor_child(args)
-        return 0
+    return parser
+
+
+def measure(args: argparse.Namespace) -> ApplyResult:
+    """Every path on one broker and Redis that it starts, and stops before it returns."""
     if args.messages < 1 or args.skus < 1 or args.probes < 0:
-        parser.error("--messages and --skus must be positive, --probes not negative")
-    worker_env = dict(kv.split("=", 1) for kv in args.worker_env)
-    if not all(k.startswith("ATP_") for k in worker_env):
-        parser.error("--worker-env takes ATP_NAME=VALUE")
+        raise ValueError("--messages and --skus must be positive, --probes not negative")
+    worker_env = parse_worker_env(args.worker_env)
+    spy_bin = None
+    if args.py_spy is not None:
+        spy_bin = profiling.find_py_spy(args.py_spy or None)
+        if spy_bin is None:
+            print("py-spy not found: no profile (see benchmarks/profiling.py)", flush=True)
 
     n = args.messages
     work = Path(tempfile.mkdtemp(prefix="atp-bench-"))
     procs: list[ManagedProcess] = []
     ok = False
     try:
-        broker_port, redis_port = embedded.free_port(), embedded.free_port()
-        procs.append(embedded.start_broker(broker_port, work / "logs"))
-        # AOF on, as the worker runs in production (it acks only after WAITAOF).
-        procs.append(embedded.start_redis(redis_port, work / "redis", work / "logs"))
-        bootstrap = f"127.0.0.1:{broker_port}"
-        redis_url = f"redis://127.0.0.1:{redis_port}/0"
-
+        bootstrap, redis_url = start_stack(work, procs)
         messages, net_qty = wms_messages(n, args.skus)
         topic = f"bench.wms.{os.getpid()}"
         asyncio.run(create_topics(bootstrap, [topic]))
@@ -544,8 +645,9 @@ def main() -> int:
 
         ceiling_s = min(asyncio.run(aiokafka_ceiling(bootstrap, topic, n)) for _ in range(3))
         print(f"aiokafka ceiling: {ceiling_s:.3f} s (best of 3)", flush=True)
-        timings = {}
+        timings = {CEILING: ceiling_s}
         latencies: list[float] = []
+        profile: Path | None = None
         baselines = {
             f"atp worker, {tree.resolve().name}": (tree.resolve(), f"{redis_url[:-2]}/{db}")
             for db, tree in enumerate(args.baseline, start=1)
@@ -559,27 +661,39 @@ def main() -> int:
             )
             for db, (name, (tree, url)) in enumerate(baselines.items(), start=1)
         ]
-        for name, run in (
-            ("faust floor, 1 hop", lambda: run_floor(bootstrap, topic, n, 1, work, procs)),
-            ("faust floor, 2 hops", lambda: run_floor(bootstrap, topic, n, 2, work, procs)),
+        floors = [(FLOOR1, lambda: run_floor(bootstrap, topic, n, 1, work, procs))]
+        if not args.no_topic_send_floor:
+            floors.append((FLOOR2, lambda: run_floor(bootstrap, topic, n, 2, work, procs)))
+        floors.append(
             (
-                "faust floor, 2 hops, worker's transport",
+                FLOOR2W,
                 lambda: run_floor(
                     bootstrap, topic, n, 2, work, procs, worker_shape=True, env=worker_env
                 ),
-            ),
+            )
+        )
+        for name, run in (
+            *floors,
             (
-                "atp worker",
+                WORKER,
                 lambda: run_worker(
-                    bootstrap, redis_url, messages, work, procs, env=worker_env, probes=args.probes
+                    bootstrap,
+                    redis_url,
+                    messages,
+                    work,
+                    procs,
+                    env=worker_env,
+                    probes=args.probes,
+                    py_spy=spy_bin,
+                    spy_seconds=args.spy_seconds,
                 ),
             ),
             *runs,
         ):
             secs, join_s, marks, *extra = run()
             timings[name] = secs
-            if name == "atp worker":
-                latencies = extra[0]
+            if name == WORKER:
+                latencies, profile = extra
             timeline = ", ".join(f"{k} {v:.2f}" for k, v in sorted(marks.items(), key=_second))
             print(f"{name}: {secs:.2f} s (start+join {join_s:.1f} s; at s: {timeline})", flush=True)
         deltas, on_hand = asyncio.run(redis_totals(redis_url))
@@ -599,43 +713,59 @@ def main() -> int:
                 f"deltas, on-hand sum {base_on_hand}: {'OK' if base_ok else 'MISMATCH'}"
             )
             verified = verified and base_ok
-
-        floor_s, floor2_s, floor2w_s, worker_s = list(timings.values())[:4]
-        rows = [
-            ("aiokafka ceiling (no group)", ceiling_s),
-            ("faust floor, 1 hop (take+ack)", floor_s),
-            ("faust floor, 2 hops (topic.send)", floor2_s),
-            ("faust floor, 2 hops (worker transport)", floor2w_s),
-            ("atp worker (normalise + apply)", worker_s),
-            *((name, timings[name]) for name in baselines),
-        ]
-        floor_rate, ceiling_rate = n / floor_s, n / ceiling_s
-        print()
-        print(f"{'path':38} {'messages':>9} {'seconds':>8} {'msg/s':>9} {'/floor':>7} {'/ceil':>7}")
-        for name, secs in rows:
-            rate = n / secs
-            print(
-                f"{name:38} {n:>9} {secs:>8.2f} {rate:>9,.0f} "
-                f"{rate / floor_rate:>7.2f} {rate / ceiling_rate:>7.3f}"
+        if profile is not None:
+            kept = Path("/tmp") / f"atp-worker-pyspy-{int(time.time())}.txt"
+            shutil.copy(profile, kept)
+            profiling.summarize_profile(
+                kept,
+                args.spy_seconds,
+                keep=profiling.WORKER_KEEP,
+                what="the worker's",
+                parts=profiling.WORKER_PARTS,
             )
-        print(f"\natp worker / faust floor 2 hops (worker transport): {floor2w_s / worker_s:.2f}")
-        if latencies:
-            ms = sorted(1000 * x for x in latencies)
-            print(
-                f"trickle latency, produce -> Redis, {len(ms)} probes: median "
-                f"{ms[len(ms) // 2]:.0f} ms, min {ms[0]:.0f} ms, max {ms[-1]:.0f} ms"
-            )
+            print(f"raw py-spy samples (collapsed stacks): {kept}", flush=True)
+            profile = kept
         if worker_env:
             print("worker settings: " + " ".join(f"{k}={v}" for k, v in worker_env.items()))
         ok = verified
-        return 0 if verified else 1
+        return ApplyResult(n, timings, latencies, verified, profile)
     finally:
-        for proc in reversed(procs):
-            proc.stop(grace_s=15)
-        if ok:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            print(f"logs kept in {work / 'logs'}", file=sys.stderr)
+        stop_all(procs, work, keep_logs=not ok)
+
+
+def table(result: ApplyResult) -> None:
+    n = result.n
+    floor_rate, ceiling_rate = result.rate(FLOOR1), result.rate(CEILING)
+    print()
+    print(f"{'path':38} {'messages':>9} {'seconds':>8} {'msg/s':>9} {'/floor':>7} {'/ceil':>7}")
+    for name, secs in result.seconds.items():
+        rate = n / secs
+        print(
+            f"{name:38} {n:>9} {secs:>8.2f} {rate:>9,.0f} "
+            f"{rate / floor_rate:>7.2f} {rate / ceiling_rate:>7.3f}"
+        )
+    ratio = result.seconds[FLOOR2W] / result.seconds[WORKER]
+    print(f"\natp worker / faust floor 2 hops (worker transport): {ratio:.2f}")
+    if result.latencies:
+        ms = sorted(1000 * x for x in result.latencies)
+        print(
+            f"trickle latency, produce -> Redis, {len(ms)} probes: median "
+            f"{ms[len(ms) // 2]:.0f} ms, min {ms[0]:.0f} ms, max {ms[-1]:.0f} ms"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args._floor:
+        floor_child(args)
+        return 0
+    try:
+        result = measure(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    table(result)
+    return 0 if result.verified else 1
 
 
 def _second(item: tuple[str, float]) -> float:
