@@ -17,6 +17,8 @@ one worker) on free 127.0.0.1 ports, seeds stock through `LedgerStore`, and driv
                      script alone (EVALSHA)
   f  single @ half   single lookups paced at half of b's rate (Debian has no wrk2: wrk with a
                      Lua delay() schedule and fewer connections; see benchmarks/api.md)
+  g  delivery        POST /v1/delivery-options, 3-line baskets, random destination ZIPs
+  h  delivery @ half the same paced at half of g's rate: issue 6's p99 under load
 
 Every rate is printed beside its ratio to the bare endpoint measured in the same run. Every
 process started here is stopped by its PID in a `finally` block. See benchmarks/api.md.
@@ -173,12 +175,11 @@ function request()
 end
 """
 
-LUA_PACED = r"""
--- Single lookups paced to a target rate per thread (wrk2 is not in Debian). wrk calls delay()
--- before every request; each call takes the next slot of an evenly spaced schedule, so the
--- thread sends `rate` requests/s whatever the latency (as long as a connection is free).
--- wrk measures latency from the moment a request is written, after the delay.
--- args: seed, number of SKUs, requests/s for this thread
+LUA_PACING = r"""
+-- Paced to a target rate per thread (wrk2 is not in Debian). wrk calls delay() before every
+-- request; each call takes the next slot of an evenly spaced schedule, so the thread sends
+-- `rate` requests/s whatever the latency (as long as a connection is free). A rate of 0 means
+-- unpaced. wrk measures latency from the moment a request is written, after the delay.
 local ffi = require("ffi")
 ffi.cdef[[
 typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
@@ -189,13 +190,10 @@ local function now_ms()
   ffi.C.clock_gettime(1, ts)  -- CLOCK_MONOTONIC
   return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
 end
-function init(args)
-  math.randomseed(tonumber(args[1]) + 7919 * tid)
-  n = tonumber(args[2])
-  interval = 1000 / tonumber(args[3])
-end
+interval = nil
 local next_at = nil
 function delay()
+  if interval == nil then return 0 end
   local t = now_ms()
   if next_at == nil or next_at < t - 100 then next_at = t end  -- no catch-up bursts after a stall
   local d = next_at - t
@@ -203,10 +201,51 @@ function delay()
   if d < 0 then return 0 end
   return math.floor(d + 0.5)
 end
+"""
+
+LUA_PACED = (
+    LUA_PACING
+    + r"""
+-- Single lookups at a paced rate. args: seed, number of SKUs, requests/s for this thread
+function init(args)
+  math.randomseed(tonumber(args[1]) + 7919 * tid)
+  n = tonumber(args[2])
+  interval = 1000 / tonumber(args[3])
+end
 function request()
   return wrk.format("GET", string.format("/v1/availability/BENCH-%06d", math.random(0, n - 1)))
 end
 """
+)
+
+LUA_DELIVERY = (
+    LUA_PACING
+    + r"""
+-- Delivery options for 3-line baskets of random seeded SKUs to a random destination ZIP.
+-- args: seed, number of SKUs, requests/s for this thread (0: as fast as it goes)
+local zips = {"10003", "11217", "02116", "60603", "75225", "77056", "30326", "80206", "98101",
+              "94108", "08817", "90012"}
+bodies = {}
+function init(args)
+  math.randomseed(tonumber(args[1]) + 7919 * tid)
+  local n, rate = tonumber(args[2]), tonumber(args[3])
+  if rate > 0 then interval = 1000 / rate end
+  for b = 1, 128 do
+    local lines = {}
+    for k = 1, 3 do
+      table.insert(lines, string.format('{"sku":"BENCH-%06d","quantity":%d}',
+                                        math.random(0, n - 1), math.random(1, 3)))
+    end
+    bodies[b] = '{"lines":[' .. table.concat(lines, ",") .. '],"destination":{"postal_code":"'
+                .. zips[math.random(1, #zips)] .. '"}}'
+  end
+end
+local headers = {["Content-Type"] = "application/json"}
+function request()
+  return wrk.format("POST", "/v1/delivery-options", headers, bodies[math.random(1, #bodies)])
+end
+"""
+)
 
 
 def ensure_wrk() -> str:
@@ -322,6 +361,7 @@ class Bench:
             "batch": LUA_BATCH,
             "reserve": LUA_RESERVE,
             "paced": LUA_PACED,
+            "delivery": LUA_DELIVERY,
         }.items():
             (self.tmp / f"{name}.lua").write_text(LUA_COMMON + text)
 
@@ -712,6 +752,25 @@ class Bench:
         )
         paced.note = f"target {target:,.0f}/s, achieved {paced.rate:,.0f}/s"
         print(f"    {paced.note}", flush=True)
+        delivery = self.run_wrk(
+            "delivery",
+            "g. POST /v1/delivery-options, 3-line basket, random destination",
+            "delivery",
+            "/",
+            [seed, str(a.skus), "0"],
+        )
+        target = delivery.rate / 2
+        half = self.run_wrk(
+            "delivery_half",
+            f"h. delivery options at half of g's rate (target {target:,.0f}/s, "
+            f"{a.paced_connections} connections)",
+            "delivery",
+            "/",
+            [seed, str(a.skus), f"{target / a.threads:.3f}"],
+            connections=a.paced_connections,
+        )
+        half.note = f"target {target:,.0f}/s, achieved {half.rate:,.0f}/s"
+        print(f"    {half.note}", flush=True)
         self.run_wrk(
             "bare_again", "a'. bare again, at the end (drift check)", "bare", "/_bench/bare", []
         )
@@ -754,6 +813,9 @@ def table(rows: list[Row]) -> None:
         + ("(met)" if h.p99_ms is not None and h.p99_ms < 10 else "(missed)")
         + f" at {h.rate:,.0f}/s"
     )
+    if "delivery_half" in by:
+        d = by["delivery_half"]
+        print(f"  delivery options, 3 lines, half peak: p99 {d.p99_ms:.2f} ms at {d.rate:,.0f}/s")
 
 
 def header() -> None:

@@ -229,6 +229,17 @@ def run_api(opts: argparse.Namespace) -> list[Figure]:
     rate_row("reserve_spread", "reservations through the API, spread SKUs", 0.70)
     rate_row("raw_store", "reserve.lua via ReservationStore.reserve, no HTTP")
     rate_row("raw_script", "reserve.lua alone (EVALSHA through redis-py), no HTTP")
+    rate_row("delivery", "delivery options, 3-line basket, POST /v1/delivery-options")
+    dhalf = by["delivery_half"]
+    out.append(
+        Figure(
+            "api",
+            f"delivery options p99 at half their peak ({dhalf.rate:,.0f}/s) vs bare p99",
+            f"{dhalf.p99_ms:.1f} ms",
+            f"{bare.p99_ms:.1f} ms",
+            f"{dhalf.p99_ms / bare.p99_ms:.2f}",
+        )
+    )
     again = by["bare_again"]
     out.append(
         Figure(
