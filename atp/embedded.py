@@ -163,6 +163,11 @@ def start_redis(
         "yes" if appendonly else "no",
         "--appendfsync",
         "everysec",
+        # A ledger hash field holds about 75 bytes of state: above the default 64-byte limit
+        # every ledger hash becomes a hash table. 128 keeps them compact listpacks: 239 -> 175
+        # bytes per (SKU, location) at a million pairs (benchmarks/README.md).
+        "--hash-max-listpack-value",
+        "128",
         "--protected-mode",
         "yes",
     ]
