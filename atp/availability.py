@@ -106,18 +106,26 @@ def channel_availability(
     )
 
 
+def channel_total(
+    network: Network, channel_id: str, sku: str, counts: Mapping[str, LocationCounts]
+) -> tuple[int, str]:
+    """The channel's ATP and status as `channel_availability` gives them, summed over only the
+    locations that have counts (the others add nothing), without building the breakdown: the
+    worker computes it for every SKU it writes."""
+    members = network.channel_members(channel_id)
+    total = 0
+    for location_id, c in counts.items():
+        if location_id in members:
+            loc = network.locations[location_id]
+            total += location_atp(c.on_hand, c.reserved, network.safety_stock(sku, loc, channel_id))
+    return total, stock_status(total, network.channel(channel_id).low_stock_threshold)
+
+
 def channel_status(
     network: Network, channel_id: str, sku: str, counts: Mapping[str, LocationCounts]
 ) -> str:
-    """The channel's status as `channel_availability` gives it, summed over only the locations
-    that have counts (the others add nothing), without building the breakdown: the worker
-    records it with every write for the `atp_skus` gauges."""
-    total = 0
-    for location_id, c in counts.items():
-        loc = network.locations.get(location_id)
-        if loc is not None and network.why_not_in_channel(loc, channel_id) is None:
-            total += location_atp(c.on_hand, c.reserved, network.safety_stock(sku, loc, channel_id))
-    return stock_status(total, network.channel(channel_id).low_stock_threshold)
+    """The channel's status (recorded with every ledger write for the `atp_skus` gauges)."""
+    return channel_total(network, channel_id, sku, counts)[1]
 
 
 def channel_statuses(
@@ -182,10 +190,10 @@ def availability_changes(
         return []
     out = []
     for channel in network.channels:
-        old = channel_availability(network, channel, sku, before, None)
-        new = channel_availability(network, channel, sku, after, None)
-        if (old.atp, old.status) != (new.atp, new.status):
-            out.append(AvailabilityChange(sku, channel, new.atp, new.status, old.atp, old.status))
+        old_atp, old_status = channel_total(network, channel, sku, before)
+        new_atp, new_status = channel_total(network, channel, sku, after)
+        if (old_atp, old_status) != (new_atp, new_status):
+            out.append(AvailabilityChange(sku, channel, new_atp, new_status, old_atp, old_status))
     return out
 
 

@@ -93,6 +93,10 @@ class Network:
     safety: SafetyRules = SafetyRules()
     channel_safety: Mapping[str, SafetyRules] = field(default_factory=dict)
     services: Mapping[str, Service] = field(default_factory=dict)
+    # channel id -> ids of the locations that count for it (filled on first use)
+    _members: dict[str, frozenset[str]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def service(self, service_id: str) -> Service:
         try:
@@ -105,6 +109,14 @@ class Network:
             return self.channels[channel_id]
         except KeyError:
             raise UnknownChannel(channel_id, sorted(self.channels)) from None
+
+    def channel_members(self, channel_id: str) -> frozenset[str]:
+        """Ids of the locations that count for the channel (cached: the network is immutable)."""
+        members = self._members.get(channel_id)
+        if members is None:
+            members = frozenset(loc.id for loc in self.channel_locations(channel_id))
+            self._members[channel_id] = members
+        return members
 
     def channel_locations(self, channel_id: str) -> list[Location]:
         """Enabled locations that serve the channel, in file order."""

@@ -6,7 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from atp.availability import LocationCounts, channel_availability, location_atp, stock_status
+from atp.availability import (
+    AvailabilityChange,
+    LocationCounts,
+    availability_changes,
+    channel_availability,
+    location_atp,
+    stock_status,
+)
 from atp.errors import UnknownChannel
 from atp.network import Network
 
@@ -129,3 +136,23 @@ def test_an_exposure_is_reported_when_it_appears_or_grows():
     assert (x.location_id, x.units, x.to_event(1)["type"]) == ("W1", 2, "oversell_exposure")
     assert new_exposures(NETWORK, "X", lost, lost) == []  # not again while it stays the same
     assert new_exposures(NETWORK, "X", lost, {"W1": LocationCounts(2, 5)})[0].units == 3
+
+
+_COUNTS = st.dictionaries(
+    st.sampled_from(["WH-NJ", "WH-IL", "S-0101", "S-0102", "S-0901", "3PL-ACME-TX", "GONE"]),
+    st.builds(LocationCounts, st.integers(-5, 30), st.integers(0, 20)),
+    max_size=6,
+)
+
+
+@given(sku=st.sampled_from(["A", "LEGO-75954"]), before=_COUNTS, after=_COUNTS)
+def test_changes_agree_with_the_full_breakdown(demo_network: Network, sku, before, after):
+    """The worker's shortcut (sums over the locations with counts) gives exactly the change
+    that comparing the full per-channel answers gives; "GONE" is not in the network."""
+    expected = []
+    for ch in demo_network.channels:
+        old = channel_availability(demo_network, ch, sku, before, None)
+        new = channel_availability(demo_network, ch, sku, after, None)
+        if (old.atp, old.status) != (new.atp, new.status):
+            expected.append(AvailabilityChange(sku, ch, new.atp, new.status, old.atp, old.status))
+    assert availability_changes(demo_network, sku, before, after) == expected
