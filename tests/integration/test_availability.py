@@ -7,7 +7,6 @@ import time
 import uuid
 
 import pytest
-import redis as redis_sync
 import yaml
 from fastapi.testclient import TestClient
 from redis.asyncio.client import Pipeline
@@ -17,6 +16,7 @@ from atp import keys
 from atp.config_file import load_network
 from atp.movements import Effect, Movement
 from tests.conftest import DEMO_NETWORK
+from tests.integration.conftest import redis_client
 from tests.integration.conftest import seed as seed_counts
 
 pytestmark = pytest.mark.integration
@@ -158,7 +158,7 @@ def test_explain_shows_every_term_and_why_a_location_does_not_count(client, sett
         [count(sku, "WH-NJ", 4), count(sku, "S-0901", 8), count(sku, "S-0102", 6)],
     )
     # Reserved units are owned by the reservation scripts; set one by hand to see exposure.
-    r = redis_sync.Redis.from_url(settings.redis_url)
+    r = redis_client(settings.redis_url)
     r.hset(keys.stock(sku), keys.RESERVED_PREFIX + "WH-NJ", 6)
     r.close()
     body = client.get(f"/v1/availability/{sku}/explain", params={"channel": "online"}).json()
