@@ -361,7 +361,7 @@ async def eval_pipelined(
     """
     async with client.pipeline(transaction=False) as pipe:
         for k, a in calls:
-            pipe.evalsha(script.sha, len(k), *k, *a)
+            pipe.execute_command("EVALSHA", script.sha, len(k), *k, *a)
         for command in then:
             pipe.execute_command(*command)
         replies = await pipe.execute(raise_on_error=False)
@@ -371,7 +371,7 @@ async def eval_pipelined(
         async with client.pipeline(transaction=False) as pipe:
             for i in missing:
                 k, a = calls[i]
-                pipe.evalsha(script.sha, len(k), *k, *a)
+                pipe.execute_command("EVALSHA", script.sha, len(k), *k, *a)
             for i, reply in zip(missing, await pipe.execute(raise_on_error=False), strict=True):
                 replies[i] = reply
     for reply in replies:

@@ -58,6 +58,28 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         proc.stop()
 
 
+@pytest.fixture(scope="session")
+def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Three cluster masters on loopback, each with its own directory, AOF on: a real Redis
+    Cluster (the tests under tests/integration/cluster run on it)."""
+    tmp = tmp_path_factory.mktemp("cluster")
+    procs: list[ManagedProcess] = []
+    try:
+        nodes = [(embedded.free_port(), embedded.free_port()) for _ in range(3)]
+        for i, (port, bus) in enumerate(nodes):
+            node = tmp / f"node{i}"
+            procs.append(
+                embedded.start_redis(
+                    port, node / "data", node, cluster_bus_port=bus, name=f"node{i}"
+                )
+            )
+        embedded.form_cluster(nodes)
+        yield f"redis+cluster://127.0.0.1:{nodes[0][0]}"
+    finally:
+        for proc in procs:
+            proc.stop()
+
+
 @pytest.fixture
 def settings(broker: str, redis_url: str, tmp_path: Path) -> Settings:
     run = uuid.uuid4().hex[:8]
