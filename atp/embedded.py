@@ -146,8 +146,16 @@ def start_broker(port: int, log_dir: Path) -> ManagedProcess:
 
 
 def start_redis(
-    port: int, data_dir: Path, log_dir: Path, *, appendonly: bool = True
+    port: int,
+    data_dir: Path,
+    log_dir: Path,
+    *,
+    appendonly: bool = True,
+    cluster_bus_port: int | None = None,
+    name: str = "redis",
 ) -> ManagedProcess:
+    """A Redis server; with `cluster_bus_port`, a cluster node (its nodes.conf in `data_dir`)
+    that owns no slots yet: see `form_cluster`."""
     data_dir.mkdir(parents=True, exist_ok=True)
     argv = [
         str(redis_binary()),
@@ -171,6 +179,50 @@ def start_redis(
         "--protected-mode",
         "yes",
     ]
-    proc = spawn("redis", argv, log_dir)
+    if cluster_bus_port is not None:
+        argv += [
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            str((data_dir / "nodes.conf").resolve()),
+            # The bus port defaults to port + 10000, impossible for a high free port.
+            "--cluster-port",
+            str(cluster_bus_port),
+        ]
+    proc = spawn(name, argv, log_dir)
     wait_for_port(proc, port)
     return proc
+
+
+def form_cluster(nodes: list[tuple[int, int]], timeout_s: float = 30.0) -> None:
+    """Make masters of fresh cluster nodes on 127.0.0.1: slots split evenly in port order,
+    every node introduced to the first, then wait until every node says `cluster_state:ok`.
+    (What `redis-cli --cluster create` does, without replicas.) `nodes`: (port, bus port)."""
+    import redis
+
+    ports = [port for port, _ in nodes]
+    clients = [redis.Redis(host="127.0.0.1", port=p, socket_timeout=5) for p in ports]
+    try:
+        bounds = [len(ports) and i * 16384 // len(ports) for i in range(len(ports) + 1)]
+        for i, client in enumerate(clients):
+            client.execute_command("CLUSTER ADDSLOTSRANGE", bounds[i], bounds[i + 1] - 1)
+        for client in clients[1:]:
+            client.execute_command("CLUSTER MEET", "127.0.0.1", *nodes[0])
+        deadline = time.monotonic() + timeout_s
+        while True:
+            states = [c.execute_command("CLUSTER INFO") for c in clients]
+            if all(_cluster_ok(s) for s in states):
+                return
+            if time.monotonic() > deadline:
+                raise EmbeddedError(f"cluster on {ports} not ok within {timeout_s}s: {states}")
+            time.sleep(0.1)
+    finally:
+        for client in clients:
+            client.close()
+
+
+def _cluster_ok(info: object) -> bool:
+    if isinstance(info, dict):
+        return str(info.get("cluster_state")) == "ok"
+    text = info.decode() if isinstance(info, bytes) else str(info)
+    return "cluster_state:ok" in text

@@ -75,6 +75,15 @@ class IdempotencyConflict(ATPError):
         )
 
 
+class ReservationInProgress(ATPError):
+    """The same request is being held right now (its holds are being taken SKU by SKU)."""
+
+    code = "reservation_in_progress"
+
+    def __init__(self, reservation_id: str) -> None:
+        super().__init__(f"reservation {reservation_id!r} is being made; ask again shortly")
+
+
 class ReservationNotFound(ATPError):
     code = "reservation_not_found"
 

@@ -1,29 +1,52 @@
 """Every Redis key the service uses, built in one place.
 
-All keys of one SKU carry the SKU as a hash tag (`{SKU}`), so on Redis Cluster they live in one
-slot and every script touches one slot. `v1` is the schema version: a layout change gets a new
-version and a migration, never a silent reinterpretation.
+Every script touches keys of one hash slot only, so the same scripts run on one Redis and on
+Redis Cluster. `v2` is the schema version: a layout change gets a new version and a migration,
+never a silent reinterpretation. (v1 kept the reservation record, the expiring index, the outbox
+and the ledger counters in one key each, across slots; v2 shards them. There was no deployed v1
+data; to move, rebuild from Kafka: `atp rebuild`.)
 
-    atp:v1:{SKU}:ledger  hash, owned by the stream worker
+Per SKU, hash tag `{SKU}` (one slot per SKU):
+
+    atp:v2:{SKU}:ledger  hash, owned by the stream worker
         v            version, incremented by every write (guards against a stale writer)
         l:<loc>      ledger state of (SKU, loc) as compact JSON (atp.ledger.LedgerState.to_list)
-    atp:v1:{SKU}:stock   hash, what the API serves
+        s:<channel>  the SKU's recorded status on the channel (i, l, o), moves the counters
+    atp:v2:{SKU}:stock   hash, what the API serves
         oh:<loc>     reconciled on-hand (worker)
         rs:<loc>     units reserved by held and confirmed reservations (reservation scripts)
         ib:<loc>     next inbound as "<eta_ms>:<qty>" (worker; absent when nothing is inbound)
         ts           epoch ms of the last worker write
-    atp:v1:{SKU}:holds   hash "<reservation id>@<loc>" -> units still held there
-    atp:v1:{SKU}:expiry  sorted set of "<reservation id>@<loc>" of held (not confirmed)
+    atp:v2:{SKU}:holds   hash "<reservation id>@<loc>" -> units still held there
+    atp:v2:{SKU}:expiry  sorted set of "<reservation id>@<loc>" of held (not confirmed)
                          reservations, scored by expires_at; reads discount the overdue ones
 
-    atp:v1:res:{<reservation id>}  hash, one reservation (state, request, allocations, times)
-    atp:v1:reservations:expiring   sorted set of held reservation ids by expires_at (sweeper)
-    atp:v1:outbox                  stream of reservation events, relayed to stock.reservations
+Per hash slot, hash tag `{<slot tag>}` chosen so that the key lives in that slot:
+
+    atp:v2:{<tag>}:stats  hash, the ledger's counters for the SKUs of that slot (skus, pairs,
+                          <channel>:<status code>); apply_ledger.lua keeps the one in its SKU's
+                          slot, readers sum all of them (`stats_keys()`, at most 16,384)
+
+Per reservation shard, hash tag `{r<n>}` with n = crc32(reservation id) mod 16:
+
+    atp:v2:{r<n>}:res:<id>     hash, one reservation (state, request, allocations, times)
+    atp:v2:{r<n>}:expiring     sorted set of the shard's held reservation ids by expires_at
+    atp:v2:{r<n>}:outbox       stream of the shard's reservation events (-> stock.reservations)
+
+A reservation's record, its index entry and its event share a slot, so each state change is one
+atomic script; its holds live in the SKUs' slots and are changed by per-SKU scripts (the saga in
+atp/reservation_store.py).
+
+    atp:v2:{<tag>}:fence       one per master (a tag of a slot it owns): stream/acks.py
 """
 
 from __future__ import annotations
 
-PREFIX = "atp:v1"
+import binascii
+import zlib
+from functools import cache
+
+PREFIX = "atp:v2"
 
 VERSION_FIELD = "v"
 UPDATED_FIELD = "ts"
@@ -31,6 +54,11 @@ LEDGER_PREFIX = "l:"
 ON_HAND_PREFIX = "oh:"
 RESERVED_PREFIX = "rs:"
 INBOUND_PREFIX = "ib:"
+
+SLOTS = 16384
+# Shards of the reservation records, indexes and outboxes. 16 spreads them over up to 16
+# masters; every worker's relay and the API's sweeper read all of them.
+RESERVATION_SHARDS = 16
 
 
 def ledger(sku: str) -> str:
@@ -49,19 +77,88 @@ def expiry(sku: str) -> str:
     return f"{PREFIX}:{{{sku}}}:expiry"
 
 
-def reservation(reservation_id: str) -> str:
-    return f"{PREFIX}:res:{{{reservation_id}}}"
-
-
-EXPIRING = f"{PREFIX}:reservations:expiring"
-OUTBOX = f"{PREFIX}:outbox"
-
-
 def sku_keys(sku: str) -> list[str]:
-    """The keys a reservation script needs for one SKU, in the order the scripts expect."""
+    """The keys a per-SKU reservation script needs, in the order the scripts expect."""
     return [stock(sku), holds(sku), expiry(sku)]
 
 
 def ledger_keys(sku: str) -> list[str]:
-    """The keys `apply_ledger.lua` needs for one SKU, in its order."""
-    return [ledger(sku), stock(sku), holds(sku), expiry(sku)]
+    """The keys `apply_ledger.lua` needs for one SKU, in its order (the stats hash last)."""
+    return [ledger(sku), stock(sku), holds(sku), expiry(sku), stats(sku)]
+
+
+def key_slot(key: str) -> int:
+    """The Redis Cluster slot of a key (CRC16 of its hash tag, or of the key without one)."""
+    start = key.find("{")
+    if start != -1:
+        end = key.find("}", start + 1)
+        if end > start + 1:
+            key = key[start + 1 : end]
+    return binascii.crc_hqx(key.encode(), 0) % SLOTS
+
+
+@cache
+def slot_tags() -> tuple[str, ...]:
+    """A short hash tag for every slot: `slot_tags()[s]` hashes to slot s (computed once,
+    about 170,000 CRC16s)."""
+    tags: list[str | None] = [None] * SLOTS
+    left, n = SLOTS, 0
+    while left:
+        tag = f"s{n}"
+        slot = binascii.crc_hqx(tag.encode(), 0) % SLOTS
+        if tags[slot] is None:
+            tags[slot] = tag
+            left -= 1
+        n += 1
+    return tuple(t for t in tags if t is not None)
+
+
+def stats(sku: str) -> str:
+    """The counters hash in the slot of the SKU's keys."""
+    return stats_of_slot(key_slot(ledger(sku)))
+
+
+def stats_of_slot(slot: int) -> str:
+    return f"{PREFIX}:{{{slot_tags()[slot]}}}:stats"
+
+
+def stats_keys() -> list[str]:
+    """Every counters hash, one per slot (readers sum them)."""
+    return [stats_of_slot(s) for s in range(SLOTS)]
+
+
+def fence(slot: int) -> str:
+    """A key in `slot` for stream/acks.py to write before WAITAOF on the master owning it."""
+    return f"{PREFIX}:{{{slot_tags()[slot]}}}:fence"
+
+
+def shard(reservation_id: str) -> int:
+    return zlib.crc32(reservation_id.encode()) % RESERVATION_SHARDS
+
+
+def _shard_tag(n: int) -> str:
+    return f"{PREFIX}:{{r{n}}}"
+
+
+def reservation(reservation_id: str) -> str:
+    return f"{_shard_tag(shard(reservation_id))}:res:{reservation_id}"
+
+
+def expiring(n: int) -> str:
+    """The held reservations of shard n by expires_at (the sweeper reads every shard)."""
+    return f"{_shard_tag(n)}:expiring"
+
+
+def outbox(n: int) -> str:
+    """The reservation events of shard n (the relay reads every shard)."""
+    return f"{_shard_tag(n)}:outbox"
+
+
+def record_keys(reservation_id: str) -> list[str]:
+    """A reservation's record, its shard's expiring index and outbox: one slot."""
+    n = shard(reservation_id)
+    return [reservation(reservation_id), expiring(n), outbox(n)]
+
+
+EXPIRINGS = [expiring(n) for n in range(RESERVATION_SHARDS)]
+OUTBOXES = [outbox(n) for n in range(RESERVATION_SHARDS)]

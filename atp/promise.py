@@ -54,8 +54,7 @@ def _holiday_dates(spec: str, only: frozenset[str], year: int) -> frozenset[date
     return frozenset(
         d
         for d, name in cal.items()
-        if not only
-        or any(n.strip().removesuffix(" (observed)") in only for n in name.split(";"))
+        if not only or any(n.strip().removesuffix(" (observed)") in only for n in name.split(";"))
     )
 
 

@@ -1,7 +1,31 @@
-"""Reservations in Redis: every change through one Lua script, return codes mapped to errors."""
+"""Reservations in Redis: a saga of single-slot Lua scripts, return codes mapped to errors.
+
+A reservation's record, its shard's expiring index and outbox share one slot (`{r<n>}`); each
+SKU's stock, holds and expiry share the SKU's slot. So no script touches two slots, and the same
+code runs on one Redis and on Redis Cluster. A reservation is made in steps:
+
+1. `reservation.lua begin` marks the id as taken (state `pending`, until the hold's expiry), so
+   a repeated request is answered, not run twice.
+2. `holds.lua take`, SKU by SKU in sorted order: each SKU's check-and-hold is atomic, so two
+   customers never get the last unit. When a SKU is short, the rest are only checked (every
+   shortfall is reported) and what was held is given back (`release`), then the mark dropped.
+3. `reservation.lua commit`: pending -> held, indexed for the sweeper, and its event in the
+   outbox, in one step.
+
+Holds carry the reservation's expiry, like the pending mark, so if the process dies between
+steps both vanish at the TTL (reads and the next `take` already discount overdue holds). The
+price of the steps: while a request holds its first SKUs it may make a concurrent request for
+the same SKUs fail although, once it gives them back, there would have been enough. Taking SKUs
+in one order keeps that rare (with two SKUs it cannot change who wins; README "Redis Cluster").
+
+State changes run the SKU side first, then the record: a release gives the holds back, then
+closes the record, so a crash in between leaves a record that a retry or the sweeper closes, never
+a confirmed hold that nothing would give back.
+"""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Any
 
 import orjson
@@ -13,6 +37,7 @@ from atp.errors import (
     InsufficientStock,
     InvalidTransition,
     ReservationExpired,
+    ReservationInProgress,
     ReservationNotFound,
     StoreUnavailable,
 )
@@ -23,105 +48,177 @@ from atp.store import REDIS_DOWN, load_script
 ACTIONS = {"confirm": "confirmed", "extend": "extended", "release": "released"}
 
 
-def script_keys(reservation_id: str, skus: list[str]) -> list[str]:
-    """KEYS of reserve.lua and transition.lua: the record, the index, the outbox, then per SKU."""
-    out = [keys.reservation(reservation_id), keys.EXPIRING, keys.OUTBOX]
-    for sku in skus:
-        out += keys.sku_keys(sku)
-    return out
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def hold_locations(record: dict[str, str]) -> dict[str, list[str]]:
+    """The locations a stored reservation holds stock at, per SKU (from its allocations)."""
+    request = orjson.loads(record["request"])
+    allocations = orjson.loads(record.get("allocations") or "[]")
+    out: dict[str, list[str]] = defaultdict(list)
+    for line, parts in zip(request["lines"], allocations, strict=False):
+        for loc, _ in parts:
+            if loc not in out[line["sku"]]:
+                out[line["sku"]].append(loc)
+    return dict(out)
 
 
 class ReservationStore:
     def __init__(self, client: aioredis.Redis, replay_ttl_ms: int) -> None:
         self._redis = client
         self._replay_ttl_ms = replay_ttl_ms
-        self._reserve = client.register_script(load_script("reserve.lua"))
-        self._transition = client.register_script(load_script("transition.lua"))
-        self._restore = client.register_script(load_script("restore_reservation.lua"))
+        self._record_script = client.register_script(load_script("reservation.lua"))
+        self._holds_script = client.register_script(load_script("holds.lua"))
+
+    async def _rec(self, rid: str, *args: Any) -> list[str]:
+        reply = await self._record_script(
+            keys=keys.record_keys(rid), args=[args[0], rid, *args[1:]]
+        )
+        return [_text(x) for x in reply]
+
+    async def _sku(self, sku: str, op: str, rid: str, now_ms: int, *args: Any) -> list[Any]:
+        reply = await self._holds_script(keys=keys.sku_keys(sku), args=[op, rid, now_ms, *args])
+        return [_text(reply[0]), *reply[1:]]
 
     async def reserve(
         self, req: ReservationRequest, network: Network, now_ms: int
     ) -> tuple[bool, dict[str, Any]]:
         """Hold every line or nothing. Returns (created, view); a replay returns (False, view)."""
-        key_list, args = self.reserve_call(req, network, now_ms)
+        rid, fingerprint = req.reservation_id, req.fingerprint()
+        per_sku = self.take_args(req, network)  # validates the lines before anything is written
+        expires = now_ms + req.ttl_seconds * 1000
         try:
-            reply = await self._reserve(keys=key_list, args=args)
-        except REDIS_DOWN as exc:
-            raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
-        code = reply[0].decode()
-        if code == "short":
-            raise InsufficientStock(
-                [
-                    {
-                        "line": line,
-                        "sku": req.lines[line].sku,
-                        "location_id": req.lines[line].location_id,
-                        "requested": requested,
-                        "available": available,
-                    }
-                    for line, requested, available in orjson.loads(reply[1])
-                ]
+            begun = await self._rec(
+                rid, "begin", now_ms, fingerprint, orjson.dumps(req.canonical()), expires
             )
-        if code == "replay":
-            if reply[1] != b"1":
-                raise IdempotencyConflict(req.reservation_id)
-            return False, await self.get(req.reservation_id, now_ms)
-        return True, await self.get(req.reservation_id, now_ms)
+            if begun[0] != "begun":
+                if begun[1] != "1":
+                    raise IdempotencyConflict(rid)
+                if begun[0] == "pending":
+                    raise ReservationInProgress(rid)
+                return False, await self.get(rid, now_ms)
+            held: dict[str, list[str]] = {}
+            parts: dict[int, list[list[Any]]] = {}
+            shortages: list[list[int]] = []
+            for sku, args in per_sku.items():
+                op = "check" if shortages else "take"
+                reply = await self._sku(sku, op, rid, now_ms, expires, *args)
+                if reply[0] == "short":
+                    shortages += orjson.loads(reply[1])
+                elif op == "take":
+                    lines = orjson.loads(reply[1])
+                    held[sku] = sorted({loc for _, ps in lines for loc, _ in ps})
+                    parts.update((line, ps) for line, ps in lines)
+            if shortages:
+                await self._give_back(rid, now_ms, held)
+                await self._rec(rid, "abort", now_ms, fingerprint)
+                raise InsufficientStock(
+                    [
+                        {
+                            "line": line,
+                            "sku": req.lines[line].sku,
+                            "location_id": req.lines[line].location_id,
+                            "requested": requested,
+                            "available": available,
+                        }
+                        for line, requested, available in sorted(shortages)
+                    ]
+                )
+            allocations = orjson.dumps([parts[i] for i in range(len(req.lines))])
+            record_until = expires + self._replay_ttl_ms
+            done = await self._rec(rid, "commit", now_ms, fingerprint, allocations, record_until)
+            if done[0] != "held":
+                # Our mark expired before we finished (a stall longer than the TTL).
+                await self._give_back(rid, now_ms, held)
+                raise StoreUnavailable(f"reservation {rid!r} took longer than its TTL to make")
+        except REDIS_DOWN as exc:
+            # What was held stays until its expiry, like the pending mark: both then vanish.
+            raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
+        return True, await self.get(rid, now_ms)
 
-    def reserve_call(
-        self, req: ReservationRequest, network: Network, now_ms: int
-    ) -> tuple[list[str], list[Any]]:
-        """The KEYS and ARGV of `reserve.lua` for a request (also used by the benchmark)."""
+    def take_args(self, req: ReservationRequest, network: Network) -> dict[str, list[Any]]:
+        """ARGV of `holds.lua take` after expires_at, per SKU in the order they are taken."""
         network.channel(req.channel)
-        skus = req.skus()
-        index = {sku: i + 1 for i, sku in enumerate(skus)}
-        args: list[Any] = [
-            req.reservation_id,
-            req.fingerprint(),
-            now_ms,
-            now_ms + req.ttl_seconds * 1000,
-            req.ttl_seconds * 1000 + self._replay_ttl_ms,
-            orjson.dumps(req.canonical()),
-            len(req.lines),
-        ]
-        for line in req.lines:
+        lines: dict[str, list[Any]] = defaultdict(list)
+        for i, line in enumerate(req.lines):
             cands = candidates(network, req.channel, line)
-            args += [index[line.sku], line.quantity, len(cands)]
+            lines[line.sku] += [i, line.quantity, len(cands)]
             for loc, safety in cands:
-                args += [loc, safety]
-        return script_keys(req.reservation_id, skus), args
+                lines[line.sku] += [loc, safety]
+        # One order for everybody: see the module docstring.
+        return {sku: [len(_lines_of(req, sku)), *lines[sku]] for sku in sorted(lines)}
 
-    async def get(self, reservation_id: str, now_ms: int) -> dict[str, Any]:
+    async def _give_back(self, rid: str, now_ms: int, held: dict[str, list[str]]) -> None:
+        for sku, locs in held.items():
+            if locs:
+                await self._sku(sku, "release", rid, now_ms, *locs)
+
+    async def _record(self, reservation_id: str) -> dict[str, str]:
         try:
             raw = await self._redis.hgetall(keys.reservation(reservation_id))
         except REDIS_DOWN as exc:
             raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
-        if not raw:
+        record = {k.decode(): v.decode() for k, v in raw.items()}
+        if not record or record.get("state") == "pending":
             raise ReservationNotFound(reservation_id)
-        return view(reservation_id, {k.decode(): v.decode() for k, v in raw.items()}, now_ms)
+        return record
+
+    async def get(self, reservation_id: str, now_ms: int) -> dict[str, Any]:
+        return view(reservation_id, await self._record(reservation_id), now_ms)
 
     async def transition(
         self, reservation_id: str, op: str, now_ms: int, ttl_seconds: int | None = None
     ) -> dict[str, Any]:
-        """confirm, extend or release; returns the reservation as it is afterwards."""
-        current = await self.get(reservation_id, now_ms)
-        skus = list(dict.fromkeys(line["sku"] for line in current["lines"]))
-        index = {sku: i + 1 for i, sku in enumerate(skus)}
+        """confirm, extend, release, expire or fulfil; returns the reservation afterwards."""
+        rid = reservation_id
+        record = await self._record(rid)
+        locs = hold_locations(record)
+        state = record["state"]
+        overdue = state == "held" and now_ms >= int(record["expires_ms"])
         new_expiry = now_ms + ttl_seconds * 1000 if ttl_seconds else 0
-        args = [reservation_id, now_ms, op, new_expiry, self._replay_ttl_ms, len(current["lines"])]
-        args += [index[line["sku"]] for line in current["lines"]]
         try:
-            reply = await self._transition(keys=script_keys(reservation_id, skus), args=args)
+            if op in ("release", "expire") and (
+                (op == "release" and state in ("held", "confirmed")) or overdue
+            ):
+                await self._give_back(rid, now_ms, locs)
+            elif op in ("confirm", "extend") and state == "held":
+                if overdue or not await self._persist_or_extend(rid, op, now_ms, new_expiry, locs):
+                    await self._expire(rid, now_ms, locs)
+                    raise ReservationExpired(rid)
+            elif op == "fulfil":
+                for sku, sku_locs in locs.items():
+                    reply = await self._sku(sku, "left", rid, now_ms, *sku_locs)
+                    if int(reply[1]):
+                        return view(rid, record, now_ms)  # shipments have not used it all up
+            reply = await self._rec(rid, op, now_ms, new_expiry, self._replay_ttl_ms)
+            if reply[0] == "expired":  # went overdue since we looked
+                await self._expire(rid, now_ms, locs)
+                raise ReservationExpired(rid)
         except REDIS_DOWN as exc:
             raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
-        code = reply[0].decode()
-        if code == "not_found":
-            raise ReservationNotFound(reservation_id)
-        if code == "expired":
-            raise ReservationExpired(reservation_id)
-        if code == "invalid":
-            raise InvalidTransition(reservation_id, reply[1].decode(), ACTIONS.get(op, op))
-        return await self.get(reservation_id, now_ms)
+        if reply[0] == "not_found":
+            raise ReservationNotFound(rid)
+        if reply[0] == "invalid":
+            raise InvalidTransition(rid, reply[1], ACTIONS.get(op, op))
+        return await self.get(rid, now_ms)
+
+    async def _persist_or_extend(
+        self, rid: str, op: str, now_ms: int, new_expiry: int, locs: dict[str, list[str]]
+    ) -> bool:
+        """Take the holds off their expiry (confirm) or move it (extend); False if overdue."""
+        for sku, sku_locs in locs.items():
+            args = [*sku_locs] if op == "confirm" else [new_expiry, *sku_locs]
+            reply = await self._sku(
+                sku, "persist" if op == "confirm" else "extend", rid, now_ms, *args
+            )
+            if reply[0] == "expired":
+                return False
+        return True
+
+    async def _expire(self, rid: str, now_ms: int, locs: dict[str, list[str]]) -> None:
+        await self._give_back(rid, now_ms, locs)
+        await self._rec(rid, "expire", now_ms, 0, self._replay_ttl_ms)
 
     async def restore(
         self,
@@ -135,7 +232,8 @@ class ReservationStore:
         """Put a reservation back as its events left it, holds included (`atp rebuild`).
 
         `times` is (created_ms, updated_ms, expires_ms). Returns False when the reservation
-        exists already (then it is left alone: it is newer than the events).
+        exists already (then it is left alone: it is newer than the events). Holds are set, not
+        added, so a rebuild that is run again puts back the same units.
         """
         req = ReservationRequest(
             reservation_id,
@@ -146,38 +244,55 @@ class ReservationStore:
             request["ttl_seconds"],
             request["channel"],
         )
-        skus = req.skus()
-        index = {sku: i + 1 for i, sku in enumerate(skus)}
-        args: list[Any] = [
-            reservation_id,
-            state,
-            req.fingerprint(),
-            orjson.dumps(request),
-            orjson.dumps(allocations),
-            *times,
-            "" if record_expires_ms is None else record_expires_ms,
-            len(req.lines),
-            *(index[line.sku] for line in req.lines),
-        ]
+        created, updated, expires = times
         try:
-            reply = await self._restore(keys=script_keys(reservation_id, skus), args=args)
+            if await self._redis.exists(keys.reservation(reservation_id)):
+                return False
+            if state in ("held", "confirmed"):
+                units: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+                for line, parts in zip(request["lines"], allocations, strict=True):
+                    for loc, qty in parts:
+                        units[line["sku"]][loc] += qty
+                for sku, by_loc in units.items():
+                    pairs = [x for loc, qty in by_loc.items() for x in (loc, qty)]
+                    await self._sku(sku, "restore", reservation_id, updated, state, expires, *pairs)
+            reply = await self._rec(
+                reservation_id,
+                "restore",
+                updated,
+                state,
+                req.fingerprint(),
+                orjson.dumps(request),
+                orjson.dumps(allocations),
+                created,
+                expires,
+                "" if record_expires_ms is None else record_expires_ms,
+            )
         except REDIS_DOWN as exc:
             raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
-        return bool(reply == b"restored")
+        return reply[0] == "restored"
 
     async def expire_due(self, now_ms: int, limit: int = 200) -> int:
-        """The sweeper's step: close held reservations whose expiry has passed."""
+        """The sweeper's step: close held reservations whose expiry has passed (every shard)."""
         try:
-            due = await self._redis.zrangebyscore(keys.EXPIRING, "-inf", now_ms, 0, limit)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for index in keys.EXPIRINGS:
+                    pipe.zrangebyscore(index, "-inf", now_ms, 0, limit)
+                due = await pipe.execute()
         except REDIS_DOWN:
             return 0
         closed = 0
-        for rid in due:
-            try:
-                await self.transition(rid.decode(), "expire", now_ms)
-                closed += 1
-            except ReservationNotFound:
-                await self._redis.zrem(keys.EXPIRING, rid)  # the record itself is gone
-            except StoreUnavailable:
-                break
+        for index, rids in zip(keys.EXPIRINGS, due, strict=True):
+            for rid in rids:
+                try:
+                    await self.transition(rid.decode(), "expire", now_ms)
+                    closed += 1
+                except ReservationNotFound:
+                    await self._redis.zrem(index, rid)  # the record itself is gone
+                except StoreUnavailable:
+                    return closed
         return closed
+
+
+def _lines_of(req: ReservationRequest, sku: str) -> list[ReservationLine]:
+    return [line for line in req.lines if line.sku == sku]

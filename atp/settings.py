@@ -96,8 +96,12 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _redis_url(cls, value: str) -> str:
-        if not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("expected a redis://, rediss:// or unix:// URL")
+        schemes = ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")
+        if not value.startswith(schemes):
+            raise ValueError(
+                "expected a redis://, rediss://, unix:// URL, or redis+cluster:// (or "
+                "rediss+cluster://) naming a node of a Redis Cluster"
+            )
         return value
 
     def topic(self, name: str) -> str:

@@ -129,8 +129,8 @@ class Stack:
                     "inventory availability is up",
                     f"  API        {base}   e.g. {base}/v1/availability/SKU-000001",
                     f"  delivery   curl -s {base}/v1/delivery-options -H 'content-type: "
-                    "application/json' -d '{\"lines\": [{\"sku\": \"SKU-000001\", "
-                    "\"quantity\": 1}], \"destination\": {\"postal_code\": \"10003\"}}'",
+                    'application/json\' -d \'{"lines": [{"sku": "SKU-000001", '
+                    '"quantity": 1}], "destination": {"postal_code": "10003"}}\'',
                     f"  API docs   {base}/docs",
                     f"  broker     {s.kafka_bootstrap}  topics: {topic_names}",
                     f"  redis      {s.redis_url}",

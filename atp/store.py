@@ -20,7 +20,10 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from atp import keys
@@ -46,10 +49,9 @@ def load_script(name: str) -> str:
 FULFILLING_KINDS = frozenset({"SHIPPED", "PICKUP"})
 
 # The ledger's counters, kept by apply_ledger.lua in the write that changes them (see there):
-# `skus`, `pairs` and `<channel>:<status code>`. One hash for the whole ledger, so reading the
-# ledger's size or how many SKUs are out of stock is one HGETALL of a few fields, never a scan.
-# (Its builder belongs with the others in atp.keys; it sits here until that file is free.)
-STATS_KEY = f"{keys.PREFIX}:stats"
+# `skus`, `pairs` and `<channel>:<status code>`. One hash per hash slot (`keys.stats`), so the
+# script stays in its SKU's slot on Redis Cluster; reading the ledger's size or how many SKUs are
+# out of stock sums at most 16,384 small hashes in one pipelined round, never a scan.
 STATUS_CODES = {IN_STOCK: "i", LOW_STOCK: "l", OUT_OF_STOCK: "o"}
 STATUS_NAMES = {code: name for name, code in STATUS_CODES.items()}
 
@@ -116,24 +118,21 @@ class LedgerStore:
         return [len(pairs), *(x for ch, st in pairs for x in (ch, STATUS_CODES[st]))]
 
     async def stats(self) -> LedgerStats:
-        """The counters apply_ledger.lua keeps; one round trip whatever the ledger's size."""
+        """The counters apply_ledger.lua keeps, summed over the slots; one pipelined round
+        (per master) whatever the ledger's size."""
         try:
-            raw = await self._redis.hgetall(STATS_KEY)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key in keys.stats_keys():
+                    pipe.hgetall(key)
+                rows = await pipe.execute()
         except REDIS_DOWN as exc:
             raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
-        skus = pairs = 0
-        statuses: dict[tuple[str, str], int] = {}
-        for k, v in raw.items():
-            name = k.decode() if isinstance(k, bytes) else k
-            if name == "skus":
-                skus = int(v)
-            elif name == "pairs":
-                pairs = int(v)
-            else:
-                channel, _, code = name.rpartition(":")
-                if code in STATUS_NAMES:
-                    statuses[(channel, STATUS_NAMES[code])] = int(v)
-        return LedgerStats(skus, pairs, statuses)
+        return sum_stats(rows)
+
+    async def _write(self, calls: list[tuple[str, list[bytes | str | int]]]) -> list[Any]:
+        return await eval_pipelined(
+            self._redis, self._apply_script, [(keys.ledger_keys(sku), args) for sku, args in calls]
+        )
 
     async def apply(self, movements: Sequence[Movement], now_ms: int) -> BatchResult:
         """Apply a batch; raises StoreUnavailable when Redis is away, StoreConflict on livelock."""
@@ -222,12 +221,7 @@ class LedgerStore:
         # 3. One pipelined round of atomic, version-guarded writes.
         if not planned:
             return []
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for sku, args, _ in planned:
-                await self._apply_script(
-                    keys=[*keys.ledger_keys(sku), STATS_KEY], args=args, client=pipe
-                )
-            replies = await pipe.execute()
+        replies = await self._write([(sku, args) for sku, args, _ in planned])
         conflicted = []
         settle: list[tuple[str, int, dict[str, LocationCounts]]] = []
         for (sku, _, (outcomes, before, written, fulfilled)), reply in zip(
@@ -258,13 +252,12 @@ class LedgerStore:
         """Record the statuses of SKUs whose write fulfilled reservations, now that the counts
         after it are known: an empty write of apply_ledger.lua, guarded by the version that
         write produced. Where the version moved, a newer write recorded its own."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for sku, version, after in settle:
-                args = [version, now_ms, 0, 0, *self._status_args(sku, after)]
-                await self._apply_script(
-                    keys=[*keys.ledger_keys(sku), STATS_KEY], args=args, client=pipe
-                )
-            await pipe.execute()
+        await self._write(
+            [
+                (sku, [version, now_ms, 0, 0, *self._status_args(sku, after)])
+                for sku, version, after in settle
+            ]
+        )
 
     async def ledger_state(self, sku: str, location_id: str) -> LedgerState | None:
         raw = await self._redis.hget(keys.ledger(sku), keys.LEDGER_PREFIX + location_id)
@@ -303,10 +296,9 @@ class StockReader:
         """Several SKUs in one pipelined round trip."""
         now = time.time_ns() // 1_000_000
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for sku in skus:
-                    await self._read(keys=keys.sku_keys(sku), args=[now], client=pipe)
-                rows = await pipe.execute()
+            rows = await eval_pipelined(
+                self._redis, self._read, [(keys.sku_keys(sku), [now]) for sku in skus]
+            )
         except REDIS_DOWN as exc:
             raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
         return [parse_stock(_pairs(flat), _pairs(overdue)) for flat, overdue in rows]
@@ -315,10 +307,12 @@ class StockReader:
         """Served counts and every location's ledger state, in one round trip (for /explain)."""
         now = time.time_ns() // 1_000_000
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                await self._read(keys=keys.sku_keys(sku), args=[now], client=pipe)
-                pipe.hgetall(keys.ledger(sku))
-                (flat, overdue), ledger = await pipe.execute()
+            (flat, overdue), ledger = await eval_pipelined(
+                self._redis,
+                self._read,
+                [(keys.sku_keys(sku), [now])],
+                then=[("HGETALL", keys.ledger(sku))],
+            )
         except REDIS_DOWN as exc:
             raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
         states = {
@@ -333,6 +327,57 @@ class StockReader:
             return bool(await self._redis.ping())
         except REDIS_DOWN:
             return False
+
+
+def sum_stats(rows: Sequence[Mapping[bytes | str, bytes | str]]) -> LedgerStats:
+    """The counters of every slot's stats hash, added up."""
+    skus = pairs = 0
+    statuses: dict[tuple[str, str], int] = defaultdict(int)
+    for raw in rows:
+        for k, v in raw.items():
+            name = k.decode() if isinstance(k, bytes) else k
+            if name == "skus":
+                skus += int(v)
+            elif name == "pairs":
+                pairs += int(v)
+            else:
+                channel, _, code = name.rpartition(":")
+                if code in STATUS_NAMES:
+                    statuses[(channel, STATUS_NAMES[code])] += int(v)
+    return LedgerStats(skus, pairs, dict(statuses))
+
+
+async def eval_pipelined(
+    client: aioredis.Redis | RedisCluster,
+    script: AsyncScript,
+    calls: Sequence[tuple[Sequence[Any], Sequence[Any]]],
+    then: Sequence[tuple[Any, ...]] = (),
+) -> list[Any]:
+    """Run `script` once per (keys, args), then the plain commands `then`, in one pipeline.
+
+    EVALSHA straight away; only calls the server answered NOSCRIPT (it restarted, or on Redis
+    Cluster a master never saw the script) are run again after loading it, so nothing runs
+    twice. Works alike on one Redis and on a cluster, whose pipelines group commands by master.
+    """
+    async with client.pipeline(transaction=False) as pipe:
+        for k, a in calls:
+            pipe.execute_command("EVALSHA", script.sha, len(k), *k, *a)
+        for command in then:
+            pipe.execute_command(*command)
+        replies = await pipe.execute(raise_on_error=False)
+    missing = [i for i, r in enumerate(replies[: len(calls)]) if isinstance(r, NoScriptError)]
+    if missing:
+        await client.script_load(script.script)  # on a cluster: every master
+        async with client.pipeline(transaction=False) as pipe:
+            for i in missing:
+                k, a = calls[i]
+                pipe.execute_command("EVALSHA", script.sha, len(k), *k, *a)
+            for i, reply in zip(missing, await pipe.execute(raise_on_error=False), strict=True):
+                replies[i] = reply
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    return list(replies)
 
 
 def _pairs(flat: list[bytes]) -> list[tuple[bytes, bytes]]:
@@ -408,6 +453,26 @@ class _TimedRedis(aioredis.Redis):
         return pipe
 
 
+class _TimedCluster(RedisCluster):
+    """A cluster client that reports the time of every single command (not of pipelines)."""
+
+    observe: CallObserver
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await super().execute_command(*args, **options)
+        finally:
+            self.observe("command", time.perf_counter() - started)
+
+
+CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+
+
+def is_cluster_url(url: str) -> bool:
+    return url.startswith(CLUSTER_SCHEMES)
+
+
 def client_from_url(
     url: str,
     timeout_s: float = 2.0,
@@ -416,6 +481,10 @@ def client_from_url(
 ) -> aioredis.Redis:
     """A pooled asyncio client with bounded timeouts, so nothing hangs on a lost Redis.
 
+    `redis+cluster://host:port` (or `rediss+cluster://`) names any node of a Redis Cluster: the
+    client learns the others and sends each command to the master of its keys' slot. It returns
+    a `RedisCluster`, which answers the same commands (typed as `Redis` for the callers).
+
     The pool is bounded and blocking: a burst of requests waits (up to `timeout_s`) for one of
     `max_connections` connections instead of opening hundreds, which on a busy event loop
     made connects time out. Redis runs commands one at a time anyway.
@@ -423,6 +492,17 @@ def client_from_url(
     With `observe`, the client reports the duration of every command and pipeline it runs
     (the API's Redis latency histogram).
     """
+    if is_cluster_url(url):
+        cls = RedisCluster if observe is None else _TimedCluster
+        cluster = cls.from_url(
+            url.replace("+cluster", "", 1),
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            # No bound: its per-master pools fail, rather than wait, when one is exhausted.
+        )
+        if observe is not None:
+            cluster.observe = observe  # type: ignore[attr-defined]
+        return cluster  # type: ignore[return-value]
     pool = aioredis.BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,

@@ -12,7 +12,7 @@ one worker) on free 127.0.0.1 ports, seeds stock through `LedgerStore`, and driv
   c  batch           POST /v1/availability/query with 100 random SKUs
   d  reserve hot     POST /v1/reservations, 1 unit of ONE SKU, unique reservation_id per request
      reserve spread  the same over random seeded SKUs
-  e  raw reserve     reserve.lua through redis-py asyncio in this process, no HTTP: via
+  e  raw reserve     reserving through redis-py asyncio in this process, no HTTP: via
                      ReservationStore.reserve (script + read-back, what the API does) and the
                      script alone (EVALSHA)
   f  single @ half   single lookups paced at half of b's rate (Debian has no wrk2: wrk with a
@@ -51,7 +51,7 @@ if str(ROOT) not in sys.path:
 
 import redis as redis_sync  # noqa: E402
 
-from atp import embedded  # noqa: E402
+from atp import embedded, keys  # noqa: E402
 from atp.config_file import load_network  # noqa: E402
 from atp.embedded import ManagedProcess  # noqa: E402
 from atp.movements import Effect, Movement  # noqa: E402
@@ -561,17 +561,20 @@ class Bench:
         return row
 
     async def raw_reserve(self, mode: str, seconds: float, tasks: int) -> Row:
-        """reserve.lua on the hot SKU from this process, `tasks` concurrent loops, no HTTP."""
+        """Reserving on the hot SKU from this process, `tasks` concurrent loops, no HTTP: the whole
+        ReservationStore.reserve (mode "store"), or its check-and-hold, holds.lua take, alone."""
         network = load_network(Path(NETWORK_FILE))
         client = client_from_url(self.redis_url, max_connections=max(64, tasks))
         store = ReservationStore(client, 24 * 3600 * 1000)
-        script = client.register_script(load_script("reserve.lua"))
+        script = client.register_script(load_script("holds.lua"))
         latencies: list[float] = []
         outcomes: Counter[str] = Counter()
         stop_at = 0.0
 
         def args_for(req: ReservationRequest, now: int) -> tuple[list[str], list[Any]]:
-            return store.reserve_call(req, network, now)
+            take = store.take_args(req, network)[HOT_SKU]
+            expires = now + req.ttl_seconds * 1000
+            return keys.sku_keys(HOT_SKU), ["take", req.reservation_id, now, expires, *take]
 
         async def loop(tid: int) -> None:
             n = 0
@@ -615,9 +618,9 @@ class Bench:
             return latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] * 1000
 
         label = (
-            "e. reserve.lua via ReservationStore.reserve (no HTTP)"
+            "e. ReservationStore.reserve (no HTTP)"
             if mode == "store"
-            else "e. reserve.lua alone, EVALSHA (no HTTP)"
+            else "e. holds.lua take alone, EVALSHA (no HTTP)"
         )
         row = Row(
             key=f"raw_{mode}",

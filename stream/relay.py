@@ -1,8 +1,9 @@
 """Relay the reservation outbox (a Redis stream) to the `stock.reservations` topic.
 
-The API appends every reservation change to `atp:v1:outbox` in the same atomic step as the
-change itself, so no change is lost if Kafka is away or a process dies between Redis and
-Kafka. Workers read the outbox as one Redis consumer group, publish each entry keyed by
+The API appends every reservation change to its shard's outbox (`atp:v2:{r<n>}:outbox`, 16
+shards, see atp/keys.py) in the same atomic step as the change itself, so no change is lost if
+Kafka is away or a process dies between Redis and Kafka. Workers read every shard's outbox as
+one Redis consumer group per shard, publish each entry keyed by
 reservation id, and acknowledge (and delete) entries only once the broker has them. Entries
 a dead worker had read but not published are claimed by another after `claim_idle_ms`.
 Delivery is at least once: each record carries its outbox id as `event_id` for consumers
@@ -15,6 +16,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 from typing import Any
 
 import orjson
@@ -51,38 +53,62 @@ class OutboxRelay:
         self.relayed = 0
 
     async def _ensure_group(self) -> None:
-        try:
-            # From the start of the stream: entries written before any relay ran are relayed too.
-            await self._redis.xgroup_create(keys.OUTBOX, GROUP, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        for outbox in keys.OUTBOXES:
+            try:
+                # From the start: entries written before any relay ran are relayed too.
+                await self._redis.xgroup_create(outbox, GROUP, id="0", mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
 
     async def step(self) -> int:
-        """Relay one batch (claimed stale entries first, then new ones); returns its size."""
-        _, claimed, _ = await self._redis.xautoclaim(
-            keys.OUTBOX, GROUP, self.consumer, self._claim_idle_ms, "0-0", count=self._batch
-        )
-        entries = claimed
+        """Relay one batch from every shard (claimed stale entries first, then new ones);
+        returns its size. Waits up to `block_ms` (polling) when every shard is empty."""
+        entries = await self._read()
         if not entries:
-            reply = await self._redis.xreadgroup(
-                GROUP, self.consumer, {keys.OUTBOX: ">"}, count=self._batch, block=self._block_ms
-            )
-            entries = reply[0][1] if reply else []
-        entries = [
-            (i, f) for i, f in entries if f
-        ]  # claimed entries already deleted come back empty
+            # Shards live on different masters: no single blocking read covers them all, so
+            # poll, ten times per block_ms.
+            deadline = time.monotonic() + self._block_ms / 1000
+            while not entries and time.monotonic() < deadline:
+                await asyncio.sleep(self._block_ms / 10_000)
+                entries = await self._read()
         if not entries:
             return 0
-        records = [Record(self._topic, f[b"reservation_id"], _event(i, f)) for i, f in entries]
+        records = [Record(self._topic, f[b"reservation_id"], _event(i, f)) for _, i, f in entries]
         await self._forwarder.send(records)  # returns once the broker has all of them
-        ids = [i for i, _ in entries]
+        by_shard: dict[str, list[bytes]] = {}
+        for outbox, i, _ in entries:
+            by_shard.setdefault(outbox, []).append(i)
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.xack(keys.OUTBOX, GROUP, *ids)
-            pipe.xdel(keys.OUTBOX, *ids)
+            for outbox, ids in by_shard.items():
+                pipe.xack(outbox, GROUP, *ids)
+                pipe.xdel(outbox, *ids)
             await pipe.execute()
-        self.relayed += len(ids)
-        return len(ids)
+        self.relayed += len(entries)
+        return len(entries)
+
+    async def _read(self) -> list[tuple[str, bytes, dict[bytes, bytes]]]:
+        """Up to `batch` entries per shard: stale ones claimed, else new ones; one pipeline."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for outbox in keys.OUTBOXES:
+                pipe.xautoclaim(
+                    outbox, GROUP, self.consumer, self._claim_idle_ms, "0-0", count=self._batch
+                )
+            claims = await pipe.execute()
+        fresh = [o for o, (_, claimed, _) in zip(keys.OUTBOXES, claims, strict=True) if not claimed]
+        news: list[Any] = []
+        if fresh:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for outbox in fresh:
+                    pipe.xreadgroup(GROUP, self.consumer, {outbox: ">"}, count=self._batch)
+                news = await pipe.execute()
+        found: list[tuple[str, bytes, dict[bytes, bytes]]] = []
+        for outbox, (_, claimed, _) in zip(keys.OUTBOXES, claims, strict=True):
+            found += [(outbox, i, f) for i, f in claimed]
+        for outbox, reply in zip(fresh, news, strict=True):
+            found += [(outbox, i, f) for i, f in (reply[0][1] if reply else [])]
+        # Claimed entries already deleted come back empty.
+        return [(o, i, f) for o, i, f in found if f]
 
     async def run(self) -> None:
         delay = 0.1

@@ -2,13 +2,14 @@
 -- shipments consume the holds of the reservations they fulfil, in one atomic step, but only
 -- if nobody wrote the SKU since the caller read it (optimistic version).
 --
--- KEYS[1]  atp:v1:{SKU}:ledger   (hash)      KEYS[2]  atp:v1:{SKU}:stock   (hash)
--- KEYS[3]  atp:v1:{SKU}:holds    (hash)      KEYS[4]  atp:v1:{SKU}:expiry  (sorted set)
--- KEYS[5]  atp:v1:stats          (hash, optional): the ledger's counters, kept in the same step
+-- KEYS[1]  atp:v2:{SKU}:ledger   (hash)      KEYS[2]  atp:v2:{SKU}:stock   (hash)
+-- KEYS[3]  atp:v2:{SKU}:holds    (hash)      KEYS[4]  atp:v2:{SKU}:expiry  (sorted set)
+-- KEYS[5]  atp:v2:{<tag>}:stats  (hash, optional): the ledger's counters of the SKU's hash slot
+--          (<tag> is chosen to hash to that slot, atp.keys.stats), kept in the same step
 --          skus              SKUs with a ledger (counted at a SKU's first write)
 --          pairs             (SKU, location) pairs with ledger state (counted at first write)
 --          <channel>:<code>  SKUs whose recorded status on the channel is <code>
---          It is one key for all SKUs: on Redis Cluster it is in another slot (issue 8).
+--          Readers sum the hashes of all slots (LedgerStore.stats).
 -- ARGV[1]  the version the caller read ('0' for a SKU never written)
 -- ARGV[2]  updated_at, epoch milliseconds
 -- ARGV[3]  number of location groups, then groups of four: location id, ledger state JSON,

@@ -1,7 +1,7 @@
 -- read_stock.lua: what the API serves for one SKU, with reservations past their expiry already
 -- discounted: a held reservation stops counting at expires_at, even before the sweeper runs.
 --
--- KEYS[1]  atp:v1:{SKU}:stock   KEYS[2]  atp:v1:{SKU}:holds   KEYS[3]  atp:v1:{SKU}:expiry
+-- KEYS[1]  atp:v2:{SKU}:stock   KEYS[2]  atp:v2:{SKU}:holds   KEYS[3]  atp:v2:{SKU}:expiry
 -- ARGV[1]  now, epoch milliseconds
 --
 -- Returns {stock hash as a flat field/value list, {location, units, location, units, ...}} where

@@ -15,17 +15,20 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import redis
+import redis.cluster
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from atp import embedded
+from atp import embedded, keys
 from atp.embedded import ManagedProcess
 from atp.movements import Movement
 from atp.network import Network
 from atp.settings import Settings, load_settings
-from atp.store import LedgerStore, client_from_url
+from atp.store import LedgerStore, client_from_url, is_cluster_url
 from tests.conftest import DEMO_NETWORK, ROOT
 
 # Reservation tests authenticate with RESERVE_TOKEN; READ_TOKEN lacks the reserve scope.
@@ -53,6 +56,28 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         proc.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Three cluster masters on loopback, each with its own directory, AOF on: a real Redis
+    Cluster (the tests under tests/integration/cluster run on it)."""
+    tmp = tmp_path_factory.mktemp("cluster")
+    procs: list[ManagedProcess] = []
+    try:
+        nodes = [(embedded.free_port(), embedded.free_port()) for _ in range(3)]
+        for i, (port, bus) in enumerate(nodes):
+            node = tmp / f"node{i}"
+            procs.append(
+                embedded.start_redis(
+                    port, node / "data", node, cluster_bus_port=bus, name=f"node{i}"
+                )
+            )
+        embedded.form_cluster(nodes)
+        yield f"redis+cluster://127.0.0.1:{nodes[0][0]}"
+    finally:
+        for proc in procs:
+            proc.stop()
 
 
 @pytest.fixture
@@ -110,6 +135,44 @@ def client(settings: Settings, demo_network: Network) -> Iterator[TestClient]:
     """The API in-process, over the session's real Redis."""
     with TestClient(create_app(settings, demo_network)) as c:
         yield c
+
+
+def redis_client(url: str, **kwargs: Any) -> redis.Redis:
+    """A synchronous client for assertions: a cluster client for a redis+cluster:// URL."""
+    if is_cluster_url(url):
+        cluster = redis.cluster.RedisCluster.from_url(url.replace("+cluster", "", 1), **kwargs)
+        return cluster  # type: ignore[return-value]
+    return redis.Redis.from_url(url, **kwargs)
+
+
+def ledger_counters(client: redis.Redis) -> dict[str, int]:
+    """The ledger's counters summed over every slot's stats hash (atp.keys.stats_keys)."""
+    pipe = client.pipeline(transaction=False)
+    for key in keys.stats_keys():
+        pipe.hgetall(key)
+    total: dict[str, int] = {}
+    for row in pipe.execute():
+        for k, v in row.items():
+            name = k.decode() if isinstance(k, bytes) else k
+            total[name] = total.get(name, 0) + int(v)
+    return total
+
+
+def isolated_redis_url(url: str) -> str:
+    """A Redis nobody else writes to during the test: database 3 of the session's Redis; on the
+    cluster, which has only database 0, the cluster itself after emptying it (tests run one at
+    a time and never count on data another test left)."""
+    if is_cluster_url(url):
+        client = redis_client(url)
+        client.flushall()
+        client.close()
+        return url
+    return url.rsplit("/", 1)[0] + "/3"
+
+
+def outbox_len(client: redis.Redis) -> int:
+    """Entries waiting in the reservation outboxes, all shards."""
+    return sum(int(client.xlen(key)) for key in keys.OUTBOXES)
 
 
 def seed(redis_url: str, movements: list[Movement], now_ms: int) -> None:

@@ -129,7 +129,7 @@ def test_a_stale_writer_cannot_overwrite_newer_state(settings, sku):
             await store.apply([movement(sku, "WH-NJ", 5, Effect.DELTA, 2)], NOW)
             stale = await client.evalsha(
                 store._apply_script.sha,
-                4,
+                len(keys.ledger_keys(sku)),
                 *keys.ledger_keys(sku),
                 "1",  # the version this writer read; it is 2 by now
                 NOW,

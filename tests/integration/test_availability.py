@@ -7,16 +7,18 @@ import time
 import uuid
 
 import pytest
-import redis as redis_sync
 import yaml
 from fastapi.testclient import TestClient
 from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import ClusterPipeline
 
 from api.app import create_app
 from atp import keys
 from atp.config_file import load_network
 from atp.movements import Effect, Movement
+from atp.store import is_cluster_url
 from tests.conftest import DEMO_NETWORK
+from tests.integration.conftest import redis_client
 from tests.integration.conftest import seed as seed_counts
 
 pytestmark = pytest.mark.integration
@@ -119,13 +121,15 @@ def test_bad_parameters_are_problems_never_5xx(client, params, code):
 def test_batch_answers_every_sku_in_one_round_trip(client, settings, sku, monkeypatch):
     seed(settings.redis_url, [count(f"{sku}-1", "WH-NJ", 3), count(f"{sku}-2", "WH-NJ", 30)])
     calls = []
-    original = Pipeline.execute
+    # On Redis Cluster the client's pipeline sends each master its share, all at once.
+    kind = ClusterPipeline if is_cluster_url(settings.redis_url) else Pipeline
+    original = kind.execute
 
     async def counting(self, *a, **kw):
-        calls.append(len(self.command_stack))
+        calls.append(len(self))
         return await original(self, *a, **kw)
 
-    monkeypatch.setattr(Pipeline, "execute", counting)
+    monkeypatch.setattr(kind, "execute", counting)
     skus = [f"{sku}-1", f"{sku}-2", f"{sku}-1", f"{sku}-unknown"]
     r = client.post("/v1/availability/query", json={"skus": skus})
     assert r.status_code == 200
@@ -158,7 +162,7 @@ def test_explain_shows_every_term_and_why_a_location_does_not_count(client, sett
         [count(sku, "WH-NJ", 4), count(sku, "S-0901", 8), count(sku, "S-0102", 6)],
     )
     # Reserved units are owned by the reservation scripts; set one by hand to see exposure.
-    r = redis_sync.Redis.from_url(settings.redis_url)
+    r = redis_client(settings.redis_url)
     r.hset(keys.stock(sku), keys.RESERVED_PREFIX + "WH-NJ", 6)
     r.close()
     body = client.get(f"/v1/availability/{sku}/explain", params={"channel": "online"}).json()

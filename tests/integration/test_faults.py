@@ -37,10 +37,8 @@ import redis
 from atp import embedded, keys, topics
 from atp.embedded import ManagedProcess
 from atp.settings import Settings
-from atp.store import STATS_KEY
-from stream.acks import FENCE_KEY
 from tests.conftest import ROOT
-from tests.integration.conftest import RESERVE_TOKEN, Processes, wait_http_ok
+from tests.integration.conftest import RESERVE_TOKEN, Processes, outbox_len, wait_http_ok
 from tests.integration.test_fulfilment import wait_until, wms
 from tests.integration.test_pipeline import metric, wait_for_counts
 from tests.integration.test_sources import differences, served, simulate
@@ -353,7 +351,7 @@ def test_while_the_broker_is_away_the_api_serves_and_reservations_wait_for_it(
         after, entry = location(base, sku)
         assert (entry["on_hand"], entry["reserved"]) == (50, 3)
         assert after["age_ms"] > before["age_ms"]  # nothing new from the worker: older
-        assert outbox.xlen(keys.OUTBOX) == 3  # the three changes wait in Redis
+        assert outbox_len(outbox) == 3  # the three changes wait in Redis
     finally:
         os.kill(own_broker.proc.pid, signal.SIGCONT)
 
@@ -366,7 +364,7 @@ def test_while_the_broker_is_away_the_api_serves_and_reservations_wait_for_it(
     ]
     asyncio.run(produce(bootstrap, wms_topic, [wms(f"{sku}-in", sku, "RECEIVED", 5)]))
     assert wait_until(lambda: location(base, sku)[1].get("on_hand") == 55, 120)
-    assert wait_until(lambda: outbox.xlen(keys.OUTBOX) == 0, 30)
+    assert wait_until(lambda: outbox_len(outbox) == 0, 30)
     outbox.close()
     assert worker.alive(), worker.log_tail()
 
@@ -382,12 +380,12 @@ def redis_state(url: str) -> dict[str, object]:
     state: dict[str, object] = {}
     try:
         for key in sorted(client.scan_iter(count=1000)):
-            if key in (FENCE_KEY, keys.OUTBOX):
+            if key.endswith((":fence", ":outbox")):
                 continue
             kind = client.type(key)
             if kind == "hash":
                 skip = next((f for end, f in skip_fields.items() if key.endswith(end)), None)
-                counters = key == STATS_KEY
+                counters = key.endswith(":stats")
                 value: object = {
                     f: v
                     for f, v in client.hgetall(key).items()
@@ -441,7 +439,7 @@ def test_a_wiped_redis_is_rebuilt_from_kafka_as_it_was(settings, own_redis, proc
     asyncio.run(produce(settings.kafka_bootstrap, wms_topic, shipments))
     assert wait_until(lambda: call("GET", f"{reservations}-full")[1].get("state") == "fulfilled")
     client = redis.Redis.from_url(own_redis.url)
-    assert wait_until(lambda: client.xlen(keys.OUTBOX) == 0)  # every change is in Kafka
+    assert wait_until(lambda: outbox_len(client) == 0)  # every change is in Kafka
     api.stop()  # the API stays away while Redis is rebuilt (README)
     before = redis_state(own_redis.url)
     # held 2 + extended 2 + confirmed 3 + what the shipment left of part (3)

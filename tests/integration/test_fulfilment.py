@@ -10,12 +10,11 @@ from datetime import UTC, datetime
 
 import orjson
 import pytest
-import redis as redis_sync
 from fastapi.testclient import TestClient
 
 from api.app import create_app
 from atp import embedded, keys, topics
-from tests.integration.conftest import RESERVE_TOKEN
+from tests.integration.conftest import RESERVE_TOKEN, isolated_redis_url, outbox_len, redis_client
 from tests.integration.test_pipeline import metric
 from tests.integration.wms_scenario import produce, read_all
 
@@ -54,7 +53,7 @@ def test_a_shipment_fulfils_its_reservation_once(settings, processes, demo_netwo
     asyncio.run(
         produce(settings.kafka_bootstrap, wms_topic, [wms(f"{sku}-c", sku, "CYCLE_COUNT", 10)])
     )
-    r = redis_sync.Redis.from_url(settings.redis_url)
+    r = redis_client(settings.redis_url)
     assert wait_until(lambda: r.hget(keys.stock(sku), "oh:WH-NJ") == b"10")
 
     with TestClient(create_app(settings, demo_network)) as api:
@@ -137,16 +136,16 @@ def test_reservation_events_made_while_kafka_is_away_arrive_when_it_is_back(
     settings, demo_network, tmp_path, processes
 ):
     sku = f"O-{uuid.uuid4().hex[:8]}"
-    # A Redis database of its own, so this test's outbox holds only its own events, and a
-    # broker that is not running yet.
+    # A Redis of its own (another database; on the cluster, which has one, emptied first), so
+    # this test's outbox holds only its own events, and a broker that is not running yet.
     port = embedded.free_port()
     isolated = settings.model_copy(
         update={
-            "redis_url": settings.redis_url.rsplit("/", 1)[0] + "/3",
+            "redis_url": isolated_redis_url(settings.redis_url),
             "kafka_bootstrap": f"127.0.0.1:{port}",
         }
     )
-    client = redis_sync.Redis.from_url(isolated.redis_url)
+    client = redis_client(isolated.redis_url)
     client.hset(keys.stock(sku), "oh:WH-NJ", 5)
     with TestClient(create_app(isolated, demo_network)) as api:
         for i in range(3):
@@ -157,7 +156,7 @@ def test_reservation_events_made_while_kafka_is_away_arrive_when_it_is_back(
             )
             assert r.status_code == 201  # reservations work without the broker
         api.delete(f"/v1/reservations/{sku}-0", headers=AUTH)
-    assert client.xlen(keys.OUTBOX) == 4
+    assert outbox_len(client) == 4
     broker = embedded.start_broker(port, tmp_path / "broker2")
     try:
         processes.settings = isolated
@@ -171,7 +170,7 @@ def test_reservation_events_made_while_kafka_is_away_arrive_when_it_is_back(
             (f"{sku}-1", "held"),
             (f"{sku}-2", "held"),
         ]
-        assert wait_until(lambda: client.xlen(keys.OUTBOX) == 0, 10)
+        assert wait_until(lambda: outbox_len(client) == 0, 10)
     finally:
         processes.stop_all()
         broker.stop()

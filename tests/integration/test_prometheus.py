@@ -40,9 +40,15 @@ from atp.movements import Effect, Movement
 from atp.network import Network
 from atp.settings import Settings, load_settings
 from atp.sources import ADAPTERS
-from atp.store import STATS_KEY, STATUS_NAMES, LedgerStore, client_from_url, parse_stock
+from atp.store import STATUS_NAMES, LedgerStore, client_from_url, parse_stock
 from tests.conftest import DEMO_NETWORK, ROOT
-from tests.integration.conftest import API_KEYS, RESERVE_TOKEN, Processes, wait_http_ok
+from tests.integration.conftest import (
+    API_KEYS,
+    RESERVE_TOKEN,
+    Processes,
+    ledger_counters,
+    wait_http_ok,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -303,7 +309,7 @@ def test_ledger_counters_match_a_full_scan_and_reach_the_gauges(stack: Stack) ->
     quiet(stack)
     skus, pairs, statuses, names = scan_ledger(stack.redis)
     assert skus > 0 and pairs >= skus
-    stats = {k.decode(): int(v) for k, v in stack.redis.hgetall(STATS_KEY).items()}
+    stats = ledger_counters(stack.redis)
     assert stats["skus"] == skus
     assert stats["pairs"] == pairs
     counted = {
@@ -359,7 +365,7 @@ def test_a_shipment_records_the_status_after_the_holds_it_used(settings, demo_ne
             await client.aclose()
 
     def stat(field: str) -> int:
-        return int(r.hget(STATS_KEY, field) or 0)
+        return ledger_counters(r).get(field, 0)
 
     online_before = {code: stat(f"online:{code}") for code in "ilo"}
     skus_before = stat("skus")

@@ -9,10 +9,9 @@ from collections import Counter
 
 import httpx2 as httpx
 import pytest
-import redis as redis_sync
 
 from atp import keys
-from tests.integration.conftest import RESERVE_TOKEN, wait_http_ok
+from tests.integration.conftest import RESERVE_TOKEN, redis_client, wait_http_ok
 from tests.integration.test_reservations import seed
 
 pytestmark = pytest.mark.integration
@@ -23,7 +22,7 @@ class Watch:
     """Samples on_hand and reserved at a location while the race runs."""
 
     def __init__(self, redis_url: str, skus: list[str], loc: str) -> None:
-        self.client = redis_sync.Redis.from_url(redis_url)
+        self.client = redis_client(redis_url)
         self.skus, self.loc = skus, loc
         self.worst = 0
         self.samples = 0
@@ -79,7 +78,7 @@ def test_exactly_the_atp_is_held_under_a_stampede(settings, api_base):
         statuses = asyncio.run(race(api_base, bodies))
     assert Counter(statuses) == {201: 50, 409: 250}
     assert watch.samples > 0 and watch.worst >= 0  # never more held than on hand
-    client = redis_sync.Redis.from_url(settings.redis_url)
+    client = redis_client(settings.redis_url)
     assert client.hget(keys.stock(sku), "rs:WH-NJ") == b"50"
     client.close()
 
@@ -104,7 +103,7 @@ def test_multi_line_reservations_are_all_or_nothing_under_a_stampede(settings, a
         statuses = asyncio.run(race(api_base, bodies))
     assert Counter(statuses) == {201: 25, 409: 175}
     assert watch.worst >= 0
-    client = redis_sync.Redis.from_url(settings.redis_url)
+    client = redis_client(settings.redis_url)
     # No partial basket survived: B is held exactly as often as A.
     assert client.hget(keys.stock(a), "rs:WH-IL") == b"25"
     assert client.hget(keys.stock(b), "rs:WH-IL") == b"25"

@@ -9,14 +9,13 @@ import time
 import uuid
 
 import pytest
-import redis as redis_sync
 from fastapi.testclient import TestClient
 
 from api.app import create_app
 from atp import keys
 from atp.movements import Effect, Movement
 from atp.store import LedgerStore, client_from_url
-from tests.integration.conftest import READ_TOKEN, RESERVE_TOKEN
+from tests.integration.conftest import READ_TOKEN, RESERVE_TOKEN, redis_client
 
 pytestmark = pytest.mark.integration
 AUTH = {"Authorization": f"Bearer {RESERVE_TOKEN}"}
@@ -191,13 +190,13 @@ def test_the_sweeper_closes_expired_reservations(settings, demo_network, sku):
     with TestClient(create_app(fast, demo_network)) as c:
         i = rid()
         reserve(c, {"reservation_id": i, "lines": [{"sku": sku, "quantity": 3}], "ttl_seconds": 1})
-        r = redis_sync.Redis.from_url(settings.redis_url)
+        r = redis_client(settings.redis_url)
         deadline = time.monotonic() + 5
         while r.hget(keys.reservation(i), "state") != b"expired" and time.monotonic() < deadline:
             time.sleep(0.1)
         assert r.hget(keys.reservation(i), "state") == b"expired"
         assert r.hget(keys.stock(sku), "rs:WH-NJ") == b"0"
-        assert r.zscore(keys.EXPIRING, i) is None
+        assert r.zscore(keys.expiring(keys.shard(i)), i) is None
         r.close()
 
 
@@ -208,9 +207,11 @@ def test_every_change_is_in_the_outbox(client, settings, sku):
     client.post(f"/v1/reservations/{i}/extend", json={"ttl_seconds": 60}, headers=AUTH)
     client.post(f"/v1/reservations/{i}/confirm", headers=AUTH)
     client.delete(f"/v1/reservations/{i}", headers=AUTH)
-    r = redis_sync.Redis.from_url(settings.redis_url)
+    r = redis_client(settings.redis_url)
     events = [
-        f[b"type"].decode() for _, f in r.xrange(keys.OUTBOX) if f[b"reservation_id"] == i.encode()
+        f[b"type"].decode()
+        for _, f in r.xrange(keys.outbox(keys.shard(i)))
+        if f[b"reservation_id"] == i.encode()
     ]
     r.close()
     assert events == ["held", "extended", "confirmed", "released"]
