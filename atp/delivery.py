@@ -87,6 +87,16 @@ class Outcome:
 Stock = Mapping[str, Mapping[str, LocationCounts]]  # sku -> location -> counts
 
 
+@dataclass(frozen=True, slots=True)
+class Order:
+    """What is asked: the basket, the stock read for it, where it goes and when it is placed."""
+
+    lines: Sequence[Line]
+    stock: Stock
+    dest: Destination
+    now: datetime
+
+
 def promise_for(
     service: Service, loc: Location, dest: Destination, km: float, now: datetime
 ) -> Promise | str:
@@ -186,10 +196,7 @@ def atp_at(network: Network, stock: Stock, sku: str, location_id: str, channel: 
 def plan(
     network: Network,
     service: Service,
-    lines: Sequence[Line],
-    stock: Stock,
-    dest: Destination,
-    now: datetime,
+    order: Order,
     *,
     channel: str | None = None,
     max_parts: int = 3,
@@ -198,10 +205,11 @@ def plan(
     """Ranked plans for the basket: single locations if any can take it all, else the fewest
     locations that together can (a line may be split between them only if it must)."""
     channel = channel or service.channel
-    promises, why = candidates(network, service, dest, now, channel)
+    promises, why = candidates(network, service, order.dest, order.now, channel)
     if not promises:
         return Outcome(service.id, reason=why)
-    demand = _demand(lines)
+    demand = _demand(order.lines)
+    stock = order.stock
     atp = {
         loc_id: {sku: atp_at(network, stock, sku, loc_id, channel) for sku in demand}
         for loc_id in promises
@@ -294,19 +302,15 @@ class TransferOption:
 
 
 def pickup_stores(
-    network: Network,
-    service: Service,
-    lines: Sequence[Line],
-    stock: Stock,
-    dest: Destination,
-    now: datetime,
+    network: Network, service: Service, order: Order
 ) -> tuple[list[PickupStore], TransferOption | None, str | None]:
     """Stores within reach with ATP for the whole basket, soonest ready first; and when the
     nearest store lacks it, the earliest "ready by" there via transfer. Else why none."""
-    promises, why = candidates(network, service, dest, now, service.channel)
+    promises, why = candidates(network, service, order.dest, order.now, service.channel)
     if not promises:
         return [], None, why
-    demand = _demand(lines)
+    demand = _demand(order.lines)
+    stock, now = order.stock, order.now
     stores = []
     for loc_id, p in promises.items():
         have = {sku: atp_at(network, stock, sku, loc_id, service.channel) for sku in demand}

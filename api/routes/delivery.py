@@ -22,6 +22,7 @@ from api.routes.reservations import OUTCOMES, RID_PATTERN, SKU_PATTERN, check_tt
 from atp.delivery import (
     Destination,
     Line,
+    Order,
     Outcome,
     Part,
     Plan,
@@ -292,17 +293,21 @@ async def delivery_options(
     network.channel(channel)
     dest = _destination(query.destination)
     now = _now(request, query.now)
-    lines = [Line(ln.sku, ln.quantity) for ln in query.lines]
-    stock = await _stock(request, query.lines)
+    order = Order(
+        [Line(ln.sku, ln.quantity) for ln in query.lines],
+        await _stock(request, query.lines),
+        dest,
+        now,
+    )
     shape = _Shape(network, dest, now)
     options: list[dict[str, Any]] = []
     not_offered = []
     for service in network.services.values():
         if service.kind == "pickup":
-            stores, transfer, why = pickup_stores(network, service, lines, stock, dest, now)
+            stores, transfer, why = pickup_stores(network, service, order)
             if stores:
                 best = stores[0].promise
-                option = shape.option("pickup", Plan(service.id, (Part(best, tuple(lines)),)))
+                option = shape.option("pickup", Plan(service.id, (Part(best, tuple(order.lines)),)))
                 option["stores"] = [
                     {
                         "location_id": s.promise.location_id,
@@ -325,10 +330,7 @@ async def delivery_options(
         outcome = plan(
             network,
             service,
-            lines,
-            stock,
-            dest,
-            now,
+            order,
             channel=query.channel,
             max_parts=state.settings.max_plan_parts,
             max_plans=1,
@@ -400,14 +402,11 @@ async def sourcing_plans(request: Request, query: PlanQuery) -> Response:
             state.metrics.reservations.labels("idempotent_replay").inc()
             body = _plans_body(shape, query, channel, Outcome(service.id), None, existing)
             return FastJSON(body, headers={"Idempotent-Replayed": "true"})
-    stock = await _stock(request, query.lines)
+    order = Order(lines, await _stock(request, query.lines), dest, now)
     outcome = plan(
         network,
         service,
-        lines,
-        stock,
-        dest,
-        now,
+        order,
         channel=channel,
         max_parts=state.settings.max_plan_parts,
         max_plans=query.max_plans,

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from atp.availability import LocationCounts
-from atp.delivery import Destination, Line, Plan, atp_at, pickup_stores, plan
+from atp.delivery import Destination, Line, Order, Plan, atp_at, pickup_stores, plan
 from atp.geo import zip_coordinates
 from atp.network import Network
 
@@ -34,10 +34,7 @@ def test_one_location_with_everything_beats_a_nearer_split(demo_network: Network
     out = plan(
         demo_network,
         demo_network.service("standard"),
-        [Line("A", 1), Line("B", 1)],
-        s,
-        UNION_SQUARE,
-        TUESDAY_9AM,
+        Order([Line("A", 1), Line("B", 1)], s, UNION_SQUARE, TUESDAY_9AM),
     )
     assert out.plans and all(len(p.parts) == 1 for p in out.plans)
     assert out.plans[0].parts[0].promise.location_id == "WH-NJ"
@@ -48,10 +45,7 @@ def test_split_only_when_no_location_has_everything(demo_network: Network) -> No
     out = plan(
         demo_network,
         demo_network.service("standard"),
-        [Line("A", 2), Line("B", 1)],
-        s,
-        UNION_SQUARE,
-        TUESDAY_9AM,
+        Order([Line("A", 2), Line("B", 1)], s, UNION_SQUARE, TUESDAY_9AM),
     )
     best = out.plans[0]
     assert len(best.parts) == 2
@@ -64,7 +58,9 @@ def test_split_only_when_no_location_has_everything(demo_network: Network) -> No
 def test_a_line_is_split_between_locations_only_if_it_must(demo_network: Network) -> None:
     s = stock(WH_NJ={"A": 3}, WH_IL={"A": 4})
     out = plan(
-        demo_network, demo_network.service("standard"), [Line("A", 6)], s, UNION_SQUARE, TUESDAY_9AM
+        demo_network,
+        demo_network.service("standard"),
+        Order([Line("A", 6)], s, UNION_SQUARE, TUESDAY_9AM),
     )
     parts = {p.promise.location_id: p.lines for p in out.plans[0].parts}
     # the nearer warehouse gives all it has, the other the rest
@@ -76,10 +72,7 @@ def test_not_enough_stock_says_which_sku(demo_network: Network) -> None:
     out = plan(
         demo_network,
         demo_network.service("standard"),
-        [Line("A", 10)],
-        stock(WH_NJ={"A": 3}),
-        UNION_SQUARE,
-        TUESDAY_9AM,
+        Order([Line("A", 10)], stock(WH_NJ={"A": 3}), UNION_SQUARE, TUESDAY_9AM),
     )
     assert out.plans == []
     assert out.reason is not None and "A" in out.reason and "10 asked, 3 available" in out.reason
@@ -88,10 +81,10 @@ def test_not_enough_stock_says_which_sku(demo_network: Network) -> None:
 def test_same_day_is_offered_only_within_reach(demo_network: Network) -> None:
     service = demo_network.service("same_day")
     s = stock(S_0101={"A": 9}, S_0301={"A": 9})
-    near = plan(demo_network, service, [Line("A", 1)], s, UNION_SQUARE, TUESDAY_9AM)
+    near = plan(demo_network, service, Order([Line("A", 1)], s, UNION_SQUARE, TUESDAY_9AM))
     assert [p.parts[0].promise.location_id for p in near.plans] == ["S-0101"]
     denver = Destination(zip_coordinates("80206"), ZoneInfo("America/Denver"))  # type: ignore[arg-type]
-    far = plan(demo_network, service, [Line("A", 1)], s, denver, TUESDAY_9AM)
+    far = plan(demo_network, service, Order([Line("A", 1)], s, denver, TUESDAY_9AM))
     assert far.plans == [] and far.reason is not None and "within 40 km" in far.reason
 
 
@@ -100,7 +93,9 @@ def test_safety_stock_of_the_service_channel_counts(demo_network: Network) -> No
     s = stock(S_0101={"A": 4})
     assert atp_at(demo_network, s, "A", "S-0101", "online") == 1
     out = plan(
-        demo_network, demo_network.service("express"), [Line("A", 2)], s, UNION_SQUARE, TUESDAY_9AM
+        demo_network,
+        demo_network.service("express"),
+        Order([Line("A", 2)], s, UNION_SQUARE, TUESDAY_9AM),
     )
     assert out.plans == []
 
@@ -109,7 +104,7 @@ def test_pickup_lists_only_stores_with_the_basket(demo_network: Network) -> None
     service = demo_network.service("pickup")
     s = stock(S_0101={"A": 1 + 2}, S_0102={"A": 2 + 2}, WH_NJ={"A": 50})  # 2 safety at stores
     stores, transfer, why = pickup_stores(
-        demo_network, service, [Line("A", 2)], s, UNION_SQUARE, TUESDAY_9AM
+        demo_network, service, Order([Line("A", 2)], s, UNION_SQUARE, TUESDAY_9AM)
     )
     assert [st.promise.location_id for st in stores] == ["S-0102"]
     assert stores[0].atp == {"A": 2}
@@ -150,10 +145,7 @@ def test_plans_are_feasible_minimal_and_ranked(
     out = plan(
         demo_network,
         demo_network.service("standard"),
-        lines,
-        s,
-        UNION_SQUARE,
-        TUESDAY_9AM,
+        Order(lines, s, UNION_SQUARE, TUESDAY_9AM),
         max_parts=3,
         max_plans=50,
     )
