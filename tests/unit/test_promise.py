@@ -7,7 +7,7 @@ calendar; the code under test works in UTC.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -338,3 +338,48 @@ def test_location_promise_fields_are_validated(field: str, value: object, path: 
             }
         )
     assert info.value.path == path
+
+
+# Properties over any order time in 2026-2027 (DST days and holidays included), for every
+# location and service of the demo network.
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from atp.config_file import load_network  # noqa: E402
+from tests.conftest import DEMO_NETWORK  # noqa: E402
+
+DEMO = load_network(DEMO_NETWORK)
+PAIRS = [
+    (service, loc)
+    for service in DEMO.services.values()
+    for loc in DEMO.locations.values()
+    if loc.coordinates is not None and service.requires <= loc.capabilities
+]
+ORDER_TIMES = st.datetimes(
+    min_value=datetime(2026, 1, 1), max_value=datetime(2027, 12, 31), timezones=st.just(UTC)
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(pair=st.sampled_from(PAIRS), now=ORDER_TIMES, later=st.integers(1, 7 * 24 * 60))
+def test_a_promise_holds_until_its_cutoff_and_never_improves_later(pair, now, later):
+    service, loc = pair
+    dest = Destination(loc.coordinates, NY)
+    p = promise_for(service, loc, dest, 5.0, now)
+    if not isinstance(p, Promise):
+        return
+    assert now <= p.ready_at <= p.promised_by
+    assert p.cutoff_at >= now.replace(microsecond=0) - timedelta(seconds=1)
+    # ordering at the last moment keeps the promise: the same arrival for parcels and fixed
+    # windows; for pickup and express (ready a fixed time after the order) the same day
+    again = promise_for(service, loc, dest, 5.0, p.cutoff_at)
+    assert isinstance(again, Promise), again
+    if service.kind == "parcel" or service.window is not None:
+        assert again.promised_by == p.promised_by
+    else:
+        zone = loc.zone
+        assert again.ready_at.astimezone(zone).date() == p.ready_at.astimezone(zone).date()
+    # ordering later never gets an earlier promise
+    after = promise_for(service, loc, dest, 5.0, now + timedelta(minutes=later))
+    if isinstance(after, Promise):
+        assert after.promised_by >= p.promised_by
