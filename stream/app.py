@@ -1,17 +1,20 @@
-"""The faust application: thin agents around the pure adapters and the ledger store.
+"""The worker: a faust app with normaliser agents and a batch consumer for the ledger.
 
     source topics --normalise--> stock.movements (keyed by SKU) --apply--> Redis
                      \\--> stock.rejected (unusable input, with its reason)
 
-Both agents take events in batches without faust's automatic acknowledgement and acknowledge
-them only when their effect is safe: the normaliser once the broker has the movements (or the
-rejection), the ledger agent once Redis has the state durably (see `stream.acks`). Delivery is
-at least once; the ledger makes replays harmless.
+The normalisers are faust agents: they take events in batches without faust's automatic
+acknowledgement and acknowledge them once the broker has the movements (or the rejections).
+The ledger hop consumes `stock.movements` below faust's per-event machinery, which was most of
+the worker's CPU (benchmarks/README.md): `stream.batch.BatchConsumer`, a plain aiokafka consumer
+in the group `<ATP_GROUP_ID>-ledger`, run as a faust task in the same process, folds each
+`getmany` batch with the `LedgerStore` and commits its offsets once Redis has the state durably
+(`stream.acks`). Delivery is at least once; the ledger makes replays harmless.
 
-Records the agents produce go through one `stream.forward.Forwarder` per worker, a whole batch
-at a time, rather than faust's per-record `topic.send`; and the consumer fetches with a short
-wait (`stream.fetch`), so movements reach the ledger agent soon after they are written. Both
-were the worker's bottleneck (benchmarks/README.md).
+Records both hops produce go through one `stream.forward.Forwarder` per worker, a whole batch at
+a time, rather than faust's per-record `topic.send`; and every consumer fetches with a short wait
+(`ATP_FETCH_MAX_WAIT_MS`; `stream.fetch` for faust's), so movements reach the ledger soon after
+they are written.
 """
 
 from __future__ import annotations
