@@ -1,12 +1,14 @@
-"""Acknowledge consumed events only once Redis has made the state they produced durable.
+"""Commit consumed offsets only once Redis has made the state they produced durable.
 
-Faust commits the offsets of acknowledged events. If an offset were committed before Redis had
-written the state to its append-only file, a Redis crash could lose state whose events Kafka will
-never redeliver. So events are acknowledged in rounds: write a fence key, `WAITAOF` for it (the
-replication offset is global, so once the fence is fsynced every write acknowledged before it
-is too), then acknowledge every event whose batch was written before the fence.
+If an offset were committed before Redis had written the state to its append-only file, a Redis
+crash could lose state whose records Kafka will never redeliver. So offsets are committed in
+rounds: write a fence key, `WAITAOF` for it (the replication offset is global, so once the fence
+is fsynced every write acknowledged before it is too), then commit the offsets of every batch
+that was written before the fence. The consumer goes on with the next batches meanwhile: with
+`appendfsync everysec` a fence waits up to a second, and a round covers every batch written
+in it.
 
-With AOF off there is nothing to wait for and events are acknowledged right after the write.
+With AOF off there is nothing to wait for and offsets are committed right after the write.
 
 On Redis Cluster the writes of a batch land on several masters, and each has its own AOF and
 replication offset: the fence is written and waited for on every master (a fence key in a slot
@@ -17,10 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
 
 import redis.asyncio as aioredis
+from aiokafka import TopicPartition
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 
 from atp import keys
@@ -44,20 +46,36 @@ def fences(cluster: RedisCluster) -> list[tuple[ClusterNode, str]]:
     return list(found.values())
 
 
+Offsets = dict[TopicPartition, int]  # the offset of the next record to read, per partition
+Commit = Callable[[Offsets], Awaitable[None]]
+
+
 class DurableAcker:
-    def __init__(self, client: aioredis.Redis, *, durable: bool = True) -> None:
+    def __init__(self, client: aioredis.Redis, commit: Commit, *, durable: bool = True) -> None:
         self._redis = client
+        self._commit = commit
         self._want_durable = durable
         self.durable = False
-        self._pending: list[tuple[Any, Any]] = []
+        self._pending: Offsets = {}
         self._have_pending = asyncio.Event()
+        self._round = asyncio.Lock()  # one fence-and-commit round at a time
         self._task: asyncio.Task[None] | None = None
+        self._started = False
 
     async def start(self) -> None:
-        if self._task is not None:
+        """Learn whether Redis has AOF on (retried while Redis is away)."""
+        if self._started:
             return
         if self._want_durable:
-            self.durable = await self._appendonly()
+            delay = 0.1
+            while True:
+                try:
+                    self.durable = await self._appendonly()
+                    break
+                except REDIS_DOWN as exc:
+                    log.warning("Redis unavailable, retrying in %.1fs: %s", delay, exc)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
             if not self.durable:
                 log.warning(
                     "Redis runs without AOF: offsets are committed once writes reach Redis "
@@ -65,6 +83,7 @@ class DurableAcker:
                 )
         if self.durable:
             self._task = asyncio.create_task(self._run(), name="durable-acker")
+        self._started = True
 
     async def _appendonly(self) -> bool:
         """AOF is on (on a cluster: on every master)."""
@@ -83,23 +102,35 @@ class DurableAcker:
             self._task.cancel()
             self._task = None
 
-    async def written(self, stream: Any, events: Sequence[Any]) -> None:
-        """The state these events produced is in Redis; ack them once it is durable."""
+    async def written(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """The state of the records before these offsets is in Redis: commit them once it is
+        durable (now, without AOF)."""
         if not self.durable:
-            for event in events:
-                await stream.ack(event)
+            await self._commit(dict(offsets))
             return
-        self._pending.extend((stream, e) for e in events)
+        for tp, offset in offsets.items():
+            if offset > self._pending.get(tp, -1):
+                self._pending[tp] = offset
         self._have_pending.set()
+
+    async def flush(self) -> None:
+        """Fence and commit everything written so far (before a rebalance or a stop)."""
+        if self.durable:
+            await self._one_round()
 
     async def _run(self) -> None:
         while True:
             await self._have_pending.wait()
+            await self._one_round()
+
+    async def _one_round(self) -> None:
+        async with self._round:
             self._have_pending.clear()
-            batch, self._pending = self._pending, []
+            batch, self._pending = self._pending, {}
+            if not batch:
+                return
             await self._fence()
-            for stream, event in batch:
-                await stream.ack(event)
+            await self._commit(batch)
 
     async def _fence(self) -> None:
         delay = 0.1

@@ -1,23 +1,27 @@
-"""The faust application: thin agents around the pure adapters and the ledger store.
+"""The worker: a faust app with normaliser agents and a batch consumer for the ledger.
 
     source topics --normalise--> stock.movements (keyed by SKU) --apply--> Redis
                      \\--> stock.rejected (unusable input, with its reason)
 
-Both agents take events in batches without faust's automatic acknowledgement and acknowledge
-them only when their effect is safe: the normaliser once the broker has the movements (or the
-rejection), the ledger agent once Redis has the state durably (see `stream.acks`). Delivery is
-at least once; the ledger makes replays harmless.
+The normalisers are faust agents: they take events in batches without faust's automatic
+acknowledgement and acknowledge them once the broker has the movements (or the rejections).
+The ledger hop consumes `stock.movements` below faust's per-event machinery, which was most of
+the worker's CPU (benchmarks/README.md): `stream.batch.BatchConsumer`, a plain aiokafka consumer
+in the group `<ATP_GROUP_ID>-ledger`, run as a faust task in the same process, folds each
+`getmany` batch with the `LedgerStore` and commits its offsets once Redis has the state durably
+(`stream.acks`). Delivery is at least once; the ledger makes replays harmless.
 
-Records the agents produce go through one `stream.forward.Forwarder` per worker, a whole batch
-at a time, rather than faust's per-record `topic.send`; and the consumer fetches with a short
-wait (`stream.fetch`), so movements reach the ledger agent soon after they are written. Both
-were the worker's bottleneck (benchmarks/README.md).
+Records both hops produce go through one `stream.forward.Forwarder` per worker, a whole batch at
+a time, rather than faust's per-record `topic.send`; and every consumer fetches with a short wait
+(`ATP_FETCH_MAX_WAIT_MS`; `stream.fetch` for faust's), so movements reach the ledger soon after
+they are written.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import logging
 import time
 from collections.abc import Sequence
@@ -43,6 +47,7 @@ from atp.sources import ADAPTERS, Adapter
 from atp.sources.common import SCHEMA, TOO_LATE
 from atp.store import BatchResult, LedgerStore, StoreConflict, StoreUnavailable, client_from_url
 from stream.acks import DurableAcker
+from stream.batch import BatchConsumer, Records
 from stream.fetch import use_fetch_wait
 from stream.forward import Forwarder, Record
 from stream.metrics import ConsumerLag, WorkerMetrics, consumer_lag
@@ -94,7 +99,6 @@ def create_app(
     use_fetch_wait(app, settings.fetch_max_wait_ms)
     movements_name = settings.topic(topics.MOVEMENTS)
     rejected_name = settings.topic(topics.REJECTED)
-    movements_topic = app.topic(movements_name)
     forwarder = Forwarder(
         settings.kafka_bootstrap,
         client_id=f"{settings.group_id}-forward",
@@ -103,8 +107,10 @@ def create_app(
 
     @app.on_before_shutdown.connect
     async def stop_forwarder(app: faust.App, **kwargs: Any) -> None:
-        # Sent after the consumer stopped and the streams drained, where faust flushes its own
-        # producer: what is queued is delivered first.
+        # Sent after faust's consumer stopped and its streams drained, where faust flushes its
+        # own producer. The ledger's consumer finishes its batch, commits what is durable and
+        # leaves its group; then what is queued is delivered.
+        await ledger.stop()
         await forwarder.stop()
 
     redis = client_from_url(settings.redis_url)
@@ -114,7 +120,6 @@ def create_app(
     )
 
     store = LedgerStore(redis, policy, statuses=channel_statuses(network))
-    acker = DurableAcker(redis, durable=settings.durable_acks)
     availability_name = settings.topic(topics.AVAILABILITY)
     reservations = ReservationStore(redis, int(settings.reservation_replay_hours * HOUR_MS))
     relay = OutboxRelay(redis, forwarder, settings.topic(topics.RESERVATIONS))
@@ -124,9 +129,9 @@ def create_app(
         """Reservation changes from the Redis outbox to stock.reservations (see stream.relay)."""
         await relay.run()
 
-    def reject(event: Any, reason: str, message: str) -> Record:
-        """The `stock.rejected` record for an event (sent with the batch's other records)."""
-        msg = event.message
+    def reject(msg: Any, reason: str, message: str) -> Record:
+        """The `stock.rejected` record for a Kafka message (a faust event's `message` or an
+        aiokafka `ConsumerRecord`), sent with the batch's other records."""
         metrics.rejected.labels(reason).inc()
         return Record(
             rejected_name,
@@ -154,14 +159,16 @@ def create_app(
                     try:
                         movements = adapter(event.message.value, network)
                     except InvalidMovement as err:
-                        out.append(reject(event, err.code, err.message))
+                        out.append(reject(event.message, err.code, err.message))
                         continue
                     except Exception as exc:  # an adapter bug must not stop the stream
                         log.exception(
                             "adapter for %s failed on offset %s", source, event.message.offset
                         )
                         out.append(
-                            reject(event, ADAPTER_ERROR, f"could not be read: {exc!r}"[:300])
+                            reject(
+                                event.message, ADAPTER_ERROR, f"could not be read: {exc!r}"[:300]
+                            )
                         )
                         continue
                     for m in movements:
@@ -182,42 +189,60 @@ def create_app(
             normaliser(source, adapter)
         )
 
-    @app.agent(movements_topic, name="apply")
-    async def apply(stream: Any) -> None:
-        await acker.start()
-        async for events in stream.noack_take(settings.batch_max, within=settings.batch_wait_s):
-            out: list[Record] = []
-            batch: list[Movement] = []
-            origin: dict[int, Any] = {}
-            for event in events:
-                try:
-                    m = Movement.from_wire(orjson.loads(event.message.value))
-                except (orjson.JSONDecodeError, KeyError, ValueError, TypeError) as exc:
-                    out.append(reject(event, SCHEMA, f"not a canonical movement: {exc}"))
-                    continue
-                origin[id(m)] = event
-                batch.append(m)
-            result = await _apply_until_done(store, batch)
-            visible = time.time()
-            for m in batch:  # from the source message reaching Kafka to its count in Redis
-                if m.produced_ms is not None:
-                    metrics.freshness.observe(max(0.0, visible - m.produced_ms / 1000))
-            metrics.batch_size.observe(len(batch))
-            out += availability_events(result)
-            await fulfil(result)
-            for m, outcome in result.outcomes:
-                metrics.outcomes.labels(outcome.value).inc()
-                if outcome is Outcome.TOO_LATE:
-                    out.append(
-                        reject(
-                            origin[id(m)],
-                            TOO_LATE,
-                            "older than the retention window and not covered by a newer count; "
-                            "its effect can no longer be placed safely",
-                        )
+    async def apply(records: Records) -> None:
+        """One batch of `stock.movements`: fold it into the ledger in Redis, publish what it
+        changed and what was refused; the batch consumer commits it once Redis has it on disk."""
+        out: list[Record] = []
+        batch: list[Movement] = []
+        origin: dict[int, Any] = {}
+        for record in records:
+            try:
+                m = Movement.from_wire(orjson.loads(record.value))  # type: ignore[arg-type]
+            except (orjson.JSONDecodeError, KeyError, ValueError, TypeError) as exc:
+                out.append(reject(record, SCHEMA, f"not a canonical movement: {exc}"))
+                continue
+            origin[id(m)] = record
+            batch.append(m)
+        result = await _apply_until_done(store, batch)
+        visible = time.time()
+        for m in batch:  # from the source message reaching Kafka to its count in Redis
+            if m.produced_ms is not None:
+                metrics.freshness.observe(max(0.0, visible - m.produced_ms / 1000))
+        metrics.batch_size.observe(len(batch))
+        out += availability_events(result)
+        await fulfil(result)
+        for m, outcome in result.outcomes:
+            metrics.outcomes.labels(outcome.value).inc()
+            if outcome is Outcome.TOO_LATE:
+                out.append(
+                    reject(
+                        origin[id(m)],
+                        TOO_LATE,
+                        "older than the retention window and not covered by a newer count; "
+                        "its effect can no longer be placed safely",
                     )
-            await forwarder.send(out)
-            await acker.written(stream, events)
+                )
+        await forwarder.send(out)
+
+    ledger = BatchConsumer(
+        [movements_name],
+        bootstrap=settings.kafka_bootstrap,
+        group_id=f"{settings.group_id}-ledger",
+        client_id=f"{settings.group_id}-ledger",
+        handle=apply,
+        session_timeout_s=settings.session_timeout_s,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        max_poll_records=settings.max_poll_records,
+        max_partition_fetch_bytes=settings.max_partition_fetch_bytes,
+        batch_max=settings.batch_max,
+        batch_wait_s=settings.batch_wait_s,
+        make_acker=lambda commit: DurableAcker(redis, commit, durable=settings.durable_acks),
+    )
+
+    @app.task
+    async def apply_movements() -> None:
+        """stock.movements -> the ledger, in batches below faust's per-event machinery."""
+        await ledger.run()
 
     def availability_events(result: BatchResult) -> list[Record]:
         """At most one change event per SKU and channel per batch, only real changes; and an
@@ -280,7 +305,7 @@ def create_app(
         except StoreUnavailable as exc:
             log.debug("ledger gauges not refreshed: %s", exc)
 
-    registry.register(ConsumerLag(lambda: consumer_lag(app)))
+    registry.register(ConsumerLag(lambda: itertools.chain(consumer_lag(app), ledger.lag())))
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:

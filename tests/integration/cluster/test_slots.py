@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 import redis
+from aiokafka import TopicPartition
 from redis.exceptions import ResponseError
 
 from atp import keys
@@ -63,19 +64,27 @@ def test_the_stats_hashes_cover_every_slot_once():
 
 
 def test_durable_acks_fence_every_master(redis_url):
-    async def run() -> tuple[bool, bool, list[tuple[str, str]]]:
+    async def run() -> tuple[bool, bool, list[tuple[str, str]], list[dict[TopicPartition, int]]]:
         client = client_from_url(redis_url)
+        committed: list[dict[TopicPartition, int]] = []
+
+        async def commit(offsets: dict[TopicPartition, int]) -> None:
+            committed.append(offsets)
+
         try:
-            acker = DurableAcker(client)
+            acker = DurableAcker(client, commit)
             await acker.start()
+            await acker.written({TopicPartition("stock.movements", 0): 42})
+            await acker.flush()  # fence every master, then commit
             await acker.stop()
             targets = [(node.name, key) for node, key in fences(client)]  # type: ignore[arg-type]
-            return acker.durable, await acker._fence_all(), targets
+            return acker.durable, await acker._fence_all(), targets, committed
         finally:
             await client.aclose()
 
-    durable, fenced, targets = asyncio.run(run())
+    durable, fenced, targets, committed = asyncio.run(run())
     assert durable and fenced
+    assert committed == [{TopicPartition("stock.movements", 0): 42}]
     cluster = redis_client(redis_url)
     masters = {n.name for n in cluster.get_primaries()}  # type: ignore[attr-defined]
     assert {name for name, _ in targets} == masters and len(masters) == 3
