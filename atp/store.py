@@ -21,6 +21,8 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
@@ -510,6 +512,11 @@ def client_from_url(
         socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
         health_check_interval=30,
+        # No silent re-sends: redis-py would send a command again after a dropped connection
+        # (10 times by default), and a script that ran before the connection dropped would run
+        # twice (a reservation's `take` would hold twice). Callers see the error instead: the
+        # worker retries a whole batch (the ledger is idempotent), the API answers 503.
+        retry=Retry(NoBackoff(), 0),
     )
     if observe is None:
         return aioredis.Redis.from_pool(pool)  # closing the client closes the pool too
