@@ -47,7 +47,9 @@ if op == 'begin' then
   redis.call('PEXPIREAT', rec, ARGV[6])
   return {'begun'}
 elseif op == 'commit' then
-  if state ~= 'pending' or redis.call('HGET', rec, 'fingerprint') ~= ARGV[4] then
+  local ours = redis.call('HGET', rec, 'fingerprint') == ARGV[4]
+  if state == 'held' and ours then return {'held'} end  -- committed already (a repeat)
+  if state ~= 'pending' or not ours then
     return {'lost'}
   end
   local expires = redis.call('HGET', rec, 'expires_ms')
