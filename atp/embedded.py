@@ -169,8 +169,11 @@ def start_redis(
         "",
         "--appendonly",
         "yes" if appendonly else "no",
+        # Every write on disk before Redis answers it: an acknowledged reservation survives a
+        # killed process and a lost machine. Measured cost: about 10% of ledger apply rate, none
+        # visible on reservations (README, Faults and recovery).
         "--appendfsync",
-        "everysec",
+        "always",
         # A ledger hash field holds about 75 bytes of state: above the default 64-byte limit
         # every ledger hash becomes a hash table. 128 keeps them compact listpacks: 239 -> 175
         # bytes per (SKU, location) at a million pairs (benchmarks/README.md).

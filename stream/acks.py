@@ -6,7 +6,7 @@ rounds: write a fence key, `WAITAOF` for it (the replication offset is global, s
 is fsynced every write acknowledged before it is too), then commit the offsets of every batch
 that was written before the fence. The consumer goes on with the next batches meanwhile: with
 `appendfsync everysec` a fence waits up to a second, and a round covers every batch written
-in it.
+in it (with `always`, as the service starts Redis, the fence returns at once).
 
 With AOF off there is nothing to wait for and offsets are committed right after the write.
 
