@@ -532,6 +532,7 @@ FLOOR1 = "faust floor, 1 hop (take+ack)"
 FLOOR2 = "faust floor, 2 hops (topic.send)"
 FLOOR2W = "faust floor, 2 hops (worker transport)"
 WORKER = "atp worker (normalise + apply)"
+EVERYSEC = "atp worker, Redis appendfsync everysec"
 
 
 @dataclass
@@ -611,6 +612,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(binary PATH, or found on the PATH, in .venv/bin or /tmp/spyvenv/bin)",
     )
     parser.add_argument("--spy-seconds", type=float, default=10.0, help="py-spy duration (10)")
+    parser.add_argument(
+        "--also-everysec",
+        action="store_true",
+        help="run the worker once more with Redis at appendfsync everysec (the cost of always)",
+    )
     hidden = argparse.SUPPRESS
     parser.add_argument("--_floor", action="store_true", help=hidden)
     for name in ("--_bootstrap", "--_topic", "--_group", "--_out", "--_mid"):
@@ -661,6 +667,19 @@ def measure(args: argparse.Namespace) -> ApplyResult:
             )
             for db, (name, (tree, url)) in enumerate(baselines.items(), start=1)
         ]
+        if args.also_everysec:
+            # The same worker again, into its own database, with Redis switched to fsync once a
+            # second: what `appendfsync always` (as the service runs Redis) costs the worker.
+            url = f"{redis_url[:-2]}/9"
+            baselines[EVERYSEC] = (ROOT, url)
+
+            def everysec_run() -> Any:
+                import redis
+
+                redis.Redis.from_url(redis_url).config_set("appendfsync", "everysec")
+                return run_worker(bootstrap, url, messages, work, procs, tag="-es", env=worker_env)
+
+            runs.append((EVERYSEC, everysec_run))
         floors = [(FLOOR1, lambda: run_floor(bootstrap, topic, n, 1, work, procs))]
         if not args.no_topic_send_floor:
             floors.append((FLOOR2, lambda: run_floor(bootstrap, topic, n, 2, work, procs)))
