@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import time
@@ -25,6 +24,7 @@ from atp.settings import Settings
 from atp.store import StockReader, client_from_url
 
 log = logging.getLogger(__name__)
+SHUTDOWN_WAIT_S = 5.0
 problems.register_status(AuthError, 401, "Unauthorized")
 
 
@@ -58,11 +58,16 @@ def create_app(
         try:
             yield
         finally:
+            # Shutdown is bounded: what does not finish in time is logged and left behind, so a
+            # stuck Redis connection can never keep the process from exiting.
             for task in tasks:
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            await client.aclose()
+            _, stuck = await asyncio.wait(tasks, timeout=SHUTDOWN_WAIT_S)
+            for task in stuck:
+                log.warning("%s did not stop within %.0fs", task.get_name(), SHUTDOWN_WAIT_S)
+            closing = asyncio.create_task(client.aclose(), name="redis-close")
+            if not (await asyncio.wait([closing], timeout=SHUTDOWN_WAIT_S))[0]:
+                log.warning("Redis connections not closed within %.0fs", SHUTDOWN_WAIT_S)
 
     async def sweep(store: ReservationStore) -> None:
         """Close held reservations past their expiry (reads discount them before that)."""
