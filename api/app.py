@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import time
@@ -11,6 +12,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
+from redis.asyncio.cluster import RedisCluster
 
 from api import problems
 from api.auth import Authenticator, AuthError, parse_api_keys
@@ -21,7 +23,7 @@ from atp.geo import nearest_timezone, zip_coordinates
 from atp.network import Network
 from atp.reservation_store import ReservationStore
 from atp.settings import Settings
-from atp.store import StockReader, client_from_url
+from atp.store import REDIS_DOWN, StockReader, client_from_url
 
 log = logging.getLogger(__name__)
 SHUTDOWN_WAIT_S = 5.0
@@ -47,6 +49,10 @@ def create_app(
         nearest_timezone((0.0, 0.0))  # builds the ZIP time-zone grid
         gc.freeze()
         client = client_from_url(settings.redis_url, timeout_s=2.0, observe=metrics.observe_redis)
+        if isinstance(client, RedisCluster):
+            # Learn the cluster's slots now, not lazily under the first burst of requests.
+            with contextlib.suppress(*REDIS_DOWN):
+                await client.initialize()
         app.state.stock = StockReader(client)
         app.state.reservations = ReservationStore(
             client, int(settings.reservation_replay_hours * 3600 * 1000)
