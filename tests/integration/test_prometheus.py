@@ -33,7 +33,7 @@ import redis as redis_sync
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from atp import embedded, keys
+from atp import embedded, keys, topics
 from atp.availability import LocationCounts, channel_availability, channel_status
 from atp.config_file import load_network
 from atp.movements import Effect, Movement
@@ -49,6 +49,7 @@ from tests.integration.conftest import (
     ledger_counters,
     wait_http_ok,
 )
+from tests.integration.wms_scenario import produce, warehouse_traffic
 
 pytestmark = pytest.mark.integration
 
@@ -206,6 +207,13 @@ def stack(
         argv += ["--skus", "40", "--seed", "7", "--malformed-rate", "0.05"]
         simulator = embedded.spawn("simulator", argv, tmp / "logs", env=env)
         procs.started.append(simulator)  # stopped with the others, by PID
+        # And a backlog the worker needs a few seconds for (its commits follow each batch within
+        # milliseconds, so a trickle alone seldom shows lag at a 1 s scrape).
+        now_ms = time.time_ns() // 1_000_000
+        burst = warehouse_traffic(
+            f"pb{run}", skus=200, events=30_000, seed=3, start_ms=now_ms - 40_000_000
+        )
+        asyncio.run(produce(settings.kafka_bootstrap, settings.topic(topics.WMS), burst.messages))
         base = f"http://{api_hp}"
         for sku in ("SKU-000001", "SKU-000002", "NO-SUCH-SKU"):
             http_json(f"{base}/v1/availability/{sku}")
