@@ -432,18 +432,22 @@ class _TimedPipeline(aioredis.client.Pipeline):
             self.observe("pipeline", time.perf_counter() - started)
 
 
-class _TimedRedis(aioredis.Redis):
-    """A client that reports the time of every call it makes (one command, or one pipeline
-    from `execute` to the last reply; a pipeline's script-loading check included)."""
+class _TimedCommands:
+    """Reports the time of every single command to `observe` (mixed into a client class)."""
 
     observe: CallObserver
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         started = time.perf_counter()
         try:
-            return await super().execute_command(*args, **options)
+            return await super().execute_command(*args, **options)  # type: ignore[misc]
         finally:
             self.observe("command", time.perf_counter() - started)
+
+
+class _TimedRedis(_TimedCommands, aioredis.Redis):
+    """A client that reports the time of every call it makes (one command, or one pipeline
+    from `execute` to the last reply; a pipeline's script-loading check included)."""
 
     def pipeline(
         self, transaction: bool = True, shard_hint: str | None = None
@@ -455,17 +459,8 @@ class _TimedRedis(aioredis.Redis):
         return pipe
 
 
-class _TimedCluster(RedisCluster):
+class _TimedCluster(_TimedCommands, RedisCluster):
     """A cluster client that reports the time of every single command (not of pipelines)."""
-
-    observe: CallObserver
-
-    async def execute_command(self, *args: Any, **options: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            return await super().execute_command(*args, **options)
-        finally:
-            self.observe("command", time.perf_counter() - started)
 
 
 CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
