@@ -137,10 +137,26 @@ def client(settings: Settings, demo_network: Network) -> Iterator[TestClient]:
         yield c
 
 
+class _ClosingCluster(redis.cluster.RedisCluster):
+    """A sync cluster client whose close() closes its sockets.
+
+    redis-py's RedisCluster.close() closes each node's `Redis` client, but those clients were
+    given their connection pool, so they leave it (and its sockets) open; the unclosed socket
+    then fails whichever test the garbage collector happens to run in."""
+
+    def close(self) -> None:
+        manager = self.nodes_manager
+        nodes = [*manager.nodes_cache.values(), *manager.startup_nodes.values()]
+        super().close()
+        for node in nodes:
+            if node.redis_connection is not None:
+                node.redis_connection.connection_pool.disconnect()
+
+
 def redis_client(url: str, **kwargs: Any) -> redis.Redis:
     """A synchronous client for assertions: a cluster client for a redis+cluster:// URL."""
     if is_cluster_url(url):
-        cluster = redis.cluster.RedisCluster.from_url(url.replace("+cluster", "", 1), **kwargs)
+        cluster = _ClosingCluster.from_url(url.replace("+cluster", "", 1), **kwargs)
         return cluster  # type: ignore[return-value]
     return redis.Redis.from_url(url, **kwargs)
 
