@@ -16,16 +16,21 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import redis.asyncio as aioredis
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
+from redis.exceptions import (
+    ClusterDownError,
+    MaxConnectionsError,
+    NoScriptError,
+    SlotNotCoveredError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from atp import keys
@@ -34,7 +39,14 @@ from atp.errors import ATPError, StoreUnavailable
 from atp.ledger import LedgerState, Outcome, Policy, fold, next_inbound
 from atp.movements import Movement
 
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+# Redis (or, on a cluster, the master of a key's slot) cannot answer now; worth trying later.
+REDIS_DOWN = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    OSError,
+    ClusterDownError,
+    SlotNotCoveredError,
+)
 
 
 class StoreConflict(ATPError):
@@ -459,7 +471,69 @@ class _TimedRedis(_TimedCommands, aioredis.Redis):
         return pipe
 
 
-class _TimedCluster(_TimedCommands, RedisCluster):
+class _GatedCluster(RedisCluster):
+    """A cluster client with at most `in_flight` commands and pipelines running at once.
+
+    The single-node client gets this from its BlockingConnectionPool. redis-py's cluster client
+    opens a connection per concurrent command on every master, without bound (or, bounded,
+    fails at once instead of waiting), so a burst of hundreds of requests opened hundreds of
+    connections at once, some timed out, and the client's error handling then closed
+    connections other requests were using. Waiting here, up to `gate_timeout_s`, keeps the
+    connections few and reused; a request that waits longer gets MaxConnectionsError, which
+    callers treat as Redis being unavailable (503).
+    """
+
+    _gate: asyncio.Semaphore
+    _gate_timeout_s: float
+
+    def set_gate(self, in_flight: int, timeout_s: float) -> None:
+        self._gate = asyncio.Semaphore(in_flight)
+        self._gate_timeout_s = timeout_s
+
+    async def _enter_gate(self) -> None:
+        try:
+            await asyncio.wait_for(self._gate.acquire(), self._gate_timeout_s)
+        except TimeoutError:
+            raise MaxConnectionsError(
+                f"no Redis connection free within {self._gate_timeout_s} s"
+            ) from None
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        await self._enter_gate()
+        try:
+            if self._initialize:
+                # redis-py picks a command's node before it learns the slots: a command sent
+                # while the client is new (or re-learning) goes to a default node and is
+                # MOVED. Learning the slots first sends every command where its key lives.
+                await self.initialize()
+            return await super().execute_command(*args, **options)
+        finally:
+            self._gate.release()
+
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ClusterPipeline:
+        if shard_hint:
+            return super().pipeline(transaction, shard_hint)  # raises, as redis-py does
+        return _GatedPipeline(self, transaction)  # type: ignore[abstract]
+
+
+class _GatedPipeline(ClusterPipeline):
+    """A cluster pipeline that runs inside its client's gate (one slot for the whole batch)."""
+
+    _client: _GatedCluster
+
+    def __init__(self, client: _GatedCluster, transaction: Any = None) -> None:
+        super().__init__(client, transaction)
+        self._client = client
+
+    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> Any:
+        await self._client._enter_gate()
+        try:
+            return await super().execute(raise_on_error, allow_redirections)
+        finally:
+            self._client._gate.release()
+
+
+class _TimedCluster(_TimedCommands, _GatedCluster):
     """A cluster client that reports the time of every single command (not of pipelines)."""
 
 
@@ -480,7 +554,8 @@ def client_from_url(
 
     `redis+cluster://host:port` (or `rediss+cluster://`) names any node of a Redis Cluster: the
     client learns the others and sends each command to the master of its keys' slot. It returns
-    a `RedisCluster`, which answers the same commands (typed as `Redis` for the callers).
+    a `RedisCluster`, which answers the same commands (typed as `Redis` for the callers), with
+    the changes described in `_GatedCluster` and README "Redis Cluster".
 
     The pool is bounded and blocking: a burst of requests waits (up to `timeout_s`) for one of
     `max_connections` connections instead of opening hundreds, which on a busy event loop
@@ -490,13 +565,23 @@ def client_from_url(
     (the API's Redis latency histogram).
     """
     if is_cluster_url(url):
-        cls = RedisCluster if observe is None else _TimedCluster
-        cluster = cls.from_url(
-            url.replace("+cluster", "", 1),
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            # No bound: its per-master pools fail, rather than wait, when one is exhausted.
+        cls: type[_GatedCluster] = _GatedCluster if observe is None else _TimedCluster
+        cluster = cast(
+            _GatedCluster,
+            cls.from_url(
+                url.replace("+cluster", "", 1),
+                socket_timeout=timeout_s,
+                socket_connect_timeout=timeout_s,
+                # As below: never re-send a command after a lost reply (a `take` would hold twice).
+                # A command that meets a moved slot still follows the redirect.
+                retry=Retry(NoBackoff(), 0),
+                # A MOVED reply updates that slot's owner. redis-py would also, on every fifth,
+                # close every connection, including those other requests are using (they then
+                # fail with "Connection closed" or an AttributeError). Slots move seldom.
+                reinitialize_steps=0,
+            ),
         )
+        cluster.set_gate(max_connections, timeout_s)
         if observe is not None:
             cluster.observe = observe  # type: ignore[attr-defined]
         return cluster  # type: ignore[return-value]
