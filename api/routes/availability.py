@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import asdict
 from typing import Annotated, Any
 
 import orjson
@@ -106,7 +105,7 @@ def answer(
         },
     }
     if include_locations:
-        body["locations"] = [asdict(loc) for loc in result.locations]
+        body["locations"] = [loc.as_dict() for loc in result.locations]
     if origin is not None:
         body["pickup"] = pickup_nearby(network, sku, record, origin, radius_km)
     return body

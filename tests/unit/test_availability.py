@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from atp.availability import (
     AvailabilityChange,
+    LocationAvailability,
     LocationCounts,
     availability_changes,
     channel_availability,
@@ -156,3 +159,17 @@ def test_changes_agree_with_the_full_breakdown(demo_network: Network, sku, befor
         if (old.atp, old.status) != (new.atp, new.status):
             expected.append(AvailabilityChange(sku, ch, new.atp, new.status, old.atp, old.status))
     assert availability_changes(demo_network, sku, before, after) == expected
+
+
+@given(
+    st.text(min_size=1, max_size=8),
+    st.sampled_from(["warehouse", "store", "3pl"]),
+    st.integers(-(10**6), 10**6),
+    st.integers(0, 10**6),
+    st.integers(0, 1000),
+    st.integers(0, 10**6),
+)
+def test_a_location_as_json_is_every_field(loc, kind, on_hand, reserved, safety, atp):
+    row = LocationAvailability(loc, kind, on_hand, reserved, safety, atp)
+    assert row.as_dict() == asdict(row)
+    assert list(row.as_dict()) == list(asdict(row))  # same keys, same order
