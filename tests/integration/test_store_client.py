@@ -1,6 +1,7 @@
 """The store's Redis client (atp.store.client_from_url) under the two things a busy day brings:
-a reply that never comes, and a burst of concurrent commands. Runs on one node here and on the
-cluster in cluster/test_store_client.py."""
+a reply that never comes, and a burst of concurrent commands; and the API's reader, which sends
+concurrent single reads together. Runs on one node here and on the cluster in
+cluster/test_store_client.py."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from contextlib import contextmanager
 
 import pytest
 
-from atp.store import REDIS_DOWN, client_from_url, is_cluster_url
+from atp import keys
+from atp.embedded import free_port as embedded_free_port
+from atp.errors import StoreUnavailable
+from atp.store import REDIS_DOWN, StockReader, client_from_url, is_cluster_url
 from tests.integration.conftest import redis_client
 
 pytestmark = pytest.mark.integration
@@ -92,3 +96,51 @@ def test_a_burst_waits_for_a_few_connections_instead_of_opening_hundreds(redis_u
     # Learning a cluster leaves two connections open to the node asked (CLUSTER SLOTS, and
     # COMMAND for the key positions). Without the gate, redis-py's cluster client opened 21.
     assert during - before <= 8 + (2 if is_cluster_url(redis_url) else 0)
+
+
+def test_concurrent_reads_go_together_and_each_gets_its_own_sku(redis_url):
+    tag = uuid.uuid4().hex[:8]
+    skus = [f"READ-{tag}-{i}" for i in range(300)]
+    seed = redis_client(redis_url)
+    for i, sku in enumerate(skus):
+        seed.hset(keys.stock(sku), mapping={"oh:WH-NJ": i, "rs:WH-NJ": i // 2, "ts": 1000 + i})
+    seed.script_flush()  # the first pipeline meets NOSCRIPT and loads the script
+    seed.close()
+    calls: list[str] = []
+
+    async def main() -> None:
+        client = client_from_url(redis_url, observe=lambda kind, _s: calls.append(kind))
+        reader = StockReader(client)
+        try:
+            records = await asyncio.gather(*(reader.read(sku) for sku in skus))
+            for i, record in enumerate(records):
+                assert record.counts["WH-NJ"].on_hand == i
+                assert record.counts["WH-NJ"].reserved == i // 2
+                assert record.updated_ms == 1000 + i
+            alone = await reader.read(skus[7])  # by itself: one EVALSHA
+            assert alone.counts["WH-NJ"].on_hand == 7
+        finally:
+            await client.aclose()
+
+    asyncio.run(main())
+    if not is_cluster_url(redis_url):  # the cluster client does not time its pipelines
+        # 300 reads: a pipeline, the SCRIPT LOAD after NOSCRIPT, the pipeline of the retried
+        # calls; then the lone read's EVALSHA.
+        assert calls == ["pipeline", "command", "pipeline", "command"]
+
+
+def test_reads_waiting_together_all_fail_cleanly_when_redis_is_away():
+    async def main() -> None:
+        port = embedded_free_port()
+        client = client_from_url(f"redis://127.0.0.1:{port}", timeout_s=0.5)
+        reader = StockReader(client)
+        try:
+            results = await asyncio.gather(
+                *(reader.read(f"SKU-{i}") for i in range(20)), return_exceptions=True
+            )
+            assert all(isinstance(r, StoreUnavailable) for r in results), results
+            assert len({id(r) for r in results}) == 20  # each request its own error
+        finally:
+            await client.aclose()
+
+    asyncio.run(main())
