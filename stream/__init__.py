@@ -1,1 +1,1 @@
-"""The stream worker: faust agents that normalise source messages and apply them to the ledger."""
+"""The stream worker: batch consumers that normalise source messages and apply them to Redis."""

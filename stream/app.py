@@ -1,20 +1,21 @@
-"""The worker: a faust app with normaliser agents and a batch consumer for the ledger.
+"""The worker: a faust app running two batch consumers, the normaliser and the ledger.
 
     source topics --normalise--> stock.movements (keyed by SKU) --apply--> Redis
                      \\--> stock.rejected (unusable input, with its reason)
 
-The normalisers are faust agents: they take events in batches without faust's automatic
-acknowledgement and acknowledge them once the broker has the movements (or the rejections).
-The ledger hop consumes `stock.movements` below faust's per-event machinery, which was most of
-the worker's CPU (benchmarks/README.md): `stream.batch.BatchConsumer`, a plain aiokafka consumer
-in the group `<ATP_GROUP_ID>-ledger`, run as a faust task in the same process, folds each
-`getmany` batch with the `LedgerStore` and commits its offsets once Redis has the state durably
-(`stream.acks`). Delivery is at least once; the ledger makes replays harmless.
+Both hops consume below faust's per-event machinery, which was most of the worker's CPU and,
+on the normaliser hop, the tail of its freshness (benchmarks/README.md): each is a
+`stream.batch.BatchConsumer`, a plain aiokafka consumer in a group of its own, run as a faust
+task. The normaliser (group `<ATP_GROUP_ID>-normalise`) turns each `getmany` batch of the three
+source topics into canonical movements and rejections and commits once the broker has all of
+them. The ledger (group `<ATP_GROUP_ID>-ledger`) folds each batch of `stock.movements` with the
+`LedgerStore` and commits its offsets once Redis has the state durably (`stream.acks`).
+Delivery is at least once; the ledger makes replays harmless. faust still runs the process:
+its web server (`/metrics`), the timers and the tasks.
 
 Records both hops produce go through one `stream.forward.Forwarder` per worker, a whole batch at
 a time, rather than faust's per-record `topic.send`; and every consumer fetches with a short wait
-(`ATP_FETCH_MAX_WAIT_MS`; `stream.fetch` for faust's), so movements reach the ledger soon after
-they are written.
+(`ATP_FETCH_MAX_WAIT_MS`), so movements reach the ledger soon after they are written.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import gc
 import itertools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import faust
@@ -46,8 +47,8 @@ from atp.settings import Settings
 from atp.sources import ADAPTERS, Adapter
 from atp.sources.common import SCHEMA, TOO_LATE
 from atp.store import BatchResult, LedgerStore, StoreConflict, StoreUnavailable, client_from_url
-from stream.acks import DurableAcker
-from stream.batch import BatchConsumer, Records
+from stream.acks import DurableAcker, Offsets
+from stream.batch import BatchConsumer, Handler, Records
 from stream.fetch import use_fetch_wait
 from stream.forward import Forwarder, Record
 from stream.metrics import ConsumerLag, WorkerMetrics, consumer_lag
@@ -68,6 +69,30 @@ def wire(m: Movement, produced_ms: int | float | None) -> dict[str, object]:
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def batch_consumer(
+    settings: Settings,
+    topic_names: list[str],
+    hop: str,
+    handle: Handler,
+    make_acker: Callable[[Callable[[Offsets], Awaitable[None]]], DurableAcker] | None = None,
+) -> BatchConsumer:
+    """One hop's consumer, in the group (and with the client id) `<ATP_GROUP_ID>-<hop>`."""
+    return BatchConsumer(
+        topic_names,
+        bootstrap=settings.kafka_bootstrap,
+        group_id=f"{settings.group_id}-{hop}",
+        client_id=f"{settings.group_id}-{hop}",
+        handle=handle,
+        session_timeout_s=settings.session_timeout_s,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        max_poll_records=settings.max_poll_records,
+        max_partition_fetch_bytes=settings.max_partition_fetch_bytes,
+        batch_max=settings.batch_max,
+        batch_wait_s=settings.batch_wait_s,
+        make_acker=make_acker,
+    )
 
 
 def create_app(
@@ -110,6 +135,7 @@ def create_app(
         # Sent after faust's consumer stopped and its streams drained, where faust flushes its
         # own producer. The ledger's consumer finishes its batch, commits what is durable and
         # leaves its group; then what is queued is delivered.
+        await normaliser.stop()
         await ledger.stop()
         await forwarder.stop()
 
@@ -148,46 +174,36 @@ def create_app(
             ),
         )
 
-    def normaliser(source: str, adapter: Adapter) -> Any:
-        async def normalise(stream: Any) -> None:
-            async for events in stream.noack_take(settings.batch_max, within=settings.batch_wait_s):
-                out: list[Record] = []
-                for event in events:
-                    # faust gives the record's Kafka timestamp in seconds
-                    ts = event.message.timestamp
-                    produced = None if ts is None else ts * 1000
-                    try:
-                        movements = adapter(event.message.value, network)
-                    except InvalidMovement as err:
-                        out.append(reject(event.message, err.code, err.message))
-                        continue
-                    except Exception as exc:  # an adapter bug must not stop the stream
-                        log.exception(
-                            "adapter for %s failed on offset %s", source, event.message.offset
-                        )
-                        out.append(
-                            reject(
-                                event.message, ADAPTER_ERROR, f"could not be read: {exc!r}"[:300]
-                            )
-                        )
-                        continue
-                    for m in movements:
-                        metrics.movements.labels(m.source, m.kind).inc()
-                        out.append(
-                            Record(movements_name, m.sku.encode(), orjson.dumps(wire(m, produced)))
-                        )
-                # Returns only once the broker has every record of the batch.
-                await forwarder.send(out)
-                for event in events:
-                    await stream.ack(event)
+    adapters = {settings.topic(source): adapter for source, adapter in ADAPTERS.items()}
 
-        normalise.__name__ = f"normalise_{source.replace('.', '_')}"
-        return normalise
+    async def normalise(records: Records) -> None:
+        """One batch from the source topics: canonical movements to `stock.movements`, the
+        unusable to `stock.rejected`. Returns once the broker has all of them; the batch
+        consumer then commits the batch."""
+        out: list[Record] = []
+        for record in records:
+            adapter: Adapter = adapters[record.topic]
+            produced = record.timestamp  # the source message's Kafka timestamp, epoch ms
+            try:
+                movements = adapter(record.value, network)  # type: ignore[arg-type]
+            except InvalidMovement as err:
+                out.append(reject(record, err.code, err.message))
+                continue
+            except Exception as exc:  # an adapter bug must not stop the stream
+                log.exception("adapter for %s failed on offset %s", record.topic, record.offset)
+                out.append(reject(record, ADAPTER_ERROR, f"could not be read: {exc!r}"[:300]))
+                continue
+            for m in movements:
+                metrics.movements.labels(m.source, m.kind).inc()
+                out.append(Record(movements_name, m.sku.encode(), orjson.dumps(wire(m, produced))))
+        await forwarder.send(out)
 
-    for source, adapter in ADAPTERS.items():
-        app.agent(app.topic(settings.topic(source)), name=f"normalise.{source}")(
-            normaliser(source, adapter)
-        )
+    normaliser = batch_consumer(settings, list(adapters), "normalise", normalise)
+
+    @app.task
+    async def normalise_sources() -> None:
+        """The source topics -> stock.movements, in batches below faust's per-event machinery."""
+        await normaliser.run()
 
     async def apply(records: Records) -> None:
         """One batch of `stock.movements`: fold it into the ledger in Redis, publish what it
@@ -224,18 +240,11 @@ def create_app(
                 )
         await forwarder.send(out)
 
-    ledger = BatchConsumer(
+    ledger = batch_consumer(
+        settings,
         [movements_name],
-        bootstrap=settings.kafka_bootstrap,
-        group_id=f"{settings.group_id}-ledger",
-        client_id=f"{settings.group_id}-ledger",
-        handle=apply,
-        session_timeout_s=settings.session_timeout_s,
-        fetch_max_wait_ms=settings.fetch_max_wait_ms,
-        max_poll_records=settings.max_poll_records,
-        max_partition_fetch_bytes=settings.max_partition_fetch_bytes,
-        batch_max=settings.batch_max,
-        batch_wait_s=settings.batch_wait_s,
+        "ledger",
+        apply,
         make_acker=lambda commit: DurableAcker(redis, commit, durable=settings.durable_acks),
     )
 
@@ -305,7 +314,9 @@ def create_app(
         except StoreUnavailable as exc:
             log.debug("ledger gauges not refreshed: %s", exc)
 
-    registry.register(ConsumerLag(lambda: itertools.chain(consumer_lag(app), ledger.lag())))
+    registry.register(
+        ConsumerLag(lambda: itertools.chain(consumer_lag(app), normaliser.lag(), ledger.lag()))
+    )
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
