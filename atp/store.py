@@ -538,15 +538,14 @@ class _TimedRedis(_TimedCommands, aioredis.Redis):
 
 
 class _GatedCluster(RedisCluster):
-    """A cluster client with at most `in_flight` commands and pipelines running at once.
+    """A cluster client with at most `in_flight` commands and pipelines running at once, each
+    sent only once the client knows the slots (see `execute_command`).
 
-    The single-node client gets this from its BlockingConnectionPool. redis-py's cluster client
-    opens a connection per concurrent command on every master, without bound (or, bounded,
-    fails at once instead of waiting), so a burst of hundreds of requests opened hundreds of
-    connections at once, some timed out, and the client's error handling then closed
-    connections other requests were using. Waiting here, up to `gate_timeout_s`, keeps the
-    connections few and reused; a request that waits longer gets MaxConnectionsError, which
-    callers treat as Redis being unavailable (503).
+    The single-node client gets the bound from its BlockingConnectionPool. redis-py's cluster
+    client opens a connection per concurrent command on a master, without bound (or, bounded,
+    fails at once instead of waiting). Waiting here, up to the timeout, keeps the connections
+    few and reused; a request that waits longer gets MaxConnectionsError, which callers treat
+    as Redis being unavailable (503). README "Redis Cluster" has what each change fixed.
     """
 
     _gate: asyncio.Semaphore

@@ -133,8 +133,9 @@ def create_app(
     @app.on_before_shutdown.connect
     async def stop_forwarder(app: faust.App, **kwargs: Any) -> None:
         # Sent after faust's consumer stopped and its streams drained, where faust flushes its
-        # own producer. The ledger's consumer finishes its batch, commits what is durable and
-        # leaves its group; then what is queued is delivered.
+        # own producer. The normaliser finishes its batch (the forwarder still runs), commits
+        # and leaves its group; the ledger's consumer does the same with what is durable; then
+        # what is queued is delivered.
         await normaliser.stop()
         await ledger.stop()
         await forwarder.stop()
