@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -14,39 +12,10 @@ from prometheus_client.registry import Collector
 from atp.availability import IN_STOCK, LOW_STOCK, OUT_OF_STOCK
 from atp.store import LedgerStats
 
-log = logging.getLogger(__name__)
 STATUSES = (IN_STOCK, LOW_STOCK, OUT_OF_STOCK)
 
 # (topic, partition, lag) of every partition the worker consumes, read at each scrape.
 LagSource = Callable[[], Iterable[tuple[str, int, int]]]
-
-
-FAUST_LEADER_TOPIC = "-__assignor-__leader"  # faust's `<app id>-__assignor-__leader`
-
-
-def consumer_lag(app: Any) -> Iterator[tuple[str, int, int]]:
-    """Per partition a faust app consumes: the high watermark aiokafka took from the last
-    fetch response minus the offset faust last committed (from 0 until the first commit).
-
-    Not ListOffsets (`consumer.highwaters()`): Tansu answers it wrongly for multi-record
-    batches (DESIGN.md). faust keeps the committed offsets in `Consumer._committed_offset`
-    (faust-streaming 0.15.3), the only private attribute read here; without it, no lag.
-    """
-    try:
-        consumer = app.consumer
-        committed = getattr(consumer, "_committed_offset", None)
-        if committed is None:
-            return
-        for tp in sorted(consumer.assignment()):
-            if tp.topic.endswith(FAUST_LEADER_TOPIC):
-                continue  # faust's own partition for electing a leader: nothing to process
-            highwater = consumer.highwater(tp)
-            if highwater is None:  # no fetch response for it yet
-                continue
-            # .get: faust's mapping is a defaultdict; reading must not add to it
-            yield tp.topic, tp.partition, max(0, highwater - (committed.get(tp) or 0))
-    except Exception as exc:  # not started yet, or stopping: no samples this scrape
-        log.debug("consumer lag not available: %r", exc)
 
 
 class ConsumerLag(Collector):
