@@ -62,7 +62,7 @@ WAITS = ("Condition.wait", "epoll_wait", "select (", "poll (", "futex", "sem_wai
 # in a sample's stack takes it; what no part takes is faust's and aiokafka's own machinery
 # (fetching, handing events to the agents' streams, acks, sensors) and the event loop.
 WORKER_PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("normaliser agent (adapters, building and forwarding movements)", ("normalise",)),
+    ("normaliser (adapters, building and forwarding movements)", ("normalise",)),
     ("apply: availability change events (atp.availability)", ("availability_events",)),
     ("apply: per-channel statuses of each write (LedgerStore._status_args)", ("_status_args",)),
     (
