@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,3 +99,23 @@ def view(reservation_id: str, record: dict[str, Any], now_ms: int) -> dict[str, 
             for ln, parts in zip(request["lines"], allocations, strict=True)
         ],
     }
+
+
+def hold_member(reservation_id: str, location_id: str) -> str:
+    """The name of a reservation's hold at a location, in a SKU's holds hash."""
+    return f"{reservation_id}@{location_id}"
+
+
+def use_holds(held: Mapping[str, int], shipments: Sequence[tuple[str, str, int]]) -> list[int]:
+    """Units each shipment (location, reservation id, units), in order, uses up of the hold it
+    names: as much of what is still held as it shipped. 0 where nothing is held (an unknown or
+    closed reservation). `held` maps hold members to units; apply_ledger.lua does the same."""
+    left = dict(held)
+    used = []
+    for loc, rid, units in shipments:
+        member = hold_member(rid, loc)
+        have = left.get(member, 0)
+        take = min(have, units) if have > 0 else 0
+        left[member] = have - take
+        used.append(take)
+    return used

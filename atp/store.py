@@ -38,6 +38,7 @@ from atp.availability import IN_STOCK, LOW_STOCK, OUT_OF_STOCK, LocationCounts
 from atp.errors import ATPError, StoreUnavailable
 from atp.ledger import LedgerState, Outcome, Policy, fold, next_inbound
 from atp.movements import Movement
+from atp.reservations import hold_member, use_holds
 
 # Redis (or, on a cluster, the master of a key's slot) cannot answer now; worth trying later.
 REDIS_DOWN = (
@@ -111,8 +112,9 @@ class LedgerStore:
 
     With `statuses`, every write that moves a SKU's counts also records the SKU's status per
     channel, and the SKUs-per-status counters move with it in the same atomic step. A write
-    that fulfils reservations records it in a second, version-guarded step once the script
-    has said which holds it used up (only then are the counts after it known).
+    whose shipments use up reservations' holds computes what they use from the holds read with
+    the ledger (`atp.reservations.use_holds`), and the script refuses it, as it refuses a moved
+    version, if the holds changed since: so the status it records is that of its counts.
     """
 
     def __init__(
@@ -187,22 +189,42 @@ class LedgerStore:
         result: BatchResult,
     ) -> list[str]:
         """One read-fold-write round; adds what was written to `result`, returns conflicts."""
-        # 1. One pipelined read: version and touched locations of every SKU, and its counts.
+        # 1. One pipelined read: version and touched locations of every SKU, its counts, and
+        # the holds its shipments may use up.
         locs_of = {sku: sorted({m.location_id for m in by_sku[sku]}) for sku in skus}
+        members_of = {
+            sku: sorted(
+                {
+                    hold_member(m.order_ref, m.location_id)
+                    for m in by_sku[sku]
+                    if m.order_ref and m.kind in FULFILLING_KINDS
+                }
+            )
+            for sku in skus
+        }
         async with self._redis.pipeline(transaction=False) as pipe:
             for sku in skus:
                 fields = [keys.VERSION_FIELD] + [keys.LEDGER_PREFIX + loc for loc in locs_of[sku]]
                 pipe.hmget(keys.ledger(sku), fields)
                 pipe.hgetall(keys.stock(sku))
-            rows = await pipe.execute()
+                if members_of[sku]:
+                    pipe.hmget(keys.holds(sku), members_of[sku])
+            rows = iter(await pipe.execute())
 
         # 2. The pure fold, per (SKU, location); only what changed is written.
         planned: list[tuple[str, list[bytes | str | int], Any]] = []
-        for i, sku in enumerate(skus):
-            row, stock = rows[2 * i], parse_stock(rows[2 * i + 1])
+        for sku in skus:
+            row, stock = next(rows), parse_stock(next(rows))
+            held = {}
+            if members_of[sku]:
+                held = {
+                    m: int(units)
+                    for m, units in zip(members_of[sku], next(rows), strict=True)
+                    if units is not None
+                }
             version = row[0] or b"0"
             groups: list[bytes | str | int] = []
-            fulfil: list[bytes | str | int] = []
+            shipments: list[tuple[str, str, int]] = []
             outcomes: list[tuple[Movement, Outcome]] = []
             on_hand_after: dict[str, int] = {}
             for loc, raw in zip(locs_of[sku], row[1:], strict=True):
@@ -212,32 +234,37 @@ class LedgerStore:
                 outcomes.extend(zip(moves, outs, strict=True))
                 for m, out in zip(moves, outs, strict=True):
                     if out is Outcome.APPLIED and m.order_ref and m.kind in FULFILLING_KINDS:
-                        fulfil += [loc, m.order_ref, -m.qty]
+                        shipments.append((loc, m.order_ref, -m.qty))
                 blob = orjson.dumps(new.to_list())
                 if blob != raw:
                     inbound = next_inbound(new)
                     ib = "" if inbound is None else f"{inbound[0]}:{inbound[1]}"
                     groups += [loc, blob, new.on_hand, ib]
                     on_hand_after[loc] = new.on_hand
-            if groups or fulfil:
-                # The counts after the write, as far as known before it: holds that shipments
-                # use up are known only from the script's reply (recorded in a second step).
+            if groups or shipments:
+                # The counts after the write: on-hand from the fold, reserved less the holds the
+                # shipments use up. The script writes only if the holds are still those read
+                # here, so the status recorded with the write is the one of its counts.
+                used = use_holds(held, shipments)
                 before = stock.counts
                 after = dict(before)
                 for loc, oh in on_hand_after.items():
                     after[loc] = LocationCounts(oh, before.get(loc, LocationCounts()).reserved)
-                moved = not fulfil and after != before
-                status = self._status_args(sku, after) if moved else [0]
+                for (loc, _, _), units in zip(shipments, used, strict=True):
+                    c = after.get(loc, LocationCounts())
+                    after[loc] = LocationCounts(c.on_hand, c.reserved - units)
+                status = self._status_args(sku, after) if after != before else [0]
+                fulfil = [x for s, u in zip(shipments, used, strict=True) for x in (*s, u)]
                 args = [
                     version,
                     now_ms,
                     len(groups) // 4,
                     *groups,
-                    len(fulfil) // 3,
+                    len(shipments),
                     *fulfil,
                     *status,
                 ]
-                planned.append((sku, args, (outcomes, before, after, bool(fulfil))))
+                planned.append((sku, args, (outcomes, before, after)))
             else:
                 result.outcomes.extend(outcomes)  # nothing to write: repeats, all of them
 
@@ -246,41 +273,16 @@ class LedgerStore:
             return []
         replies = await self._write([(sku, args) for sku, args, _ in planned])
         conflicted = []
-        settle: list[tuple[str, int, dict[str, LocationCounts]]] = []
-        for (sku, _, (outcomes, before, written, fulfilled)), reply in zip(
-            planned, replies, strict=True
-        ):
+        for (sku, _, (outcomes, before, after)), reply in zip(planned, replies, strict=True):
             if not reply[0]:
                 conflicted.append(sku)  # its outcomes are recomputed by the next attempt
                 continue
             result.skus_written += 1
             result.outcomes.extend(outcomes)
-            consumed = [(r, loc, int(u)) for r, loc, u in orjson.loads(reply[2])]
-            result.consumed.extend(consumed)
+            result.consumed.extend((r, loc, int(u)) for r, loc, u in orjson.loads(reply[2]))
             result.unmatched.extend((r, sku, loc) for r, loc in orjson.loads(reply[3]))
-            after = dict(written)
-            for _, loc, used in consumed:
-                c = after.get(loc, LocationCounts())
-                after[loc] = LocationCounts(c.on_hand, c.reserved - used)
             result.changes.append(SkuChange(sku, before, after))
-            if fulfilled and self._statuses is not None:
-                settle.append((sku, int(reply[1]), after))
-        if settle:
-            await self._record_statuses(settle, now_ms)
         return conflicted
-
-    async def _record_statuses(
-        self, settle: list[tuple[str, int, dict[str, LocationCounts]]], now_ms: int
-    ) -> None:
-        """Record the statuses of SKUs whose write fulfilled reservations, now that the counts
-        after it are known: an empty write of apply_ledger.lua, guarded by the version that
-        write produced. Where the version moved, a newer write recorded its own."""
-        await self._write(
-            [
-                (sku, [version, now_ms, 0, 0, *self._status_args(sku, after)])
-                for sku, version, after in settle
-            ]
-        )
 
     async def ledger_state(self, sku: str, location_id: str) -> LedgerState | None:
         raw = await self._redis.hget(keys.ledger(sku), keys.LEDGER_PREFIX + location_id)

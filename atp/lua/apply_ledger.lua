@@ -14,8 +14,10 @@
 -- ARGV[2]  updated_at, epoch milliseconds
 -- ARGV[3]  number of location groups, then groups of four: location id, ledger state JSON,
 --          on_hand, next inbound ('<eta_ms>:<qty>', or '' when nothing is inbound)
--- then     number of fulfilments, then groups of three: location id, reservation id, units
---          (shipped or picked up against that reservation, newly applied in this write)
+-- then     number of fulfilments, then groups of four: location id, reservation id, units
+--          (shipped or picked up against that reservation, newly applied in this write), and the
+--          units of its hold the caller expects it to use up (atp.reservations.use_holds, the
+--          rule's Python original, from the holds it read with the ledger)
 -- then     number of statuses (may be absent: 0), then pairs: channel, status code (i, l or o
 --          for in, low and out of stock) of the SKU after this write; each is recorded in
 --          KEYS[1] as 's:<channel>' and the counters in KEYS[5] move with it
@@ -23,7 +25,8 @@
 -- Returns {1, new_version, consumed, unmatched} when written, where consumed is JSON
 -- [[reservation id, location, units], ...] of holds used up and unmatched is JSON
 -- [[reservation id, location], ...] of fulfilments that found no hold (unknown or closed);
--- {0, current_version} when the version moved: nothing was written, re-read and fold again.
+-- {0, current_version} when the version moved, or a hold is not what the caller expected
+-- (a reservation changed it since the read): nothing was written, re-read and fold again.
 local current = redis.call('HGET', KEYS[1], 'v') or '0'
 if current ~= ARGV[1] then
   return {0, current}
@@ -31,6 +34,22 @@ end
 local version = tonumber(current) + 1
 local stats = KEYS[5]
 local new_pairs = 0
+-- The fulfilments first, without writing: each uses min(held, units) of the hold it names
+-- (0 when nothing is held), as atp.reservations.use_holds computes it.
+local fpos = 4 + 4 * tonumber(ARGV[3])
+local uses, left = {}, {}
+for _ = 1, tonumber(ARGV[fpos]) do
+  local loc, rid, units = ARGV[fpos + 1], ARGV[fpos + 2], tonumber(ARGV[fpos + 3])
+  local member = rid .. '@' .. loc
+  local held = left[member] or tonumber(redis.call('HGET', KEYS[3], member) or '0')
+  local used = held > 0 and math.min(held, units) or 0
+  if used ~= tonumber(ARGV[fpos + 4]) then
+    return {0, current}
+  end
+  left[member] = held - used
+  table.insert(uses, {loc, rid, member, held, used})
+  fpos = fpos + 4
+end
 local pos = 4
 for _ = 1, tonumber(ARGV[3]) do
   local loc = ARGV[pos]
@@ -44,15 +63,10 @@ for _ = 1, tonumber(ARGV[3]) do
   pos = pos + 4
 end
 local consumed, unmatched = {}, {}
-local n = tonumber(ARGV[pos])
-pos = pos + 1
-for _ = 1, n do
-  local loc, rid, units = ARGV[pos], ARGV[pos + 1], tonumber(ARGV[pos + 2])
-  pos = pos + 3
-  local member = rid .. '@' .. loc
-  local held = tonumber(redis.call('HGET', KEYS[3], member) or '0')
+pos = fpos + 1
+for _, use in ipairs(uses) do
+  local loc, rid, member, held, used = use[1], use[2], use[3], use[4], use[5]
   if held > 0 then
-    local used = math.min(held, units)
     if used == held then
       redis.call('HDEL', KEYS[3], member)
       redis.call('ZREM', KEYS[4], member)
