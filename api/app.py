@@ -19,8 +19,8 @@ from api.auth import Authenticator, AuthError, parse_api_keys
 from api.metrics import ApiMetrics, TimingMiddleware
 from api.network_watch import NetworkHolder
 from api.routes import availability, delivery, health, reservations
-from atp.geo import nearest_timezone, zip_coordinates
-from atp.network import Network
+from atp.core.geo import nearest_timezone, zip_coordinates
+from atp.core.network import Network
 from atp.reservation_store import ReservationStore
 from atp.settings import Settings
 from atp.store import REDIS_DOWN, StockReader, client_from_url

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from atp.errors import ATPError
+from atp.core.errors import ATPError
 
 SCOPES = ("read", "reserve", "admin")
 

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from atp.errors import (
+from atp.core.errors import (
     ATPError,
     IdempotencyConflict,
     InsufficientStock,

@@ -10,9 +10,9 @@ from typing import Annotated, Any
 
 import typer
 
-from atp.config_file import load_network
-from atp.errors import ATPError
-from atp.network import Network
+from atp.core.errors import ATPError
+from atp.core.network import Network
+from atp.network_file import load_network
 from atp.settings import Settings, load_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -214,7 +214,7 @@ UntilOpt = Annotated[
 
 
 def _filter(reason: str | None, source: str | None, since: str | None, until: str | None) -> Any:
-    from atp.movements import parse_timestamp_ms
+    from atp.core.movements import parse_timestamp_ms
     from atp.rejected import Filter
 
     try:

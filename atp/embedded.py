@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from atp.errors import ATPError
+from atp.core.errors import ATPError
 
 
 class EmbeddedError(ATPError):

@@ -39,17 +39,17 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from atp import topics
-from atp.availability import channel_statuses
-from atp.errors import (
+from atp.core.availability import channel_statuses
+from atp.core.errors import (
     ATPError,
     InvalidTransition,
     ReservationExpired,
     ReservationNotFound,
     StoreUnavailable,
 )
-from atp.ledger import Policy
-from atp.movements import Movement
-from atp.network import Network
+from atp.core.ledger import Policy
+from atp.core.movements import Movement
+from atp.core.network import Network
 from atp.reservation_store import ReservationStore
 from atp.settings import Settings
 from atp.store import REDIS_DOWN, LedgerStore, StoreConflict, client_from_url

@@ -32,7 +32,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from atp import keys
-from atp.errors import (
+from atp.core.errors import (
     IdempotencyConflict,
     InsufficientStock,
     InvalidTransition,
@@ -41,8 +41,8 @@ from atp.errors import (
     ReservationNotFound,
     StoreUnavailable,
 )
-from atp.network import Network
-from atp.reservations import ReservationLine, ReservationRequest, candidates, view
+from atp.core.network import Network
+from atp.core.reservations import ReservationLine, ReservationRequest, candidates, view
 from atp.store import REDIS_DOWN, load_script
 
 ACTIONS = {"confirm": "confirmed", "extend": "extended", "release": "released"}

@@ -24,7 +24,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from atp import topics
-from atp.network import Network
+from atp.core.network import Network
 from atp.settings import Settings
 
 Message = tuple[str, bytes, bytes]  # (source topic, key, value)
@@ -203,7 +203,7 @@ class NetworkSimulator:
             return out
         if rng.random() < cfg.malformed_rate:
             bad = rng.choice([b"{not json", b"[]", b'{"event_id": 1}', b"\xff\xfe"])
-            out.append((rng.choice(topics.SOURCES), b"garbage", bad))
+            out.append((rng.choice(tuple(topics.SOURCES)), b"garbage", bad))
             return out
         if self.tpls and self.produced % cfg.report_every == 0:
             msg = self._tpl_report()

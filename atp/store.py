@@ -1,7 +1,7 @@
 """Redis: the ledger's home and the serving store. All Redis commands of the service live here.
 
 The worker applies a batch of movements in three steps: one pipelined read of every SKU the
-batch touches, the pure fold (`atp.ledger.fold`), and one pipelined round of `apply_ledger.lua`
+batch touches, the pure fold (`atp.core.ledger.fold`), and one pipelined round of `apply_ledger.lua`
 calls, each writing one SKU atomically and only if its version is still the one that was read.
 A SKU whose version moved (another worker wrote it, for instance right after a rebalance) is read
 and folded again; replays are harmless because applied event ids are skipped.
@@ -34,11 +34,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from atp import keys
-from atp.availability import IN_STOCK, LOW_STOCK, OUT_OF_STOCK, LocationCounts
-from atp.errors import ATPError, StoreUnavailable
-from atp.ledger import LedgerState, Outcome, Policy, fold, next_inbound
-from atp.movements import Movement
-from atp.reservations import hold_member, use_holds
+from atp.core.availability import IN_STOCK, LOW_STOCK, OUT_OF_STOCK, LocationCounts
+from atp.core.errors import ATPError, StoreUnavailable
+from atp.core.ledger import LedgerState, Outcome, Policy, fold, next_inbound
+from atp.core.movements import Movement
+from atp.core.reservations import hold_member, use_holds
 
 # Redis (or, on a cluster, the master of a key's slot) cannot answer now; worth trying later.
 REDIS_DOWN = (
@@ -70,7 +70,7 @@ FULFILLING_KINDS = frozenset({"SHIPPED", "PICKUP"})
 STATUS_CODES = {IN_STOCK: "i", LOW_STOCK: "l", OUT_OF_STOCK: "o"}
 STATUS_NAMES = {code: name for name, code in STATUS_CODES.items()}
 
-# A SKU's status per channel from its counts: [(channel, status), ...] (atp.availability).
+# A SKU's status per channel from its counts: [(channel, status), ...] (atp.core.availability).
 StatusFn = Callable[[str, Mapping[str, LocationCounts]], Sequence[tuple[str, str]]]
 
 
@@ -113,7 +113,7 @@ class LedgerStore:
     With `statuses`, every write that moves a SKU's counts also records the SKU's status per
     channel, and the SKUs-per-status counters move with it in the same atomic step. A write
     whose shipments use up reservations' holds computes what they use from the holds read with
-    the ledger (`atp.reservations.use_holds`), and the script refuses it, as it refuses a moved
+    the ledger (`atp.core.reservations.use_holds`), and the script refuses it, as it refuses a moved
     version, if the holds changed since: so the status it records is that of its counts.
     """
 

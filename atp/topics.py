@@ -19,7 +19,8 @@ MOVEMENTS = "stock.movements"
 REJECTED = "stock.rejected"
 RESERVATIONS = "stock.reservations"
 AVAILABILITY = "stock.availability"
-SOURCES = (WMS, POS, TPL)
+# Source topic -> the input contract it carries (atp.core.sources.ADAPTERS).
+SOURCES = {WMS: "wms", POS: "pos", TPL: "3pl"}
 ALL = (*SOURCES, MOVEMENTS, REJECTED, RESERVATIONS, AVAILABILITY)
 
 

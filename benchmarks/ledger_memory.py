@@ -42,9 +42,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from atp import embedded, keys  # noqa: E402
-from atp.availability import LocationCounts, channel_status  # noqa: E402
-from atp.config_file import load_network  # noqa: E402
-from atp.movements import Effect, Movement  # noqa: E402
+from atp.core.availability import LocationCounts, channel_status  # noqa: E402
+from atp.core.movements import Effect, Movement  # noqa: E402
+from atp.network_file import load_network  # noqa: E402
 from atp.store import LedgerStore, StatusFn, client_from_url  # noqa: E402
 
 LOCATIONS = ("WH-NJ", "WH-IL", "WH-CA")

@@ -33,10 +33,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from atp import embedded, keys, topics  # noqa: E402
-from atp.config_file import load_network  # noqa: E402
+from atp.core.sources import ADAPTERS  # noqa: E402
+from atp.network_file import load_network  # noqa: E402
 from atp.settings import load_settings  # noqa: E402
 from atp.simulator import NetworkSimulator, SimConfig  # noqa: E402
-from atp.sources import ADAPTERS  # noqa: E402
 
 
 async def produce(bootstrap: str, prefix: str, messages: list[tuple[str, bytes, bytes]]) -> None:
@@ -119,7 +119,7 @@ def measure(args: argparse.Namespace) -> MixedResult:
         ),
     )
     messages = [m for _ in range(args.messages) for m in sim.messages()]
-    movements = sum(len(ADAPTERS[t](v, network)) for t, _, v in messages)
+    movements = sum(len(ADAPTERS[topics.SOURCES[t]](v, network)) for t, _, v in messages)
     by_source = {t: sum(1 for m in messages if m[0] == t) for t in topics.SOURCES}
 
     tmp = Path(tempfile.mkdtemp(prefix="atp-bench-"))

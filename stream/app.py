@@ -33,19 +33,24 @@ import orjson
 from prometheus_client import CollectorRegistry, generate_latest
 
 from atp import topics
-from atp.availability import (
+from atp.core.availability import (
     availability_changes,
     channel_statuses,
     new_exposures,
 )
-from atp.errors import InvalidMovement, InvalidTransition, ReservationExpired, ReservationNotFound
-from atp.ledger import Outcome, Policy
-from atp.movements import Movement
-from atp.network import Network
+from atp.core.errors import (
+    InvalidMovement,
+    InvalidTransition,
+    ReservationExpired,
+    ReservationNotFound,
+)
+from atp.core.ledger import Outcome, Policy
+from atp.core.movements import Movement
+from atp.core.network import Network
+from atp.core.sources import ADAPTERS, Adapter
+from atp.core.sources.common import SCHEMA, TOO_LATE
 from atp.reservation_store import ReservationStore
 from atp.settings import Settings
-from atp.sources import ADAPTERS, Adapter
-from atp.sources.common import SCHEMA, TOO_LATE
 from atp.store import BatchResult, LedgerStore, StoreConflict, StoreUnavailable, client_from_url
 from stream.acks import DurableAcker, Offsets
 from stream.batch import BatchConsumer, Handler, Records
@@ -175,7 +180,7 @@ def create_app(
             ),
         )
 
-    adapters = {settings.topic(source): adapter for source, adapter in ADAPTERS.items()}
+    adapters = {settings.topic(t): ADAPTERS[contract] for t, contract in topics.SOURCES.items()}
 
     async def normalise(records: Records) -> None:
         """One batch from the source topics: canonical movements to `stock.movements`, the

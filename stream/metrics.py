@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from atp.availability import IN_STOCK, LOW_STOCK, OUT_OF_STOCK
+from atp.core.availability import IN_STOCK, LOW_STOCK, OUT_OF_STOCK
 from atp.store import LedgerStats
 
 STATUSES = (IN_STOCK, LOW_STOCK, OUT_OF_STOCK)

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from atp.config_file import load_network
-from atp.network import Network
+from atp.core.network import Network
+from atp.network_file import load_network
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_NETWORK = ROOT / "config" / "network.yaml"

@@ -25,15 +25,15 @@ from api.responses import (
     Problem,
     iso_ms,
 )
-from atp.availability import (
+from atp.core.availability import (
     LocationCounts,
     channel_availability,
     location_atp,
     oversell_exposure,
 )
-from atp.geo import distance_km, zip_coordinates
-from atp.movements import is_valid_identifier
-from atp.network import Network
+from atp.core.geo import distance_km, zip_coordinates
+from atp.core.movements import is_valid_identifier
+from atp.core.network import Network
 from atp.store import StockRecord
 
 router = APIRouter(

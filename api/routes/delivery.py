@@ -1,7 +1,7 @@
 """Delivery options for product pages and sourcing plans for order routing.
 
 Both read the basket's stock in one pipelined Redis round trip and leave the rest to the pure
-planner (atp/delivery.py). Times are ISO 8601 in the destination's time zone.
+planner (atp/core/planning.py). Times are ISO 8601 in the destination's time zone.
 """
 
 from __future__ import annotations
@@ -19,7 +19,10 @@ from api.auth import requires
 from api.problems import PROBLEM_JSON, InvalidRequest
 from api.responses import FastJSON, Problem
 from api.routes.reservations import OUTCOMES, RID_PATTERN, SKU_PATTERN, check_ttl, shaped
-from atp.delivery import (
+from atp.core.errors import ATPError, InsufficientStock, ReservationNotFound
+from atp.core.geo import nearest_timezone, zip_coordinates, zip_timezone
+from atp.core.network import Network
+from atp.core.planning import (
     Destination,
     Line,
     Order,
@@ -32,10 +35,7 @@ from atp.delivery import (
     pickup_stores,
     plan,
 )
-from atp.errors import ATPError, InsufficientStock, ReservationNotFound
-from atp.geo import nearest_timezone, zip_coordinates, zip_timezone
-from atp.network import Network
-from atp.reservations import ReservationLine, ReservationRequest
+from atp.core.reservations import ReservationLine, ReservationRequest
 
 router = APIRouter(prefix="/v1", tags=["delivery"], dependencies=[Depends(requires("read"))])
 

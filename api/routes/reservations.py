@@ -12,8 +12,8 @@ from starlette.responses import Response
 from api.auth import requires
 from api.problems import PROBLEM_JSON
 from api.responses import FastJSON, Problem, iso_ms
-from atp.errors import ATPError
-from atp.reservations import ReservationLine, ReservationRequest
+from atp.core.errors import ATPError
+from atp.core.reservations import ReservationLine, ReservationRequest
 
 router = APIRouter(prefix="/v1/reservations", tags=["reservations"])
 

@@ -16,7 +16,7 @@
 --          on_hand, next inbound ('<eta_ms>:<qty>', or '' when nothing is inbound)
 -- then     number of fulfilments, then groups of four: location id, reservation id, units
 --          (shipped or picked up against that reservation, newly applied in this write), and the
---          units of its hold the caller expects it to use up (atp.reservations.use_holds, the
+--          units of its hold the caller expects it to use up (atp.core.reservations.use_holds, the
 --          rule's Python original, from the holds it read with the ledger)
 -- then     number of statuses (may be absent: 0), then pairs: channel, status code (i, l or o
 --          for in, low and out of stock) of the SKU after this write; each is recorded in
@@ -35,7 +35,7 @@ local version = tonumber(current) + 1
 local stats = KEYS[5]
 local new_pairs = 0
 -- The fulfilments first, without writing: each uses min(held, units) of the hold it names
--- (0 when nothing is held), as atp.reservations.use_holds computes it.
+-- (0 when nothing is held), as atp.core.reservations.use_holds computes it.
 local fpos = 4 + 4 * tonumber(ARGV[3])
 local uses, left = {}, {}
 for _ = 1, tonumber(ARGV[fpos]) do

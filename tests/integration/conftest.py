@@ -24,9 +24,9 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from atp import embedded, keys
+from atp.core.movements import Movement
+from atp.core.network import Network
 from atp.embedded import ManagedProcess
-from atp.movements import Movement
-from atp.network import Network
 from atp.settings import Settings, load_settings
 from atp.store import LedgerStore, client_from_url, is_cluster_url
 from tests.conftest import DEMO_NETWORK, ROOT

@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from atp import keys
-from atp.ledger import LedgerState
-from atp.movements import Effect, Movement
+from atp.core.ledger import LedgerState
+from atp.core.movements import Effect, Movement
 from atp.store import LedgerStore, client_from_url
 from tests.integration.conftest import seed as seed_counts
 

@@ -14,8 +14,8 @@ from redis.asyncio.cluster import ClusterPipeline
 
 from api.app import create_app
 from atp import keys
-from atp.config_file import load_network
-from atp.movements import Effect, Movement
+from atp.core.movements import Effect, Movement
+from atp.network_file import load_network
 from atp.store import is_cluster_url
 from tests.conftest import DEMO_NETWORK
 from tests.integration.conftest import redis_client

@@ -14,8 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from atp.movements import Effect, Movement
-from atp.network import Network
+from atp.core.movements import Effect, Movement
+from atp.core.network import Network
 from atp.settings import Settings
 from tests.integration.conftest import READ_TOKEN, RESERVE_TOKEN, seed
 

@@ -92,7 +92,7 @@ def good_messages(run: str, rng: random.Random) -> tuple[list[tuple[str, bytes]]
 
 
 def bad_message(rng: random.Random, n: int) -> tuple[str, bytes]:
-    topic = rng.choice(topics.SOURCES)
+    topic = rng.choice(tuple(topics.SOURCES))
     base = {
         topics.WMS: {
             "event_id": f"b{n}",

@@ -15,10 +15,10 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from atp import keys
-from atp.availability import channel_statuses
-from atp.errors import StoreUnavailable
-from atp.movements import Effect, Movement
-from atp.network import Network
+from atp.core.availability import channel_statuses
+from atp.core.errors import StoreUnavailable
+from atp.core.movements import Effect, Movement
+from atp.core.network import Network
 from atp.store import STATUS_NAMES, LedgerStore, client_from_url
 from tests.integration.conftest import isolated_redis_url, ledger_counters, redis_client
 

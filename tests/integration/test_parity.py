@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from atp import keys
-from atp.reservations import hold_member, use_holds
+from atp.core.reservations import hold_member, use_holds
 from atp.store import load_script
 from tests.integration.conftest import isolated_redis_url, redis_client
 

@@ -34,12 +34,12 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from atp import embedded, keys, topics
-from atp.availability import LocationCounts, channel_availability, channel_status
-from atp.config_file import load_network
-from atp.movements import Effect, Movement
-from atp.network import Network
+from atp.core.availability import LocationCounts, channel_availability, channel_status
+from atp.core.movements import Effect, Movement
+from atp.core.network import Network
+from atp.core.sources import ADAPTERS
+from atp.network_file import load_network
 from atp.settings import Settings, load_settings
-from atp.sources import ADAPTERS
 from atp.store import STATUS_NAMES, LedgerStore, client_from_url, parse_stock
 from tests.conftest import DEMO_NETWORK, ROOT
 from tests.integration.conftest import (

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from atp import keys
-from atp.movements import Effect, Movement
+from atp.core.movements import Effect, Movement
 from atp.store import LedgerStore, client_from_url
 from tests.integration.conftest import READ_TOKEN, RESERVE_TOKEN, redis_client
 

@@ -16,7 +16,7 @@ import redis
 import yaml
 
 from atp import keys, topics
-from atp.config_file import load_network
+from atp.network_file import load_network
 from tests.conftest import DEMO_NETWORK, ROOT
 from tests.integration.wms_scenario import produce, stage_on_hand
 

@@ -13,8 +13,8 @@ from contextlib import contextmanager
 import pytest
 
 from atp import keys
+from atp.core.errors import StoreUnavailable
 from atp.embedded import free_port as embedded_free_port
-from atp.errors import StoreUnavailable
 from atp.store import REDIS_DOWN, StockReader, client_from_url, is_cluster_url
 from tests.integration.conftest import redis_client
 

@@ -134,17 +134,17 @@ async def read_all(bootstrap: str, topic: str, want: int, timeout_s: float = 30.
 async def stage_on_hand(settings, network) -> tuple[dict, dict]:
     """On-hand per (SKU, location) folded from the source topics, and from stock.movements."""
     from atp import topics
-    from atp.errors import InvalidMovement
-    from atp.ledger import LedgerState, Policy, fold
-    from atp.movements import Movement
-    from atp.sources import ADAPTERS
+    from atp.core.errors import InvalidMovement
+    from atp.core.ledger import LedgerState, Policy, fold
+    from atp.core.movements import Movement
+    from atp.core.sources import ADAPTERS
 
     now = time.time_ns() // 1_000_000
     from_sources: dict = {}
     for source in topics.SOURCES:
         for raw in await read_raw(settings.kafka_bootstrap, settings.topic(source)):
             try:
-                for m in ADAPTERS[source](raw, network):
+                for m in ADAPTERS[topics.SOURCES[source]](raw, network):
                     from_sources.setdefault((m.sku, m.location_id), []).append(m)
             except InvalidMovement:
                 pass

@@ -9,12 +9,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from atp.errors import InvalidMovement
-from atp.movements import Movement
-from atp.sources import ADAPTERS
+from atp.core.errors import InvalidMovement
+from atp.core.movements import Movement
+from atp.core.sources import ADAPTERS
 
 FIELDS = {
-    "stock.wms": [
+    "wms": [
         "event_id",
         "warehouse_id",
         "sku",
@@ -24,8 +24,8 @@ FIELDS = {
         "order_ref",
         "eta",
     ],
-    "stock.pos": ["transaction_id", "store_id", "type", "occurred_at", "order_ref", "lines"],
-    "stock.3pl": ["report_id", "provider", "facility_id", "as_of", "items"],
+    "pos": ["transaction_id", "store_id", "type", "occurred_at", "order_ref", "lines"],
+    "3pl": ["report_id", "provider", "facility_id", "as_of", "items"],
 }
 VALID = {
     "event_id": "E1",
@@ -63,19 +63,19 @@ values = st.recursive(
 )
 
 
-@pytest.mark.parametrize("topic", sorted(ADAPTERS))
+@pytest.mark.parametrize("contract", sorted(ADAPTERS))
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
-def test_adapters_only_ever_reject_with_a_reason(demo_network, topic, data):
-    body = {f: VALID[f] for f in FIELDS[topic]}
-    for field in data.draw(st.lists(st.sampled_from(FIELDS[topic]), max_size=3, unique=True)):
+def test_adapters_only_ever_reject_with_a_reason(demo_network, contract, data):
+    body = {f: VALID[f] for f in FIELDS[contract]}
+    for field in data.draw(st.lists(st.sampled_from(FIELDS[contract]), max_size=3, unique=True)):
         if data.draw(st.booleans()):
             body[field] = data.draw(values)
         else:
             body.pop(field)
     raw = json.dumps(body).encode()
     try:
-        movements = ADAPTERS[topic](raw, demo_network)
+        movements = ADAPTERS[contract](raw, demo_network)
     except InvalidMovement as exc:
         assert exc.code and exc.message
     else:

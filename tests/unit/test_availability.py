@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from atp.availability import (
+from atp.core.availability import (
     AvailabilityChange,
     LocationAvailability,
     LocationCounts,
@@ -17,8 +17,8 @@ from atp.availability import (
     location_atp,
     stock_status,
 )
-from atp.errors import UnknownChannel
-from atp.network import Network
+from atp.core.errors import UnknownChannel
+from atp.core.network import Network
 
 
 @pytest.mark.parametrize(
@@ -114,7 +114,7 @@ def test_unknown_channel_names_the_known_ones():
 
 
 def test_changes_are_reported_per_channel_only_when_the_answer_moves():
-    from atp.availability import availability_changes
+    from atp.core.availability import availability_changes
 
     before = {"W1": LocationCounts(0, 0)}
     back = availability_changes(NETWORK, "X", before, {"W1": LocationCounts(3, 0)})
@@ -130,7 +130,7 @@ def test_changes_are_reported_per_channel_only_when_the_answer_moves():
 
 
 def test_an_exposure_is_reported_when_it_appears_or_grows():
-    from atp.availability import new_exposures
+    from atp.core.availability import new_exposures
 
     held = {"W1": LocationCounts(5, 5)}
     assert new_exposures(NETWORK, "X", {}, held) == []  # all held units are there

@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from atp.availability import LocationCounts
-from atp.delivery import Destination, Line, Order, Plan, atp_at, pickup_stores, plan
-from atp.geo import zip_coordinates
-from atp.network import Network
+from atp.core.availability import LocationCounts
+from atp.core.geo import zip_coordinates
+from atp.core.network import Network
+from atp.core.planning import Destination, Line, Order, Plan, atp_at, pickup_stores, plan
 
 NY = ZoneInfo("America/New_York")
 UNION_SQUARE = Destination(zip_coordinates("10003"), NY, "10003")  # type: ignore[arg-type]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from atp.ledger import LedgerState, Outcome, Policy, apply, fold, next_inbound
-from atp.movements import Effect, Movement
+from atp.core.ledger import LedgerState, Outcome, Policy, apply, fold, next_inbound
+from atp.core.movements import Effect, Movement
 
 HOUR = 3600 * 1000
 NOW = 1_000 * HOUR

@@ -6,9 +6,9 @@ import copy
 
 import pytest
 
-from atp.config_file import load_network
-from atp.errors import NetworkConfigError
-from atp.network import Network
+from atp.core.errors import NetworkConfigError
+from atp.core.network import Network
+from atp.network_file import load_network
 
 VALID = {
     "channels": {"online": {"low_stock_threshold": 3}},

@@ -6,9 +6,9 @@ import orjson
 import pytest
 
 from atp import topics
-from atp.errors import InvalidMovement
-from atp.movements import Effect
-from atp.sources import ADAPTERS, pos, tpl
+from atp.core.errors import InvalidMovement
+from atp.core.movements import Effect
+from atp.core.sources import ADAPTERS, pos, tpl
 
 
 def transaction(**fields: object) -> bytes:
@@ -37,7 +37,7 @@ def report(**fields: object) -> bytes:
 
 
 def test_every_source_topic_has_an_adapter():
-    assert set(ADAPTERS) == set(topics.SOURCES)
+    assert set(ADAPTERS) == set(topics.SOURCES.values())
 
 
 @pytest.mark.parametrize(

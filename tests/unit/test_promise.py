@@ -12,10 +12,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from atp.delivery import Destination, Promise, promise_for
-from atp.errors import NetworkConfigError
-from atp.network import Location, Network
-from atp.promise import ALL_DAYS, Holidays, WorkCalendar, delivery_day, dispatch
+from atp.core.errors import NetworkConfigError
+from atp.core.network import Location, Network
+from atp.core.planning import Destination, Promise, promise_for
+from atp.core.promise import ALL_DAYS, Holidays, WorkCalendar, delivery_day, dispatch
 
 NY = ZoneInfo("America/New_York")
 LA = ZoneInfo("America/Los_Angeles")
@@ -345,7 +345,7 @@ def test_location_promise_fields_are_validated(field: str, value: object, path: 
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from atp.config_file import load_network  # noqa: E402
+from atp.network_file import load_network  # noqa: E402
 from tests.conftest import DEMO_NETWORK  # noqa: E402
 
 DEMO = load_network(DEMO_NETWORK)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import orjson
 
-from atp.availability import LocationCounts
+from atp.core.availability import LocationCounts
 from atp.store import parse_stock
 from stream.rejects import original_bytes, rejection
 

@@ -8,10 +8,11 @@ from collections import defaultdict
 import orjson
 import pytest
 
-from atp.errors import InvalidMovement
-from atp.ledger import LedgerState, Policy, fold
+from atp import topics
+from atp.core.errors import InvalidMovement
+from atp.core.ledger import LedgerState, Policy, fold
+from atp.core.sources import ADAPTERS
 from atp.simulator import NetworkSimulator, SimConfig
-from atp.sources import ADAPTERS
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -26,7 +27,7 @@ def test_folding_what_the_simulator_delivers_gives_its_truth(demo_network, seed)
     rejected = 0
     for topic, _, raw in delivered:
         try:
-            for m in ADAPTERS[topic](raw, demo_network):
+            for m in ADAPTERS[topics.SOURCES[topic]](raw, demo_network):
                 movements[(m.sku, m.location_id)].append(m)
         except InvalidMovement:
             rejected += 1
@@ -37,4 +38,4 @@ def test_folding_what_the_simulator_delivers_gives_its_truth(demo_network, seed)
     truth = {tuple(k.split("|")): v for k, v in orjson.loads(sim.truth_json()).items()}
     assert on_hand == truth
     assert rejected > 0  # the malformed ones
-    assert {t for t, _, _ in delivered} == set(ADAPTERS)  # all three sources played
+    assert {t for t, _, _ in delivered} == set(topics.SOURCES)  # all three sources played

@@ -5,9 +5,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from atp.errors import InvalidMovement
-from atp.movements import Effect
-from atp.sources import wms
+from atp.core.errors import InvalidMovement
+from atp.core.movements import Effect
+from atp.core.sources import wms
 
 
 def message(**fields: object) -> bytes:

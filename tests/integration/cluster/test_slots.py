@@ -109,7 +109,7 @@ def test_a_reservation_spanning_masters_is_held_and_released(redis_url, settings
     from fastapi.testclient import TestClient
 
     from api.app import create_app
-    from atp.config_file import load_network
+    from atp.network_file import load_network
     from tests.conftest import DEMO_NETWORK
     from tests.integration.conftest import RESERVE_TOKEN
 

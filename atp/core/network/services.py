@@ -1,6 +1,6 @@
 """Delivery services (express, same-day, next-day, standard, pickup) from the network file.
 
-Three kinds, each promised differently (atp/delivery.py):
+Three kinds, each promised differently (atp/core/planning.py):
 - `courier`: leaves the location today and arrives today, in a window: either fixed clock times at
   the destination (`window: "17:00-21:00"`) or minutes after the order is ready
   (`window_minutes: [60, 120]`). Offered only before its own `cutoff` at the location.
@@ -18,9 +18,8 @@ from datetime import time
 from itertools import pairwise
 from typing import Any
 
-from atp.errors import NetworkConfigError
-from atp.promise import ALL_DAYS, WorkCalendar, parse_hhmm
-from atp.validate import (
+from atp.core.errors import NetworkConfigError
+from atp.core.network.checks import (
     CAPABILITIES,
     LOCATION_TYPES,
     mapping,
@@ -30,6 +29,7 @@ from atp.validate import (
     positive_number,
     work_calendar,
 )
+from atp.core.promise import ALL_DAYS, WorkCalendar, parse_hhmm
 
 KINDS = ("courier", "parcel", "pickup")
 

@@ -1,7 +1,7 @@
 """Delivery options and sourcing plans: which locations can keep which promise. Pure; time in.
 
 For one destination and one basket, every (service, location) pair gets a promise from its
-location's calendar and the service's rules (atp/promise.py), or the reason it has none. A plan
+location's calendar and the service's rules (atp/core/promise.py), or the reason it has none. A plan
 assigns the basket to locations that have the ATP now: one location when any can take it all,
 else the fewest locations that can. Plans rank by parts, then the promise (the latest part's),
 then distance, then the locations' configured priority.
@@ -15,11 +15,11 @@ from datetime import date, datetime, time, timedelta
 from itertools import combinations
 from zoneinfo import ZoneInfo
 
-from atp.availability import LocationCounts, location_atp
-from atp.geo import distance_km
-from atp.network import Location, Network
-from atp.promise import at, delivery_day, dispatch
-from atp.services import Service, band_days
+from atp.core.availability import LocationCounts, location_atp
+from atp.core.geo import distance_km
+from atp.core.network import Location, Network
+from atp.core.network.services import Service, band_days
+from atp.core.promise import at, delivery_day, dispatch
 
 # Split plans look at this many best-placed candidate locations at most (combinations grow fast).
 SPLIT_CANDIDATES = 12

@@ -20,7 +20,7 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from atp.movements import Effect, Movement
+from atp.core.movements import Effect, Movement
 
 DEFAULT_RETENTION_MS = 48 * 3600 * 1000
 DEFAULT_INBOUND_GRACE_MS = 24 * 3600 * 1000

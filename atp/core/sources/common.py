@@ -6,9 +6,9 @@ from typing import Any
 
 import orjson
 
-from atp.errors import InvalidMovement
-from atp.movements import MAX_QTY, is_valid_identifier, parse_timestamp_ms
-from atp.network import Network
+from atp.core.errors import InvalidMovement
+from atp.core.movements import MAX_QTY, is_valid_identifier, parse_timestamp_ms
+from atp.core.network import Network
 
 MALFORMED_JSON = "malformed_json"
 SCHEMA = "schema"

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from atp.errors import InvalidMovement
-from atp.movements import Effect, Movement
-from atp.network import Network
-from atp.sources import common
+from atp.core.errors import InvalidMovement
+from atp.core.movements import Effect, Movement
+from atp.core.network import Network
+from atp.core.sources import common
 
 SOURCE = "wms"
 

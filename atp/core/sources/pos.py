@@ -6,10 +6,10 @@ rejected whole, so that fixing and replaying it never applies half a basket twic
 
 from __future__ import annotations
 
-from atp.errors import InvalidMovement
-from atp.movements import Effect, Movement
-from atp.network import Network
-from atp.sources import common
+from atp.core.errors import InvalidMovement
+from atp.core.movements import Effect, Movement
+from atp.core.network import Network
+from atp.core.sources import common
 
 SOURCE = "pos"
 MAX_LINES = 1000

@@ -13,8 +13,8 @@ from typing import Any
 
 import orjson
 
-from atp.errors import LocationNotInChannel
-from atp.network import Network
+from atp.core.errors import LocationNotInChannel
+from atp.core.network import Network
 
 # Letters, digits and . _ : - only: the id is part of Redis keys and hold names ('<id>@<loc>').
 RESERVATION_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import yaml
 
-from atp.errors import NetworkConfigError
-from atp.geo import zip_coordinates
-from atp.network import Network
+from atp.core.errors import NetworkConfigError
+from atp.core.geo import zip_coordinates
+from atp.core.network import Network
 
 
 def load_network(path: Path) -> Network:

@@ -5,10 +5,10 @@ Each item is an absolute count with event id `<report_id>:<sku>`; SKUs not liste
 
 from __future__ import annotations
 
-from atp.errors import InvalidMovement
-from atp.movements import Effect, Movement
-from atp.network import Network
-from atp.sources import common
+from atp.core.errors import InvalidMovement
+from atp.core.movements import Effect, Movement
+from atp.core.network import Network
+from atp.core.sources import common
 
 SOURCE = "3pl"
 MAX_ITEMS = 100_000

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from atp.errors import NetworkConfigError
-from atp.promise import WEEKDAYS, Holidays, WorkCalendar, calendar_error
+from atp.core.errors import NetworkConfigError
+from atp.core.promise import WEEKDAYS, Holidays, WorkCalendar, calendar_error
 
 LOCATION_TYPES = ("warehouse", "store", "3pl")
 CAPABILITIES = ("ship", "pickup", "same_day")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from atp.network import Location, Network
+from atp.core.network import Location, Network
 
 IN_STOCK = "in_stock"
 LOW_STOCK = "low_stock"

@@ -1,0 +1,22 @@
+"""Source adapters: one module per input contract, each `parse(raw, network) -> [Movement]`.
+
+Keyed by contract name (`wms`, `pos`, `3pl`); which topic carries which contract is Kafka's
+business (atp.topics.SOURCES). Adding a source means an adapter module here, one line in
+`ADAPTERS` and its topic there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from atp.core.movements import Movement
+from atp.core.network import Network
+from atp.core.sources import pos, tpl, wms
+
+Adapter = Callable[[bytes, Network], list[Movement]]
+
+ADAPTERS: dict[str, Adapter] = {
+    wms.SOURCE: wms.parse,
+    pos.SOURCE: pos.parse,
+    tpl.SOURCE: tpl.parse,
+}
