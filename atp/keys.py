@@ -10,7 +10,7 @@ Per SKU, hash tag `{SKU}` (one slot per SKU):
 
     atp:v2:{SKU}:ledger  hash, owned by the stream worker
         v            version, incremented by every write (guards against a stale writer)
-        l:<loc>      ledger state of (SKU, loc) as compact JSON (atp.core.ledger.LedgerState.to_list)
+        l:<loc>      ledger state of (SKU, loc), compact JSON (atp.core.ledger.LedgerState.to_list)
         s:<channel>  the SKU's recorded status on the channel (i, l, o), moves the counters
     atp:v2:{SKU}:stock   hash, what the API serves
         oh:<loc>     reconciled on-hand (worker)

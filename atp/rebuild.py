@@ -24,21 +24,18 @@ are skipped and reservations that exist are left alone.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
-from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
-from aiokafka.structs import ConsumerRecord, TopicPartition
+from aiokafka.structs import ConsumerRecord
 
-from atp import topics
 from atp.core.availability import channel_statuses
 from atp.core.errors import (
     ATPError,
@@ -50,6 +47,8 @@ from atp.core.errors import (
 from atp.core.ledger import Policy
 from atp.core.movements import Movement
 from atp.core.network import Network
+from atp.kafka import topics
+from atp.kafka.reader import read_to_end
 from atp.reservation_store import ReservationStore
 from atp.settings import Settings
 from atp.store import REDIS_DOWN, LedgerStore, StoreConflict, client_from_url
@@ -157,85 +156,6 @@ def last_states(events: Iterable[Mapping[str, Any]]) -> dict[str, LastState]:
 def _stream_id(event_id: str) -> tuple[int, int]:
     ms, _, seq = event_id.partition("-")
     return int(ms), int(seq or 0)
-
-
-async def read_to_end(
-    bootstrap: str,
-    topic: str,
-    on_total: Callable[[int], None],
-    max_records: int = 5000,
-    idle_timeout_s: float = 60.0,
-) -> AsyncGenerator[list[ConsumerRecord[bytes, bytes]], None]:
-    """Every record of `topic` from its beginning to the end it had when reading started,
-    in chunks of one partition; `on_total` is told how many records that is before the first.
-
-    The end of each partition is the high watermark of the first fetch response for it.
-    Records written after that are left to the running workers.
-    """
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=100,
-        max_partition_fetch_bytes=1_048_576,
-    )
-    try:
-        await consumer.start()
-    except BaseException:
-        await consumer.stop()  # or aiokafka complains about an unclosed consumer
-        raise
-    # Let aiokafka's background task start before anything can stop the consumer (see
-    # atp.rejected.read: stopped before its first step, aiokafka 0.14's close() raises).
-    await asyncio.sleep(0)
-    try:
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        if not tps:
-            log.warning("topic %s does not exist: nothing to read", topic)
-            on_total(0)
-            return
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        first = {tp: await consumer.position(tp) for tp in tps}
-        ends: dict[TopicPartition, int] = {}
-        early: list[list[ConsumerRecord[bytes, bytes]]] = []
-        deadline = time.monotonic() + idle_timeout_s
-        while len(ends) < len(tps):
-            if time.monotonic() > deadline:
-                raise RebuildError(f"the broker did not answer fetches for {topic}")
-            batch = await consumer.getmany(timeout_ms=200, max_records=max_records)
-            early += batch.values()
-            for tp in tps:
-                high = consumer.highwater(tp)
-                if high is not None:
-                    ends.setdefault(tp, high)
-        on_total(sum(max(0, ends[tp] - first[tp]) for tp in tps))
-
-        def within(records: list[ConsumerRecord[bytes, bytes]]) -> list[Any]:
-            tp = TopicPartition(topic, records[0].partition)
-            return [r for r in records if r.offset < ends[tp]]
-
-        for records in early:
-            if chunk := within(records):
-                yield chunk
-        pending = set(tps)
-        deadline = time.monotonic() + idle_timeout_s
-        while True:
-            for tp in list(pending):
-                if await consumer.position(tp) >= ends[tp]:
-                    pending.discard(tp)
-                    consumer.pause(tp)
-            if not pending:
-                return
-            if time.monotonic() > deadline:
-                raise RebuildError(f"no records from {topic} for {idle_timeout_s:.0f} s")
-            batch = await consumer.getmany(*pending, timeout_ms=500, max_records=max_records)
-            for records in batch.values():
-                deadline = time.monotonic() + idle_timeout_s
-                if chunk := within(records):
-                    yield chunk
-    finally:
-        await consumer.stop()
 
 
 async def rebuild(settings: Settings, network: Network, progress: Progress | None = None) -> Report:

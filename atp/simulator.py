@@ -23,8 +23,8 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from atp import topics
 from atp.core.network import Network
+from atp.kafka import topics
 from atp.settings import Settings
 
 Message = tuple[str, bytes, bytes]  # (source topic, key, value)

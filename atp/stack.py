@@ -18,8 +18,9 @@ from urllib.parse import urlparse
 
 from pydantic import SecretStr
 
-from atp import embedded, topics
+from atp import embedded
 from atp.embedded import EmbeddedError, ManagedProcess
+from atp.kafka import topics
 from atp.settings import Settings
 
 log = logging.getLogger("atp.up")

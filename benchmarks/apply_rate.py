@@ -46,8 +46,9 @@ if str(ROOT) not in sys.path:
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa: E402
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
 
-from atp import embedded, keys, topics  # noqa: E402
+from atp import embedded, keys  # noqa: E402
 from atp.embedded import ManagedProcess  # noqa: E402
+from atp.kafka import topics  # noqa: E402
 from atp.settings import Settings  # noqa: E402
 from benchmarks import profiling  # noqa: E402
 

@@ -41,8 +41,9 @@ if str(ROOT) not in sys.path:
 
 from aiokafka import AIOKafkaProducer  # noqa: E402
 
-from atp import keys, topics  # noqa: E402
+from atp import keys  # noqa: E402
 from atp.embedded import ManagedProcess  # noqa: E402
+from atp.kafka import topics  # noqa: E402
 from atp.settings import Settings  # noqa: E402
 from atp.store import client_from_url  # noqa: E402
 from benchmarks.api_bench import CpuWindow  # noqa: E402

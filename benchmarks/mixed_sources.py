@@ -32,8 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from atp import embedded, keys, topics  # noqa: E402
+from atp import embedded, keys  # noqa: E402
 from atp.core.sources import ADAPTERS  # noqa: E402
+from atp.kafka import topics  # noqa: E402
 from atp.network_file import load_network  # noqa: E402
 from atp.settings import load_settings  # noqa: E402
 from atp.simulator import NetworkSimulator, SimConfig  # noqa: E402

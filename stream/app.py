@@ -32,7 +32,6 @@ import faust
 import orjson
 from prometheus_client import CollectorRegistry, generate_latest
 
-from atp import topics
 from atp.core.availability import (
     availability_changes,
     channel_statuses,
@@ -49,6 +48,8 @@ from atp.core.movements import Movement
 from atp.core.network import Network
 from atp.core.sources import ADAPTERS, Adapter
 from atp.core.sources.common import SCHEMA, TOO_LATE
+from atp.kafka import topics
+from atp.kafka.rejected import rejection
 from atp.reservation_store import ReservationStore
 from atp.settings import Settings
 from atp.store import BatchResult, LedgerStore, StoreConflict, StoreUnavailable, client_from_url
@@ -57,7 +58,6 @@ from stream.batch import BatchConsumer, Handler, Records
 from stream.fetch import use_fetch_wait
 from stream.forward import Forwarder, Record
 from stream.metrics import ConsumerLag, WorkerMetrics
-from stream.rejects import rejection
 from stream.relay import OutboxRelay
 
 log = logging.getLogger(__name__)

@@ -34,8 +34,9 @@ import orjson
 import pytest
 import redis
 
-from atp import embedded, keys, topics
+from atp import embedded, keys
 from atp.embedded import ManagedProcess
+from atp.kafka import topics
 from atp.settings import Settings
 from tests.conftest import ROOT
 from tests.integration.conftest import RESERVE_TOKEN, Processes, outbox_len, wait_http_ok

@@ -11,7 +11,7 @@ import urllib.request
 import orjson
 import pytest
 
-from atp import topics
+from atp.kafka import topics
 from tests.integration.conftest import wait_http_ok
 from tests.integration.wms_scenario import (
     expected_from,

@@ -33,11 +33,12 @@ import redis as redis_sync
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from atp import embedded, keys, topics
+from atp import embedded, keys
 from atp.core.availability import LocationCounts, channel_availability, channel_status
 from atp.core.movements import Effect, Movement
 from atp.core.network import Network
 from atp.core.sources import ADAPTERS
+from atp.kafka import topics
 from atp.network_file import load_network
 from atp.settings import Settings, load_settings
 from atp.store import STATUS_NAMES, LedgerStore, client_from_url, parse_stock

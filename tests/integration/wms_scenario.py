@@ -133,11 +133,11 @@ async def read_all(bootstrap: str, topic: str, want: int, timeout_s: float = 30.
 
 async def stage_on_hand(settings, network) -> tuple[dict, dict]:
     """On-hand per (SKU, location) folded from the source topics, and from stock.movements."""
-    from atp import topics
     from atp.core.errors import InvalidMovement
     from atp.core.ledger import LedgerState, Policy, fold
     from atp.core.movements import Movement
     from atp.core.sources import ADAPTERS
+    from atp.kafka import topics
 
     now = time.time_ns() // 1_000_000
     from_sources: dict = {}

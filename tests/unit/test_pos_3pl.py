@@ -5,10 +5,10 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from atp import topics
 from atp.core.errors import InvalidMovement
 from atp.core.movements import Effect
 from atp.core.sources import ADAPTERS, pos, tpl
+from atp.kafka import topics
 
 
 def transaction(**fields: object) -> bytes:

@@ -3,8 +3,8 @@ from __future__ import annotations
 import orjson
 
 from atp.core.availability import LocationCounts
+from atp.kafka.rejected import original_bytes, rejection
 from atp.store import parse_stock
-from stream.rejects import original_bytes, rejection
 
 
 def test_rejection_keeps_utf8_as_text_and_other_bytes_as_base64():

@@ -8,10 +8,10 @@ from collections import defaultdict
 import orjson
 import pytest
 
-from atp import topics
 from atp.core.errors import InvalidMovement
 from atp.core.ledger import LedgerState, Policy, fold
 from atp.core.sources import ADAPTERS
+from atp.kafka import topics
 from atp.simulator import NetworkSimulator, SimConfig
 
 

@@ -1,7 +1,7 @@
 """Source adapters: one module per input contract, each `parse(raw, network) -> [Movement]`.
 
 Keyed by contract name (`wms`, `pos`, `3pl`); which topic carries which contract is Kafka's
-business (atp.topics.SOURCES). Adding a source means an adapter module here, one line in
+business (atp.kafka.topics.SOURCES). Adding a source means an adapter module here, one line in
 `ADAPTERS` and its topic there.
 """
 
