@@ -21,9 +21,10 @@ from api.network_watch import NetworkHolder
 from api.routes import availability, delivery, health, reservations
 from atp.core.geo import nearest_timezone, zip_coordinates
 from atp.core.network import Network
-from atp.reservation_store import ReservationStore
 from atp.settings import Settings
-from atp.store import REDIS_DOWN, StockReader, client_from_url
+from atp.store.client import REDIS_DOWN, client_from_url
+from atp.store.reservations import ReservationStore
+from atp.store.stock import StockReader
 
 log = logging.getLogger(__name__)
 SHUTDOWN_WAIT_S = 5.0

@@ -49,9 +49,10 @@ from atp.core.movements import Movement
 from atp.core.network import Network
 from atp.kafka import topics
 from atp.kafka.reader import read_to_end
-from atp.reservation_store import ReservationStore
 from atp.settings import Settings
-from atp.store import REDIS_DOWN, LedgerStore, StoreConflict, client_from_url
+from atp.store.client import REDIS_DOWN, client_from_url
+from atp.store.ledger import LedgerStore, StoreConflict
+from atp.store.reservations import ReservationStore
 
 log = logging.getLogger(__name__)
 

@@ -51,13 +51,16 @@ if str(ROOT) not in sys.path:
 
 import redis as redis_sync  # noqa: E402
 
-from atp import embedded, keys  # noqa: E402
+from atp import embedded  # noqa: E402
 from atp.core.movements import Effect, Movement  # noqa: E402
 from atp.core.reservations import ReservationLine, ReservationRequest  # noqa: E402
 from atp.embedded import ManagedProcess  # noqa: E402
 from atp.network_file import load_network  # noqa: E402
-from atp.reservation_store import ReservationStore  # noqa: E402
-from atp.store import LedgerStore, client_from_url, load_script  # noqa: E402
+from atp.store import keys  # noqa: E402
+from atp.store.client import client_from_url  # noqa: E402
+from atp.store.ledger import LedgerStore  # noqa: E402
+from atp.store.reservations import ReservationStore  # noqa: E402
+from atp.store.scripts import load_script  # noqa: E402
 from benchmarks.profiling import SPY_RATE, summarize_profile  # noqa: E402
 
 NETWORK_FILE = "config/network.yaml"

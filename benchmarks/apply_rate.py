@@ -46,10 +46,11 @@ if str(ROOT) not in sys.path:
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa: E402
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
 
-from atp import embedded, keys  # noqa: E402
+from atp import embedded  # noqa: E402
 from atp.embedded import ManagedProcess  # noqa: E402
 from atp.kafka import topics  # noqa: E402
 from atp.settings import Settings  # noqa: E402
+from atp.store import keys  # noqa: E402
 from benchmarks import profiling  # noqa: E402
 
 WAREHOUSES = ("WH-NJ", "WH-IL", "WH-CA")  # the warehouse ids of config/network.yaml
@@ -347,7 +348,7 @@ async def redis_totals(redis_url: str) -> tuple[int, int]:
     """(applied deltas held in every ledger state, sum of on-hand served) from Redis itself."""
     import orjson
 
-    from atp.store import client_from_url
+    from atp.store.client import client_from_url
 
     client = client_from_url(redis_url)
     deltas = on_hand = 0
@@ -383,7 +384,7 @@ async def trickle_latency(
     Each probe is a RECEIVED of 1 unit for a SKU of its own, sent `gap_s` after the last one
     landed, so every hop of the worker meets an idle fetch: this is the freshness at low rates.
     """
-    from atp.store import client_from_url
+    from atp.store.client import client_from_url
 
     if probes < 1:
         return []

@@ -32,12 +32,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from atp import embedded, keys  # noqa: E402
+from atp import embedded  # noqa: E402
 from atp.core.sources import ADAPTERS  # noqa: E402
 from atp.kafka import topics  # noqa: E402
 from atp.network_file import load_network  # noqa: E402
 from atp.settings import load_settings  # noqa: E402
 from atp.simulator import NetworkSimulator, SimConfig  # noqa: E402
+from atp.store import keys  # noqa: E402
 
 
 async def produce(bootstrap: str, prefix: str, messages: list[tuple[str, bytes, bytes]]) -> None:

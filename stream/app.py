@@ -42,6 +42,7 @@ from atp.core.errors import (
     InvalidTransition,
     ReservationExpired,
     ReservationNotFound,
+    StoreUnavailable,
 )
 from atp.core.ledger import Outcome, Policy
 from atp.core.movements import Movement
@@ -50,9 +51,10 @@ from atp.core.sources import ADAPTERS, Adapter
 from atp.core.sources.common import SCHEMA, TOO_LATE
 from atp.kafka import topics
 from atp.kafka.rejected import rejection
-from atp.reservation_store import ReservationStore
 from atp.settings import Settings
-from atp.store import BatchResult, LedgerStore, StoreConflict, StoreUnavailable, client_from_url
+from atp.store.client import client_from_url
+from atp.store.ledger import BatchResult, LedgerStore, StoreConflict
+from atp.store.reservations import ReservationStore
 from stream.acks import DurableAcker, Offsets
 from stream.batch import BatchConsumer, Handler, Records
 from stream.fetch import use_fetch_wait

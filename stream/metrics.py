@@ -10,7 +10,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from atp.core.availability import IN_STOCK, LOW_STOCK, OUT_OF_STOCK
-from atp.store import LedgerStats
+from atp.store.ledger import LedgerStats
 
 STATUSES = (IN_STOCK, LOW_STOCK, OUT_OF_STOCK)
 

@@ -34,7 +34,7 @@ from atp.core.availability import (
 from atp.core.geo import distance_km, zip_coordinates
 from atp.core.movements import is_valid_identifier
 from atp.core.network import Network
-from atp.store import StockRecord
+from atp.store.stock import StockRecord
 
 router = APIRouter(
     prefix="/v1/availability", tags=["availability"], dependencies=[Depends(requires("read"))]
@@ -189,7 +189,7 @@ async def get_availability(
     network = state.networks.current
     network.channel(channel)  # unknown channel: 422 before any Redis call
     origin = origin_of(postal_code)
-    record = await state.stock.read(sku)
+    record = await state.stock.read(sku, now_ms())
     body = answer(
         network,
         channel,
@@ -233,7 +233,7 @@ async def query_availability(request: Request, query: BatchQuery) -> Response:
     network.channel(query.channel)
     origin = origin_of(query.postal_code)
     skus = list(dict.fromkeys(query.skus))  # each SKU once, in the order asked
-    records = await state.stock.read_many(skus)
+    records = await state.stock.read_many(skus, now_ms())
     now = now_ms()
     results = []
     for sku, record in zip(skus, records, strict=True):
@@ -265,7 +265,7 @@ async def explain_availability(
     state = request.app.state
     network: Network = state.networks.current
     network.channel(channel)
-    record, ledgers = await state.stock.read_with_ledger(sku)
+    record, ledgers = await state.stock.read_with_ledger(sku, now_ms())
     total = channel_availability(network, channel, sku, record.counts, record.updated_ms)
     rows = []
     for loc in network.locations.values():

@@ -203,7 +203,7 @@ def _now(request: Request, given: datetime | None) -> datetime:
 
 async def _stock(request: Request, lines: list[LineIn]) -> Stock:
     skus = list(dict.fromkeys(ln.sku for ln in lines))
-    records = await request.app.state.stock.read_many(skus)
+    records = await request.app.state.stock.read_many(skus, _now_ms())
     return {sku: rec.counts for sku, rec in zip(skus, records, strict=True)}
 
 

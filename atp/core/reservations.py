@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from atp.core.errors import LocationNotInChannel
+from atp.core.movements import Movement
 from atp.core.network import Network
 
 # Letters, digits and . _ : - only: the id is part of Redis keys and hold names ('<id>@<loc>').
@@ -99,6 +100,18 @@ def view(reservation_id: str, record: dict[str, Any], now_ms: int) -> dict[str, 
             for ln, parts in zip(request["lines"], allocations, strict=True)
         ],
     }
+
+
+# Movements that hand stock to the customer of a reservation named in their `order_ref`.
+FULFILLING_KINDS = frozenset({"SHIPPED", "PICKUP"})
+
+
+def shipment(m: Movement) -> tuple[str, str, int] | None:
+    """(location, reservation id, units) when `m` ships or hands over stock for the reservation
+    its `order_ref` names (a warehouse SHIPPED, a store PICKUP); else None."""
+    if not m.order_ref or m.kind not in FULFILLING_KINDS:
+        return None
+    return m.location_id, m.order_ref, -m.qty
 
 
 def hold_member(reservation_id: str, location_id: str) -> str:

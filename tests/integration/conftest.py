@@ -23,12 +23,14 @@ import redis.cluster
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from atp import embedded, keys
+from atp import embedded
 from atp.core.movements import Movement
 from atp.core.network import Network
 from atp.embedded import ManagedProcess
 from atp.settings import Settings, load_settings
-from atp.store import LedgerStore, client_from_url, is_cluster_url
+from atp.store import keys
+from atp.store.client import client_from_url, is_cluster_url
+from atp.store.ledger import LedgerStore
 from tests.conftest import DEMO_NETWORK, ROOT
 
 # Reservation tests authenticate with RESERVE_TOKEN; READ_TOKEN lacks the reserve scope.

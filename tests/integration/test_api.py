@@ -9,10 +9,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from atp import keys
 from atp.core.ledger import LedgerState
 from atp.core.movements import Effect, Movement
-from atp.store import LedgerStore, client_from_url
+from atp.store import keys
+from atp.store.client import client_from_url
+from atp.store.ledger import LedgerStore
 from tests.integration.conftest import seed as seed_counts
 
 pytestmark = pytest.mark.integration

@@ -13,10 +13,10 @@ from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import ClusterPipeline
 
 from api.app import create_app
-from atp import keys
 from atp.core.movements import Effect, Movement
 from atp.network_file import load_network
-from atp.store import is_cluster_url
+from atp.store import keys
+from atp.store.client import is_cluster_url
 from tests.conftest import DEMO_NETWORK
 from tests.integration.conftest import redis_client
 from tests.integration.conftest import seed as seed_counts

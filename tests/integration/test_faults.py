@@ -34,10 +34,11 @@ import orjson
 import pytest
 import redis
 
-from atp import embedded, keys
+from atp import embedded
 from atp.embedded import ManagedProcess
 from atp.kafka import topics
 from atp.settings import Settings
+from atp.store import keys
 from tests.conftest import ROOT
 from tests.integration.conftest import RESERVE_TOKEN, Processes, outbox_len, wait_http_ok
 from tests.integration.test_fulfilment import wait_until, wms

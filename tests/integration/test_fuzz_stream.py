@@ -18,8 +18,8 @@ import orjson
 import pytest
 import redis as redis_sync
 
-from atp import keys
 from atp.kafka import topics
+from atp.store import keys
 from tests.integration.test_pipeline import metric
 from tests.integration.wms_scenario import produce, read_raw
 

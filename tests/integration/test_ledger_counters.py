@@ -14,12 +14,13 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from atp import keys
 from atp.core.availability import channel_statuses
 from atp.core.errors import StoreUnavailable
 from atp.core.movements import Effect, Movement
 from atp.core.network import Network
-from atp.store import STATUS_NAMES, LedgerStore, client_from_url
+from atp.store import keys
+from atp.store.client import client_from_url
+from atp.store.ledger import STATUS_NAMES, LedgerStore
 from tests.integration.conftest import isolated_redis_url, ledger_counters, redis_client
 
 pytestmark = pytest.mark.integration

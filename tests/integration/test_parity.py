@@ -12,9 +12,9 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from atp import keys
 from atp.core.reservations import hold_member, use_holds
-from atp.store import load_script
+from atp.store import keys
+from atp.store.scripts import load_script
 from tests.integration.conftest import isolated_redis_url, redis_client
 
 pytestmark = pytest.mark.integration

@@ -33,7 +33,7 @@ import redis as redis_sync
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from atp import embedded, keys
+from atp import embedded
 from atp.core.availability import LocationCounts, channel_availability, channel_status
 from atp.core.movements import Effect, Movement
 from atp.core.network import Network
@@ -41,7 +41,10 @@ from atp.core.sources import ADAPTERS
 from atp.kafka import topics
 from atp.network_file import load_network
 from atp.settings import Settings, load_settings
-from atp.store import STATUS_NAMES, LedgerStore, client_from_url, parse_stock
+from atp.store import keys
+from atp.store.client import client_from_url
+from atp.store.ledger import STATUS_NAMES, LedgerStore
+from atp.store.stock import parse_stock
 from tests.conftest import DEMO_NETWORK, ROOT
 from tests.integration.conftest import (
     API_KEYS,

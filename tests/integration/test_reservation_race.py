@@ -10,7 +10,7 @@ from collections import Counter
 import httpx2 as httpx
 import pytest
 
-from atp import keys
+from atp.store import keys
 from tests.integration.conftest import RESERVE_TOKEN, redis_client, wait_http_ok
 from tests.integration.test_reservations import seed
 

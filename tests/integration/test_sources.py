@@ -15,9 +15,9 @@ import pytest
 import redis
 import yaml
 
-from atp import keys
 from atp.kafka import topics
 from atp.network_file import load_network
+from atp.store import keys
 from tests.conftest import DEMO_NETWORK, ROOT
 from tests.integration.wms_scenario import produce, stage_on_hand
 

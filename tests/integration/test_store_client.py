@@ -6,16 +6,18 @@ cluster/test_store_client.py."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
 
-from atp import keys
 from atp.core.errors import StoreUnavailable
 from atp.embedded import free_port as embedded_free_port
-from atp.store import REDIS_DOWN, StockReader, client_from_url, is_cluster_url
+from atp.store import keys
+from atp.store.client import REDIS_DOWN, client_from_url, is_cluster_url
+from atp.store.stock import StockReader
 from tests.integration.conftest import redis_client
 
 pytestmark = pytest.mark.integration
@@ -112,12 +114,13 @@ def test_concurrent_reads_go_together_and_each_gets_its_own_sku(redis_url):
         client = client_from_url(redis_url, observe=lambda kind, _s: calls.append(kind))
         reader = StockReader(client)
         try:
-            records = await asyncio.gather(*(reader.read(sku) for sku in skus))
+            now = time.time_ns() // 1_000_000
+            records = await asyncio.gather(*(reader.read(sku, now) for sku in skus))
             for i, record in enumerate(records):
                 assert record.counts["WH-NJ"].on_hand == i
                 assert record.counts["WH-NJ"].reserved == i // 2
                 assert record.updated_ms == 1000 + i
-            alone = await reader.read(skus[7])  # by itself: one EVALSHA
+            alone = await reader.read(skus[7], now)  # by itself: one EVALSHA
             assert alone.counts["WH-NJ"].on_hand == 7
         finally:
             await client.aclose()
@@ -136,7 +139,7 @@ def test_reads_waiting_together_all_fail_cleanly_when_redis_is_away():
         reader = StockReader(client)
         try:
             results = await asyncio.gather(
-                *(reader.read(f"SKU-{i}") for i in range(20)), return_exceptions=True
+                *(reader.read(f"SKU-{i}", 0) for i in range(20)), return_exceptions=True
             )
             assert all(isinstance(r, StoreUnavailable) for r in results), results
             assert len({id(r) for r in results}) == 20  # each request its own error

@@ -4,7 +4,7 @@ import orjson
 
 from atp.core.availability import LocationCounts
 from atp.kafka.rejected import original_bytes, rejection
-from atp.store import parse_stock
+from atp.store.stock import parse_stock
 
 
 def test_rejection_keeps_utf8_as_text_and_other_bytes_as_base64():

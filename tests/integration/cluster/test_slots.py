@@ -13,9 +13,10 @@ import redis
 from aiokafka import TopicPartition
 from redis.exceptions import ResponseError
 
-from atp import keys
-from atp.store import client_from_url
-from stream.acks import DurableAcker, fences
+from atp.store import keys
+from atp.store.client import client_from_url
+from atp.store.durability import Durability, fences
+from stream.acks import DurableAcker
 from tests.integration.conftest import redis_client
 
 pytestmark = pytest.mark.integration
@@ -78,7 +79,7 @@ def test_durable_acks_fence_every_master(redis_url):
             await acker.flush()  # fence every master, then commit
             await acker.stop()
             targets = [(node.name, key) for node, key in fences(client)]  # type: ignore[arg-type]
-            return acker.durable, await acker._fence_all(), targets, committed
+            return acker.durable, await Durability(client).fence(), targets, committed
         finally:
             await client.aclose()
 

@@ -31,7 +31,6 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from atp import keys
 from atp.core.errors import (
     IdempotencyConflict,
     InsufficientStock,
@@ -43,7 +42,9 @@ from atp.core.errors import (
 )
 from atp.core.network import Network
 from atp.core.reservations import ReservationLine, ReservationRequest, candidates, view
-from atp.store import REDIS_DOWN, load_script
+from atp.store import keys
+from atp.store.client import REDIS_DOWN
+from atp.store.scripts import load_script
 
 ACTIONS = {"confirm": "confirmed", "extend": "extended", "release": "released"}
 

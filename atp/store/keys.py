@@ -35,9 +35,9 @@ Per reservation shard, hash tag `{r<n>}` with n = crc32(reservation id) mod 16:
 
 A reservation's record, its index entry and its event share a slot, so each state change is one
 atomic script; its holds live in the SKUs' slots and are changed by per-SKU scripts (the saga in
-atp/reservation_store.py).
+atp/store/reservations.py).
 
-    atp:v2:{<tag>}:fence       one per master (a tag of a slot it owns): stream/acks.py
+    atp:v2:{<tag>}:fence       one per master (a tag of a slot it owns): atp/store/durability.py
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def stats_keys() -> list[str]:
 
 
 def fence(slot: int) -> str:
-    """A key in `slot` for stream/acks.py to write before WAITAOF on the master owning it."""
+    """A key in `slot` for a fence (atp/store/durability.py) on the master owning it."""
     return f"{PREFIX}:{{{slot_tags()[slot]}}}:fence"
 
 
