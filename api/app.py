@@ -15,10 +15,11 @@ from prometheus_client import CollectorRegistry
 from redis.asyncio.cluster import RedisCluster
 
 from api import problems
-from api.auth import Authenticator, AuthError, parse_api_keys
+from api.auth import Authenticator, AuthError
 from api.metrics import ApiMetrics, TimingMiddleware
 from api.network_watch import NetworkHolder
 from api.routes import availability, delivery, health, reservations
+from atp.api_keys import parse_api_keys
 from atp.core.geo import nearest_timezone, zip_coordinates
 from atp.core.network import Network
 from atp.settings import Settings

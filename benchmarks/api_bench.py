@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/api_bench.py [--duration 10] [--connections 32] [--threads 1]
                                              [--skus 10000] [--py-spy /tmp/spyvenv/bin/py-spy]
 
-Starts its own Redis (AOF on, as in production) and one `python -m atp.cli api` process (uvicorn,
+Starts its own Redis (AOF on, as in production) and one `python -m api` process (uvicorn,
 one worker) on free 127.0.0.1 ports, seeds stock through `LedgerStore`, and drives the API with
 `wrk` (installed from Debian if missing). Measured, one after another, in one run:
 
@@ -51,16 +51,16 @@ if str(ROOT) not in sys.path:
 
 import redis as redis_sync  # noqa: E402
 
-from atp import embedded  # noqa: E402
 from atp.core.movements import Effect, Movement  # noqa: E402
 from atp.core.reservations import ReservationLine, ReservationRequest  # noqa: E402
-from atp.embedded import ManagedProcess  # noqa: E402
 from atp.network_file import load_network  # noqa: E402
 from atp.store import keys  # noqa: E402
 from atp.store.client import client_from_url  # noqa: E402
 from atp.store.ledger import LedgerStore  # noqa: E402
 from atp.store.reservations import ReservationStore  # noqa: E402
 from atp.store.scripts import load_script  # noqa: E402
+from atp.tools import embedded  # noqa: E402
+from atp.tools.embedded import ManagedProcess  # noqa: E402
 from benchmarks.profiling import SPY_RATE, summarize_profile  # noqa: E402
 
 NETWORK_FILE = "config/network.yaml"
@@ -400,9 +400,7 @@ class Bench:
             "ATP_LOG_LEVEL": "warning",
             "ATP_DATA_DIR": str(self.tmp / "data"),
         }
-        self.api = embedded.spawn(
-            "api", [sys.executable, "-m", "atp.cli", "api"], self.log_dir, env
-        )
+        self.api = embedded.spawn("api", [sys.executable, "-m", "atp", "api"], self.log_dir, env)
         self.base = f"http://127.0.0.1:{api_port}"
         deadline = time.monotonic() + 30
         while True:

@@ -10,7 +10,7 @@ messages, and measures on that one broker, in one run:
   faust floor        a faust agent that only takes batches and acks them (one hop)
   faust floor 2 hops a faust agent forwarding each message to a second topic, and a second agent
                      that only acks: the worker's shape (normalise, then apply) with no work
-  atp worker         `python -m atp.cli worker`: normalise stock.wms -> stock.movements, apply the
+  atp worker         `python -m stream`: normalise stock.wms -> stock.movements, apply the
                      movements to the ledger in Redis
 
 With --py-spy, py-spy records the worker for S seconds from its first applied batch and the
@@ -46,11 +46,11 @@ if str(ROOT) not in sys.path:
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa: E402
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
 
-from atp import embedded  # noqa: E402
-from atp.embedded import ManagedProcess  # noqa: E402
 from atp.kafka import topics  # noqa: E402
 from atp.settings import Settings  # noqa: E402
 from atp.store import keys  # noqa: E402
+from atp.tools import embedded  # noqa: E402
+from atp.tools.embedded import ManagedProcess  # noqa: E402
 from benchmarks import profiling  # noqa: E402
 
 WAREHOUSES = ("WH-NJ", "WH-IL", "WH-CA")  # the warehouse ids of config/network.yaml
@@ -441,11 +441,13 @@ def spawn_worker(
         "ATP_LOG_LEVEL": "warning",
         **(env or {}),
     }
-    argv = [sys.executable, "-m", "atp.cli", "worker"]
+    argv = [sys.executable, "-m", "stream"]
     if tree is not None:
-        run = "import runpy, sys; sys.path.insert(0, sys.argv.pop(1)); "
-        run += "runpy.run_module('atp.cli', run_name='__main__', alter_sys=True)"
-        argv = [sys.executable, "-c", run, str(tree), "worker"]
+        # Another commit's code, ahead of the installed one on the path (also for the process
+        # `atp worker` execs); trees from before `python -m stream` run `atp.cli worker`.
+        full_env["PYTHONPATH"] = str(tree)
+        if (Path(tree) / "atp" / "cli.py").exists():
+            argv = [sys.executable, "-m", "atp.cli", "worker"]
     proc = embedded.spawn(f"worker{tag}", argv, work / "logs", full_env)
     procs.append(proc)
     return proc, f"http://127.0.0.1:{web_port}/metrics"

@@ -41,11 +41,11 @@ if str(ROOT) not in sys.path:
 
 from aiokafka import AIOKafkaProducer  # noqa: E402
 
-from atp.embedded import ManagedProcess  # noqa: E402
 from atp.kafka import topics  # noqa: E402
 from atp.settings import Settings  # noqa: E402
 from atp.store import keys  # noqa: E402
 from atp.store.client import client_from_url  # noqa: E402
+from atp.tools.embedded import ManagedProcess  # noqa: E402
 from benchmarks.api_bench import CpuWindow  # noqa: E402
 from benchmarks.apply_rate import (  # noqa: E402
     WAREHOUSES,

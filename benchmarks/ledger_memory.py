@@ -41,13 +41,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from atp import embedded  # noqa: E402
 from atp.core.availability import LocationCounts, channel_status  # noqa: E402
 from atp.core.movements import Effect, Movement  # noqa: E402
 from atp.network_file import load_network  # noqa: E402
 from atp.store import keys  # noqa: E402
 from atp.store.client import client_from_url  # noqa: E402
 from atp.store.ledger import LedgerStore, StatusFn  # noqa: E402
+from atp.tools import embedded  # noqa: E402
 
 LOCATIONS = ("WH-NJ", "WH-IL", "WH-CA")
 BATCH = 5000  # movements per LedgerStore.apply

@@ -32,13 +32,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from atp import embedded  # noqa: E402
 from atp.core.sources import ADAPTERS  # noqa: E402
 from atp.kafka import topics  # noqa: E402
 from atp.network_file import load_network  # noqa: E402
 from atp.settings import load_settings  # noqa: E402
-from atp.simulator import NetworkSimulator, SimConfig  # noqa: E402
 from atp.store import keys  # noqa: E402
+from atp.tools import embedded  # noqa: E402
+from atp.tools.simulator import NetworkSimulator, SimConfig  # noqa: E402
 
 
 async def produce(bootstrap: str, prefix: str, messages: list[tuple[str, bytes, bytes]]) -> None:
@@ -146,7 +146,7 @@ def measure(args: argparse.Namespace) -> MixedResult:
         )
 
         env = {**os.environ, **settings.to_env()}
-        worker = embedded.spawn("worker", [sys.executable, "-m", "atp.cli", "worker"], tmp, env)
+        worker = embedded.spawn("worker", [sys.executable, "-m", "atp", "worker"], tmp, env)
         procs.append(worker)
         url = f"http://127.0.0.1:{wport}/metrics"
         deadline = time.monotonic() + 600

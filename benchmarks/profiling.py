@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from atp import embedded  # noqa: E402
-from atp.embedded import ManagedProcess  # noqa: E402
+from atp.tools import embedded  # noqa: E402
+from atp.tools.embedded import ManagedProcess  # noqa: E402
 
 SPY_RATE = 100  # samples per second
 

@@ -23,14 +23,14 @@ import redis.cluster
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from atp import embedded
 from atp.core.movements import Movement
 from atp.core.network import Network
-from atp.embedded import ManagedProcess
 from atp.settings import Settings, load_settings
 from atp.store import keys
 from atp.store.client import client_from_url, is_cluster_url
 from atp.store.ledger import LedgerStore
+from atp.tools import embedded
+from atp.tools.embedded import ManagedProcess
 from tests.conftest import DEMO_NETWORK, ROOT
 
 # Reservation tests authenticate with RESERVE_TOKEN; READ_TOKEN lacks the reserve scope.
@@ -113,7 +113,7 @@ class Processes:
     def start(self, command: str, name: str | None = None) -> ManagedProcess:
         env = {**os.environ, **self.settings.to_env(), "PYTHONPATH": str(ROOT)}
         proc = embedded.spawn(
-            name or command, [sys.executable, "-m", "atp.cli", command], self.log_dir, env=env
+            name or command, [sys.executable, "-m", "atp", command], self.log_dir, env=env
         )
         self.started.append(proc)
         return proc

@@ -107,7 +107,7 @@ def test_health_ready_and_docs(client):
 
 
 def test_redis_away_is_a_quick_503_with_retry_after(settings, demo_network):
-    from atp.embedded import free_port
+    from atp.tools.embedded import free_port
 
     down = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
     with TestClient(create_app(down, demo_network)) as c:

@@ -34,11 +34,11 @@ import orjson
 import pytest
 import redis
 
-from atp import embedded
-from atp.embedded import ManagedProcess
 from atp.kafka import topics
 from atp.settings import Settings
 from atp.store import keys
+from atp.tools import embedded
+from atp.tools.embedded import ManagedProcess
 from tests.conftest import ROOT
 from tests.integration.conftest import RESERVE_TOKEN, Processes, outbox_len, wait_http_ok
 from tests.integration.test_fulfilment import wait_until, wms
@@ -405,7 +405,7 @@ def redis_state(url: str) -> dict[str, object]:
 
 def run_atp(settings: Settings, *args: str) -> str:
     result = subprocess.run(
-        [sys.executable, "-m", "atp.cli", *args],
+        [sys.executable, "-m", "atp", *args],
         env={**os.environ, **settings.to_env()},
         cwd=ROOT,
         capture_output=True,

@@ -13,9 +13,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from atp import embedded
 from atp.kafka import topics
 from atp.store import keys
+from atp.tools import embedded
 from tests.integration.conftest import RESERVE_TOKEN, isolated_redis_url, outbox_len, redis_client
 from tests.integration.test_pipeline import metric
 from tests.integration.wms_scenario import produce, read_all

@@ -33,7 +33,6 @@ import redis as redis_sync
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from atp import embedded
 from atp.core.availability import LocationCounts, channel_availability, channel_status
 from atp.core.movements import Effect, Movement
 from atp.core.network import Network
@@ -45,6 +44,7 @@ from atp.store import keys
 from atp.store.client import client_from_url
 from atp.store.ledger import STATUS_NAMES, LedgerStore
 from atp.store.stock import parse_stock
+from atp.tools import embedded
 from tests.conftest import DEMO_NETWORK, ROOT
 from tests.integration.conftest import (
     API_KEYS,
@@ -207,7 +207,7 @@ def stack(
 
         # Traffic: the simulator (with some malformed input, for rejections) and a few API calls.
         env = {**os.environ, **settings.to_env(), "PYTHONPATH": str(ROOT)}
-        argv = [sys.executable, "-m", "atp.cli", "simulate", "--rate", "150", "--duration", "4"]
+        argv = [sys.executable, "-m", "atp", "simulate", "--rate", "150", "--duration", "4"]
         argv += ["--skus", "40", "--seed", "7", "--malformed-rate", "0.05"]
         simulator = embedded.spawn("simulator", argv, tmp / "logs", env=env)
         procs.started.append(simulator)  # stopped with the others, by PID

@@ -28,7 +28,7 @@ def simulate(settings, truth: Path, *args: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, **settings.to_env()}
     with (truth.parent / "simulator.log").open("wb") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "atp.cli", "simulate", "--truth", str(truth), *args],
+            [sys.executable, "-m", "atp", "simulate", "--truth", str(truth), *args],
             env=env,
             cwd=ROOT,
             stdout=log,
@@ -151,7 +151,7 @@ def test_rejected_input_is_listed_and_replayed_once_the_cause_is_fixed(
 
     def atp(*args: str) -> str:
         result = subprocess.run(
-            [sys.executable, "-m", "atp.cli", *args],
+            [sys.executable, "-m", "atp", *args],
             env=env,
             cwd=ROOT,
             capture_output=True,

@@ -14,10 +14,10 @@ from contextlib import contextmanager
 import pytest
 
 from atp.core.errors import StoreUnavailable
-from atp.embedded import free_port as embedded_free_port
 from atp.store import keys
 from atp.store.client import REDIS_DOWN, client_from_url, is_cluster_url
 from atp.store.stock import StockReader
+from atp.tools.embedded import free_port as embedded_free_port
 from tests.integration.conftest import redis_client
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ import urllib.request
 import orjson
 import pytest
 
-from atp.embedded import free_port
+from atp.tools.embedded import free_port
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration
@@ -43,7 +43,7 @@ def test_up_serves_and_stops_everything_on_sigint(tmp_path):
     out = tmp_path / "up.out"
     with out.open("wb") as fh:
         up = subprocess.Popen(
-            [sys.executable, "-m", "atp.cli", "up", "--rate", "20"],
+            [sys.executable, "-m", "atp", "up", "--rate", "20"],
             stdout=fh,
             stderr=subprocess.STDOUT,
             env=env,

@@ -21,7 +21,7 @@ from tests.conftest import ROOT
 )
 def test_bad_settings_fail_at_start(env, needle):
     result = subprocess.run(
-        [sys.executable, "-m", "atp.cli", "worker"],
+        [sys.executable, "-m", "atp", "worker"],
         env={**os.environ, **env},
         cwd=ROOT,
         capture_output=True,
@@ -33,11 +33,11 @@ def test_bad_settings_fail_at_start(env, needle):
 
 
 def test_rebuild_without_redis_says_so_and_fails():
-    from atp.embedded import free_port
+    from atp.tools.embedded import free_port
 
     env = {**os.environ, "ATP_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
     result = subprocess.run(
-        [sys.executable, "-m", "atp.cli", "rebuild"],
+        [sys.executable, "-m", "atp", "rebuild"],
         env=env,
         cwd=ROOT,
         capture_output=True,

@@ -15,14 +15,15 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from atp.clock import now_ms
 from atp.core.network import Network
 from atp.kafka import topics
 from atp.settings import Settings
@@ -42,14 +43,22 @@ class SimConfig:
     malformed_rate: float = 0.001
     report_every: int = 200  # a 3PL report every this many messages
     mix: tuple[float, float] = (0.55, 0.40)  # warehouse and store shares; 3PL reports aside
-    run_id: str = field(default_factory=lambda: f"{time.time_ns() // 1_000_000:x}")
+    run_id: str | None = None  # in every event id; None: the clock's time at the start, in hex
 
 
 class NetworkSimulator:
-    """Generates source messages and tracks the on-hand they imply."""
+    """Generates source messages and tracks the on-hand they imply.
 
-    def __init__(self, network: Network, config: SimConfig) -> None:
+    `clock` gives the time in epoch milliseconds (the wall clock when the simulator runs); with
+    a seed and a fixed clock, two simulators produce the same messages.
+    """
+
+    def __init__(
+        self, network: Network, config: SimConfig, clock: Callable[[], int] = now_ms
+    ) -> None:
         self.config = config
+        self.clock = clock
+        self.run_id = config.run_id or f"{clock():x}"
         self.rng = random.Random(config.seed)
         by_type: dict[str, list[str]] = {"warehouse": [], "store": [], "3pl": []}
         for loc in network.locations.values():
@@ -76,11 +85,11 @@ class NetworkSimulator:
 
     def _tick(self) -> tuple[int, str]:
         self._seq += 1
-        self._last_ms = max(time.time_ns() // 1_000_000, self._last_ms + 1)
+        self._last_ms = max(self.clock(), self._last_ms + 1)
         return self._seq, _iso(self._last_ms)
 
     def _id(self, prefix: str, seq: int) -> str:
-        return f"{prefix}-{self.config.run_id}-{seq:09d}"
+        return f"{prefix}-{self.run_id}-{seq:09d}"
 
     def _add(self, sku: str, loc: str, qty: int) -> None:
         self.truth[(sku, loc)] = self.truth.get((sku, loc), 0) + qty
@@ -110,7 +119,7 @@ class NetworkSimulator:
             self.truth[(sku, loc)] = counted
         elif roll < 0.09:
             qty = rng.randint(10, 100)
-            eta = datetime.now(UTC) + timedelta(days=rng.randint(1, 10))
+            eta = _utc(self.clock()) + timedelta(days=rng.randint(1, 10))
             body.update(kind="ASN", qty=qty, eta=eta.isoformat(timespec="seconds"))
             self._open_asns.append((event_id, sku, loc, qty))
         elif roll < 0.30:
@@ -229,8 +238,12 @@ class NetworkSimulator:
         return orjson.dumps({f"{s}|{loc}": q for (s, loc), q in sorted(self.truth.items())})
 
 
+def _utc(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
 def _iso(ms: int) -> str:
-    at = datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+    at = _utc(ms).isoformat(timespec="milliseconds")
     return at.replace("+00:00", "Z")
 
 

@@ -28,7 +28,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -36,6 +36,7 @@ import orjson
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
+from atp.clock import now_ms
 from atp.core.availability import channel_statuses
 from atp.core.errors import (
     ATPError,
@@ -159,8 +160,14 @@ def _stream_id(event_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-async def rebuild(settings: Settings, network: Network, progress: Progress | None = None) -> Report:
-    """Reservations from stock.reservations, then ledger and counts from stock.movements."""
+async def rebuild(
+    settings: Settings,
+    network: Network,
+    progress: Progress | None = None,
+    clock: Callable[[], int] = now_ms,
+) -> Report:
+    """Reservations from stock.reservations, then ledger and counts from stock.movements;
+    `clock` gives the time (epoch ms) for what is past its time now."""
     progress = progress or NoProgress()
     started = time.perf_counter()
     report = Report()
@@ -171,18 +178,18 @@ async def rebuild(settings: Settings, network: Network, progress: Progress | Non
         except REDIS_DOWN as exc:
             raise RebuildError(f"Redis at {settings.redis_url} is unavailable: {exc}") from exc
         reservations = ReservationStore(redis, int(settings.reservation_replay_hours * HOUR_MS))
-        await _restore_reservations(settings, reservations, progress, report)
+        await _restore_reservations(settings, reservations, progress, report, clock())
         policy = Policy(
             retention_ms=int(settings.retention_hours * HOUR_MS),
             inbound_grace_ms=int(settings.inbound_grace_hours * HOUR_MS),
         )
         store = LedgerStore(redis, policy, statuses=channel_statuses(network))
-        consumed = await _replay_movements(settings, store, progress, report)
+        consumed = await _replay_movements(settings, store, progress, report, clock)
         # Holds used up by the replayed shipments: close the reservations they used up whole,
         # as the worker does (where that was published already, they came back closed).
         for rid in consumed:
             with contextlib.suppress(ReservationNotFound, InvalidTransition, ReservationExpired):
-                await reservations.transition(rid, "fulfil", _now_ms())
+                await reservations.transition(rid, "fulfil", clock())
     except (StoreUnavailable, StoreConflict) as exc:
         raise RebuildError(f"{exc.message}; running `atp rebuild` again is safe") from exc
     except KafkaError as exc:
@@ -197,7 +204,7 @@ async def rebuild(settings: Settings, network: Network, progress: Progress | Non
 
 
 async def _restore_reservations(
-    settings: Settings, store: ReservationStore, progress: Progress, report: Report
+    settings: Settings, store: ReservationStore, progress: Progress, report: Report, now: int
 ) -> None:
     topic = settings.topic(topics.RESERVATIONS)
     events: list[dict[str, Any]] = []
@@ -206,7 +213,6 @@ async def _restore_reservations(
         async for records in reader:
             events += (orjson.loads(r.value) for r in records)
             progress.advance(topic, len(records))
-    now = _now_ms()
     replay_ttl_ms = int(settings.reservation_replay_hours * HOUR_MS)
     for s in last_states(events).values():
         expires_at = s.record_expires_ms(replay_ttl_ms)
@@ -228,7 +234,11 @@ async def _restore_reservations(
 
 
 async def _replay_movements(
-    settings: Settings, store: LedgerStore, progress: Progress, report: Report
+    settings: Settings,
+    store: LedgerStore,
+    progress: Progress,
+    report: Report,
+    clock: Callable[[], int],
 ) -> list[str]:
     """Fold stock.movements into Redis; returns the reservations whose holds shipments used.
 
@@ -250,7 +260,7 @@ async def _replay_movements(
                 report.not_canonical += 1  # the worker rejected it too
         if batch:
             now = max(r.timestamp for r in records)
-            result = await store.apply(batch, now if now > 0 else _now_ms())
+            result = await store.apply(batch, now if now > 0 else clock())
             report.outcomes.update(outcome.value for _, outcome in result.outcomes)
             consumed.update(dict.fromkeys(rid for rid, _, _ in result.consumed))
         report.movements += len(records)
@@ -271,7 +281,3 @@ async def _replay_movements(
         if held:
             await flush(held)
     return list(consumed)
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,26 +11,9 @@ from typing import Annotated, Any
 import typer
 
 from atp.core.errors import ATPError
-from atp.core.network import Network
-from atp.network_file import load_network
-from atp.settings import Settings, load_settings
+from atp.startup import load_or_exit
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-
-
-def _setup(settings_overrides: dict[str, object] | None = None) -> tuple[Settings, Network]:
-    """Settings and network, or a clear message and exit code 2."""
-    try:
-        settings = load_settings(**(settings_overrides or {}))
-        network = load_network(settings.network_file)
-    except ATPError as exc:
-        typer.echo(f"atp: {exc.message}", err=True)
-        raise typer.Exit(2) from None
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    return settings, network
 
 
 @app.command()
@@ -45,9 +28,9 @@ def up(
     rate: Annotated[float, typer.Option(help="Simulator messages per second.")] = 50.0,
 ) -> None:
     """Start the whole stack on 127.0.0.1 (broker, Redis, worker, API, simulator)."""
-    from atp.stack import Stack
+    from atp.tools.up import Stack
 
-    settings, _ = _setup()
+    settings, _ = load_or_exit()
     stack = Stack(settings, external=external, simulate=simulate, rate=rate)
     try:
         code = stack.run()
@@ -60,58 +43,16 @@ def up(
 
 @app.command()
 def worker() -> None:
-    """Run a stream worker (faust) until SIGINT/SIGTERM."""
-    from stream.app import run_worker
-
-    settings, network = _setup()
-    run_worker(settings, network)
+    """Run a stream worker until SIGINT/SIGTERM (`python -m stream`)."""
+    load_or_exit()  # refuse bad settings here, with this command's message
+    os.execv(sys.executable, [sys.executable, "-m", "stream"])
 
 
 @app.command()
 def api() -> None:
-    """Serve the availability API with uvicorn (ATP_API_WORKERS processes)."""
-    import uvicorn
-
-    settings, network = _setup()
-    if settings.api_workers == 1:
-        from api.app import create_app
-
-        uvicorn.run(
-            create_app(settings, network),
-            host=settings.api_host,
-            port=settings.api_port,
-            log_level=settings.log_level,
-            access_log=False,
-        )
-        return
-    # Several processes: each builds the app from the same environment (api_app), and their
-    # metrics are summed through prometheus_client's multiprocess mode (api/metrics.py). The
-    # directory must start empty, or a previous run's counts would be added in.
-    import os
-
-    from api.metrics import MULTIPROC_ENV
-
-    metrics_dir = Path(os.environ.get(MULTIPROC_ENV) or settings.data_dir / "api-metrics")
-    metrics_dir.mkdir(parents=True, exist_ok=True)
-    for stale in metrics_dir.glob("*.db"):
-        stale.unlink()
-    os.environ[MULTIPROC_ENV] = str(metrics_dir)
-    uvicorn.run(
-        "atp.cli:api_app",
-        factory=True,
-        workers=settings.api_workers,
-        host=settings.api_host,
-        port=settings.api_port,
-        log_level=settings.log_level,
-        access_log=False,
-    )
-
-
-def api_app() -> Any:
-    """The API app of one uvicorn worker process (`atp api` with ATP_API_WORKERS > 1)."""
-    from api.app import create_app
-
-    return create_app(*_setup())
+    """Serve the availability API with uvicorn, ATP_API_WORKERS processes (`python -m api`)."""
+    load_or_exit()
+    os.execv(sys.executable, [sys.executable, "-m", "api"])
 
 
 @app.command("simulate")
@@ -134,9 +75,9 @@ def simulate_cmd(
     ] = None,
 ) -> None:
     """Play warehouses, stores and 3PLs: produce their messages, with disorder."""
-    from atp import simulator
+    from atp.tools import simulator
 
-    settings, network = _setup()
+    settings, network = load_or_exit()
     config = simulator.SimConfig(
         rate=rate,
         duration_s=duration,
@@ -172,9 +113,9 @@ def rebuild_cmd() -> None:
         TimeRemainingColumn,
     )
 
-    from atp import rebuild
+    from atp.tools import rebuild
 
-    settings, network = _setup()
+    settings, network = load_or_exit()
     columns = (
         TextColumn("{task.description:<24}"),
         BarColumn(),
@@ -215,7 +156,7 @@ UntilOpt = Annotated[
 
 def _filter(reason: str | None, source: str | None, since: str | None, until: str | None) -> Any:
     from atp.core.movements import parse_timestamp_ms
-    from atp.rejected import Filter
+    from atp.tools.rejected import Filter
 
     try:
         return Filter(
@@ -240,9 +181,9 @@ def rejected_list(
     """Show rejected messages with their reason and where they came from."""
     import orjson
 
-    from atp import rejected
+    from atp.tools import rejected
 
-    settings, _ = _setup()
+    settings, _ = load_or_exit()
     records = asyncio.run(rejected.read(settings, _filter(reason, source, since, until)))
     for r in records:
         if as_json:
@@ -268,9 +209,9 @@ def rejected_replay(
     restarting the worker). Replays are safe: the ledger skips event ids it already applied,
     and a message that is still unusable is rejected again.
     """
-    from atp import rejected
+    from atp.tools import rejected
 
-    settings, _ = _setup()
+    settings, _ = load_or_exit()
     records = asyncio.run(rejected.read(settings, _filter(reason, source, since, until)))
     if dry_run:
         typer.echo(f"would replay {len(records)} messages")

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
-import secrets
 import shutil
 import signal
 import sys
@@ -18,10 +16,11 @@ from urllib.parse import urlparse
 
 from pydantic import SecretStr
 
-from atp import embedded
-from atp.embedded import EmbeddedError, ManagedProcess
+from atp.api_keys import digest_entry, new_token
 from atp.kafka import topics
 from atp.settings import Settings
+from atp.tools import embedded
+from atp.tools.embedded import EmbeddedError, ManagedProcess
 
 log = logging.getLogger("atp.up")
 
@@ -42,9 +41,8 @@ class Stack:
         self.token: str | None = None
         if not settings.api_keys.get_secret_value():
             # No keys configured: make one for this run; only its digest goes to the children.
-            self.token = "atp_" + secrets.token_urlsafe(24)
-            digest = hashlib.sha256(self.token.encode()).hexdigest()
-            spec = SecretStr(f"local:read+reserve+admin:sha256:{digest}")
+            self.token = new_token()
+            spec = SecretStr(digest_entry("local", "read+reserve+admin", self.token))
             settings = settings.model_copy(update={"api_keys": spec})
         self.settings = settings
         self.external = external
@@ -90,10 +88,11 @@ class Stack:
                 embedded.start_redis(redis_port, self.run_dir / "redis", self.log_dir)
             )
         asyncio.run(topics.ensure_topics(self.settings))
-        me = [sys.executable, "-m", "atp.cli"]
-        self.children = [Child("worker", [*me, "worker"]), Child("api", [*me, "api"])]
+        py = sys.executable
+        self.children = [Child("worker", [py, "-m", "stream"]), Child("api", [py, "-m", "api"])]
         if self.simulate:
-            self.children.append(Child("simulator", [*me, "simulate", "--rate", str(self.rate)]))
+            simulate = [py, "-m", "atp", "simulate", "--rate", str(self.rate)]
+            self.children.append(Child("simulator", simulate))
         for child in self.children:
             self._spawn(child)
         self._wait_ready()

@@ -1,0 +1,54 @@
+"""`python -m api` (what `atp api` runs): the API under uvicorn, ATP_API_WORKERS processes.
+
+With several processes, each builds the app from the same environment (`from_environment`),
+and their metrics are summed through prometheus_client's multiprocess mode (api/metrics.py):
+the directory starts empty, or a previous run's counts would be added in.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI
+
+from api.app import create_app
+from api.metrics import MULTIPROC_ENV
+from atp.startup import load_or_exit
+
+
+def from_environment() -> FastAPI:
+    """The app of one uvicorn worker process (ATP_API_WORKERS > 1)."""
+    return create_app(*load_or_exit())
+
+
+def main() -> None:
+    settings, network = load_or_exit()
+    if settings.api_workers == 1:
+        uvicorn.run(
+            create_app(settings, network),
+            host=settings.api_host,
+            port=settings.api_port,
+            log_level=settings.log_level,
+            access_log=False,
+        )
+        return
+    metrics_dir = Path(os.environ.get(MULTIPROC_ENV) or settings.data_dir / "api-metrics")
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    for stale in metrics_dir.glob("*.db"):
+        stale.unlink()
+    os.environ[MULTIPROC_ENV] = str(metrics_dir)
+    uvicorn.run(
+        "api.__main__:from_environment",
+        factory=True,
+        workers=settings.api_workers,
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level=settings.log_level,
+        access_log=False,
+    )
+
+
+if __name__ == "__main__":
+    main()

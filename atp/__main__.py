@@ -1,0 +1,5 @@
+"""`python -m atp`: the `atp` command line."""
+
+from atp.tools.cli import main
+
+main()
