@@ -42,8 +42,8 @@ class Settings(BaseSettings):
     worker_web_port: int = Field(6066, ge=1, le=65535)
     batch_max: int = Field(1000, ge=1, le=100_000)
     batch_wait_s: float = Field(0.02, ge=0.001, le=5.0)
-    # How long a consumer fetch may wait at the broker for new records (faust hardcodes 1500):
-    # Tansu answers such a fetch late even when records arrive (stream/fetch.py, benchmarks/).
+    # How long a consumer fetch may wait at the broker for new records: Tansu answers such a
+    # fetch late even when records arrive (benchmarks/README.md).
     fetch_max_wait_ms: int = Field(100, ge=1, le=1500)
     # Largest batch, in bytes, the worker produces per partition in one go (stream/forward.py).
     forward_batch_bytes: int = Field(262_144, ge=16_384, le=1_048_576)

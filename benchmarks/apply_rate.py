@@ -191,7 +191,7 @@ def floor_child(args: argparse.Namespace) -> None:
     )
     forwarder = None
     if shape:
-        from stream.fetch import use_fetch_wait
+        from benchmarks.faust_fetch import use_fetch_wait
         from stream.forward import Forwarder
 
         use_fetch_wait(app, settings.fetch_max_wait_ms)
@@ -218,7 +218,7 @@ def floor_child(args: argparse.Namespace) -> None:
 
     async def forward(events: list[Any], to: faust.types.TopicT) -> None:
         if forwarder is not None:
-            from stream.forward import Record
+            from stream.records import Record
 
             name = to.get_topic_name()
             await forwarder.send([Record(name, e.message.key, e.message.value) for e in events])
@@ -262,8 +262,9 @@ def run_floor(
 ) -> tuple[float, float, dict[str, float]]:
     """(seconds from first event to last, seconds from start to first event, timeline).
 
-    worker_shape: consume and forward as the worker does (stream.fetch, stream.forward, the
-    ATP_* settings in `env`), instead of with faust's defaults and `topic.send`.
+    worker_shape: consume and forward as the worker does (the worker's fetch wait through
+    benchmarks.faust_fetch, stream.forward, the ATP_* settings in `env`), instead of with
+    faust's defaults and `topic.send`.
     """
     tag = f"{hops}{'w' if worker_shape else ''}"
     group = f"bench-floor{tag}-{os.getpid()}"

@@ -23,6 +23,7 @@ from aiokafka import TopicPartition
 
 from atp.store.client import REDIS_DOWN
 from atp.store.durability import Durability
+from stream.retry import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -47,15 +48,14 @@ class DurableAcker:
         if self._started:
             return
         if self._want_durable:
-            delay = 0.1
+            backoff = Backoff()
             while True:
                 try:
                     self.durable = await self._durability.aof_enabled()
                     break
                 except REDIS_DOWN as exc:
-                    log.warning("Redis unavailable, retrying in %.1fs: %s", delay, exc)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 5.0)
+                    log.warning("Redis unavailable, retrying in %.1fs: %s", backoff.delay_s, exc)
+                    await backoff.wait()
             if not self.durable:
                 log.warning(
                     "Redis runs without AOF: offsets are committed once writes reach Redis "
@@ -101,7 +101,7 @@ class DurableAcker:
             await self._commit(batch)
 
     async def _fence(self) -> None:
-        delay = 0.1
+        backoff = Backoff()
         while True:
             try:
                 if await self._durability.fence():
@@ -109,5 +109,4 @@ class DurableAcker:
                 log.warning("WAITAOF timed out; Redis has not fsynced for 5 s, waiting on")
             except REDIS_DOWN as exc:
                 log.warning("Redis unavailable while waiting for durability: %s", exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                await backoff.wait()

@@ -25,20 +25,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
-from typing import NamedTuple
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, ProducerClosed
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 
+from stream.records import Record
+from stream.retry import Backoff
+
 log = logging.getLogger(__name__)
-
-
-class Record(NamedTuple):
-    topic: str
-    key: bytes | None
-    value: bytes
 
 
 class Forwarder:
@@ -100,23 +96,24 @@ class Forwarder:
         not depend on the order of movements.
         """
         pending = list(records)
-        delay = 0.1
+        backoff = Backoff()
         while pending:
             try:
                 producer = self._producer or await self.start()
             except ProducerClosed:
                 raise
             except KafkaError as exc:
-                log.warning("producer not started, trying again in %.1fs: %r", delay, exc)
+                log.warning("producer not started, trying again in %.1fs: %r", backoff.delay_s, exc)
             else:
                 pending = await self._send_once(producer, pending)
                 if not pending:
                     return
                 log.warning(
-                    "%d records not acknowledged, sending again in %.1fs", len(pending), delay
+                    "%d records not acknowledged, sending again in %.1fs",
+                    len(pending),
+                    backoff.delay_s,
                 )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            await backoff.wait()
 
     async def _send_once(self, producer: AIOKafkaProducer, records: list[Record]) -> list[Record]:
         """Send the records in per-partition batches; return the records that failed."""

@@ -19,7 +19,8 @@ import redis.asyncio as aioredis
 
 from atp.store.client import REDIS_DOWN
 from atp.store.outbox import Outbox, event
-from stream.forward import Forwarder, Record
+from stream.records import Record, Sink
+from stream.retry import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ class OutboxRelay:
     def __init__(
         self,
         client: aioredis.Redis,
-        forwarder: Forwarder,
+        forwarder: Sink,
         topic: str,
         *,
         batch: int = 500,
@@ -65,18 +66,19 @@ class OutboxRelay:
         return len(entries)
 
     async def run(self) -> None:
-        delay = 0.1
+        backoff = Backoff()
         while True:
             try:
                 await self._outbox.ensure_groups()
                 while True:
                     await self.step()
-                    delay = 0.1
+                    backoff.reset()
             except asyncio.CancelledError:
                 raise
             except REDIS_DOWN as exc:
-                log.warning("outbox relay: Redis unavailable, retrying in %.1fs: %s", delay, exc)
+                log.warning(
+                    "outbox relay: Redis unavailable, retrying in %.1fs: %s", backoff.delay_s, exc
+                )
             except Exception:
-                log.exception("outbox relay failed, retrying in %.1fs", delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+                log.exception("outbox relay failed, retrying in %.1fs", backoff.delay_s)
+            await backoff.wait()

@@ -1,4 +1,6 @@
-"""faust's aiokafka transport with a configurable consumer fetch wait.
+"""faust's aiokafka transport with a configurable consumer fetch wait, for the benchmarks' faust
+floor (apply_rate.py: a do-nothing faust agent given the worker's fetch wait). The worker itself
+consumes through its own aiokafka consumers (stream/consumer.py) and no longer needs this.
 
 faust-streaming (0.15.3) builds the worker's aiokafka consumer with `fetch_max_wait_ms=1500`
 hardcoded in `faust/transport/drivers/aiokafka.py` and has no setting for it. Tansu does not
@@ -38,7 +40,7 @@ def set_fetch_max_wait(consumer: aiokafka.AIOKafkaConsumer, fetch_max_wait_ms: i
     if not hasattr(consumer, "_fetch_max_wait_ms"):
         log.warning(
             "this aiokafka has no AIOKafkaConsumer._fetch_max_wait_ms; "
-            "keeping faust's fetch wait of 1500 ms (see stream/fetch.py)"
+            "keeping faust's fetch wait of 1500 ms (see benchmarks/faust_fetch.py)"
         )
         return
     consumer._fetch_max_wait_ms = fetch_max_wait_ms

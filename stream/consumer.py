@@ -36,14 +36,16 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
+from atp.settings import Settings
 from stream.acks import DurableAcker, Offsets
+from stream.records import Records
+from stream.retry import Backoff
 
 log = logging.getLogger(__name__)
 
-Records = list[ConsumerRecord[bytes, bytes]]
 # Handles one batch; returns once its effect is written (the acker then decides when to commit).
 Handler = Callable[[Records], Awaitable[None]]
 
@@ -91,6 +93,31 @@ class BatchConsumer:
         self._stopping = False
         self._stopped = asyncio.Event()
 
+    @classmethod
+    def for_hop(
+        cls,
+        settings: Settings,
+        topics: Sequence[str],
+        hop: str,
+        handle: Handler,
+        make_acker: Callable[[Callable[[Offsets], Awaitable[None]]], DurableAcker] | None = None,
+    ) -> BatchConsumer:
+        """One hop's consumer, in the group (and with the client id) `<ATP_GROUP_ID>-<hop>`."""
+        return cls(
+            topics,
+            bootstrap=settings.kafka_bootstrap,
+            group_id=f"{settings.group_id}-{hop}",
+            client_id=f"{settings.group_id}-{hop}",
+            handle=handle,
+            session_timeout_s=settings.session_timeout_s,
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
+            max_poll_records=settings.max_poll_records,
+            max_partition_fetch_bytes=settings.max_partition_fetch_bytes,
+            batch_max=settings.batch_max,
+            batch_wait_s=settings.batch_wait_s,
+            make_acker=make_acker,
+        )
+
     # ---------------------------------------------------------------------------------------
     async def run(self) -> None:
         """Consume until `stop()`; returns after the consumer left its group."""
@@ -101,7 +128,7 @@ class BatchConsumer:
         self._consumer = consumer
         try:
             await self._start(consumer)
-            delay = 0.1
+            backoff = Backoff()
             while not self._stopping:
                 records = await self._take(consumer)
                 if self._stopping:
@@ -116,13 +143,12 @@ class BatchConsumer:
                             "a batch of %d from %s failed; reading it again in %.1fs",
                             len(records),
                             self.group_id,
-                            delay,
+                            backoff.delay_s,
                         )
                         self._rewind(consumer, records)
-                        await asyncio.sleep(delay)
-                        delay = min(delay * 2, 5.0)
+                        await backoff.wait()
                         continue
-                    delay = 0.1
+                    backoff.reset()
                     await self._written(_next_offsets(records))
         finally:
             try:
@@ -163,17 +189,19 @@ class BatchConsumer:
 
     # ---------------------------------------------------------------------------------------
     async def _start(self, consumer: AIOKafkaConsumer) -> None:
-        delay = 0.5
+        backoff = Backoff(first_s=0.5)
         while True:
             try:
                 await consumer.start()
                 return
             except KafkaError as exc:
                 log.warning(
-                    "%s: consumer not started, retrying in %.1fs: %r", self.group_id, delay, exc
+                    "%s: consumer not started, retrying in %.1fs: %r",
+                    self.group_id,
+                    backoff.delay_s,
+                    exc,
                 )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                await backoff.wait()
 
     async def _take(self, consumer: AIOKafkaConsumer) -> Records:
         """Up to `batch_max` records: what the first `getmany` brings, and more for up to

@@ -1,0 +1,156 @@
+"""Hop 2: each batch of `stock.movements` folded into the ledger in Redis; then what it changed
+(availability and oversell events on `stock.availability`), the reservations its shipments
+fulfilled, and the movements too late to place (to `stock.rejected`)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import orjson
+from aiokafka import ConsumerRecord
+
+from atp.core.availability import availability_changes, new_exposures
+from atp.core.errors import (
+    InvalidTransition,
+    ReservationExpired,
+    ReservationNotFound,
+    StoreUnavailable,
+)
+from atp.core.ledger import Outcome
+from atp.core.movements import Movement
+from atp.core.network import Network
+from atp.core.sources.common import SCHEMA, TOO_LATE
+from atp.store.ledger import BatchResult, StoreConflict
+from stream.metrics import WorkerMetrics
+from stream.records import Record, Records, Sink, rejected
+from stream.retry import Backoff
+
+log = logging.getLogger(__name__)
+
+TOO_LATE_MESSAGE = (
+    "older than the retention window and not covered by a newer count; "
+    "its effect can no longer be placed safely"
+)
+
+
+class Ledger(Protocol):
+    async def apply(self, movements: Sequence[Movement], now_ms: int) -> BatchResult: ...
+
+
+class Reservations(Protocol):
+    async def transition(
+        self, reservation_id: str, op: str, now_ms: int, ttl_seconds: int | None = None
+    ) -> dict[str, Any]: ...
+
+
+class Applier:
+    def __init__(
+        self,
+        ledger: Ledger,
+        reservations: Reservations,
+        network: Network,
+        sink: Sink,
+        *,
+        availability_topic: str,
+        rejected_topic: str,
+        metrics: WorkerMetrics,
+        clock: Callable[[], int],
+    ) -> None:
+        self._ledger = ledger
+        self._reservations = reservations
+        self._network = network
+        self._sink = sink
+        self._availability = availability_topic
+        self._rejected = rejected_topic
+        self._metrics = metrics
+        self._clock = clock
+
+    async def handle(self, records: Records) -> None:
+        """Apply one batch and publish what follows from it; returns once the ledger has it (the
+        consumer commits the batch once Redis has it on disk: stream.acks)."""
+        out: list[Record] = []
+        batch: list[Movement] = []
+        origin: dict[int, ConsumerRecord[bytes, bytes]] = {}
+        for record in records:
+            try:
+                m = Movement.from_wire(orjson.loads(record.value))  # type: ignore[arg-type]
+            except (orjson.JSONDecodeError, KeyError, ValueError, TypeError) as exc:
+                out.append(self._reject(record, SCHEMA, f"not a canonical movement: {exc}"))
+                continue
+            origin[id(m)] = record
+            batch.append(m)
+        result = await self._apply_until_done(batch)
+        visible_s = self._clock() / 1000
+        for m in batch:  # from the source message reaching Kafka to its count in Redis
+            if m.produced_ms is not None:
+                self._metrics.freshness.observe(max(0.0, visible_s - m.produced_ms / 1000))
+        self._metrics.batch_size.observe(len(batch))
+        out += self._events(result)
+        await self._fulfil(result)
+        for m, outcome in result.outcomes:
+            self._metrics.outcomes.labels(outcome.value).inc()
+            if outcome is Outcome.TOO_LATE:
+                out.append(self._reject(origin[id(m)], TOO_LATE, TOO_LATE_MESSAGE))
+        await self._sink.send(out)
+
+    async def _apply_until_done(self, batch: Sequence[Movement]) -> BatchResult:
+        """Redis trouble stops consumption (nothing is acknowledged) until Redis is back."""
+        backoff = Backoff()
+        while True:
+            started = time.perf_counter()
+            try:
+                result = await self._ledger.apply(batch, self._clock())
+            except (StoreUnavailable, StoreConflict) as exc:
+                log.warning(
+                    "batch of %d not applied, retrying in %.1fs: %s",
+                    len(batch),
+                    backoff.delay_s,
+                    exc,
+                )
+                await backoff.wait()
+                continue
+            self._metrics.apply_seconds.observe(time.perf_counter() - started)
+            return result
+
+    def _events(self, result: BatchResult) -> list[Record]:
+        """At most one change event per SKU and channel per batch, only real changes; and an
+        event for every location whose oversell exposure appeared or grew."""
+        at = self._clock()
+        records = []
+        for change in result.changes:
+            for c in availability_changes(self._network, change.sku, change.before, change.after):
+                self._metrics.availability_events.labels(c.channel).inc()
+                records.append(
+                    Record(self._availability, c.sku.encode(), orjson.dumps(c.to_event(at)))
+                )
+            for x in new_exposures(self._network, change.sku, change.before, change.after):
+                # Stock lost after it was promised: someone must find the units or call.
+                self._metrics.oversell_exposures.inc()
+                log.warning(
+                    "oversell exposure: %s at %s is short %d", x.sku, x.location_id, x.units
+                )
+                records.append(
+                    Record(self._availability, x.sku.encode(), orjson.dumps(x.to_event(at)))
+                )
+        return records
+
+    async def _fulfil(self, result: BatchResult) -> None:
+        """Close reservations whose holds shipments used up; report shipments nobody held for."""
+        for rid, sku, loc in result.unmatched:
+            self._metrics.fulfilment_unmatched.inc()
+            log.warning("shipment of %s at %s names %r, which holds nothing there", sku, loc, rid)
+        for rid in dict.fromkeys(r for r, _, _ in result.consumed):
+            self._metrics.fulfilment_consumed.inc()
+            try:
+                await self._reservations.transition(rid, "fulfil", self._clock())
+            except (ReservationNotFound, InvalidTransition, ReservationExpired):
+                pass  # closed meanwhile; the hold it had is used up all the same
+            except StoreUnavailable as exc:
+                log.warning("reservation %s not marked fulfilled yet: %s", rid, exc)
+
+    def _reject(self, record: ConsumerRecord[bytes, bytes], reason: str, message: str) -> Record:
+        self._metrics.rejected.labels(reason).inc()
+        return rejected(self._rejected, record, reason, message, self._clock())

@@ -1,0 +1,76 @@
+"""Hop 1: source messages (the three source topics) to canonical movements on `stock.movements`,
+keyed by SKU, and what cannot be used to `stock.rejected` with its reason."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+
+import orjson
+from aiokafka import ConsumerRecord
+
+from atp.core.errors import InvalidMovement
+from atp.core.movements import Movement
+from atp.core.network import Network
+from atp.core.sources import Adapter
+from stream.metrics import WorkerMetrics
+from stream.records import Record, Records, Sink, rejected
+
+log = logging.getLogger(__name__)
+
+ADAPTER_ERROR = "adapter_error"  # an adapter raised something other than InvalidMovement: a bug
+
+
+def wire(m: Movement, produced_ms: int | float | None) -> dict[str, object]:
+    """The movement as `stock.movements` carries it, with its source message's Kafka time."""
+    out = m.to_wire()
+    out["produced_ms"] = None if produced_ms is None else int(produced_ms)
+    return out
+
+
+class Normaliser:
+    def __init__(
+        self,
+        adapters: Mapping[str, Adapter],
+        network: Network,
+        sink: Sink,
+        *,
+        movements_topic: str,
+        rejected_topic: str,
+        metrics: WorkerMetrics,
+        clock: Callable[[], int],
+    ) -> None:
+        """`adapters` by source topic name."""
+        self._adapters = adapters
+        self._network = network
+        self._sink = sink
+        self._movements = movements_topic
+        self._rejected = rejected_topic
+        self._metrics = metrics
+        self._clock = clock
+
+    async def handle(self, records: Records) -> None:
+        """One batch: its movements and rejections, published; returns once the broker has all
+        of them (the consumer then commits the batch)."""
+        network = self._network
+        out: list[Record] = []
+        for record in records:
+            adapter = self._adapters[record.topic]
+            try:
+                movements = adapter(record.value, network)  # type: ignore[arg-type]
+            except InvalidMovement as err:
+                out.append(self._reject(record, err.code, err.message))
+                continue
+            except Exception as exc:  # an adapter bug must not stop the stream
+                log.exception("adapter for %s failed on offset %s", record.topic, record.offset)
+                out.append(self._reject(record, ADAPTER_ERROR, f"could not be read: {exc!r}"[:300]))
+                continue
+            produced = record.timestamp  # the source message's Kafka timestamp, epoch ms
+            for m in movements:
+                self._metrics.movements.labels(m.source, m.kind).inc()
+                out.append(Record(self._movements, m.sku.encode(), orjson.dumps(wire(m, produced))))
+        await self._sink.send(out)
+
+    def _reject(self, record: ConsumerRecord[bytes, bytes], reason: str, message: str) -> Record:
+        self._metrics.rejected.labels(reason).inc()
+        return rejected(self._rejected, record, reason, message, self._clock())

@@ -1,0 +1,77 @@
+"""What a worker is made of, wired from the settings: the two hops (normaliser and ledger),
+their consumers, the forwarder they publish through, the outbox relay and the ledger store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from atp.clock import now_ms
+from atp.core.availability import channel_statuses
+from atp.core.ledger import Policy
+from atp.core.network import Network
+from atp.core.sources import ADAPTERS
+from atp.kafka import topics
+from atp.settings import Settings
+from atp.store.client import client_from_url
+from atp.store.ledger import LedgerStore
+from atp.store.reservations import ReservationStore
+from stream.acks import DurableAcker
+from stream.apply import Applier
+from stream.consumer import BatchConsumer
+from stream.forward import Forwarder
+from stream.metrics import WorkerMetrics
+from stream.normalise import Normaliser
+from stream.relay import OutboxRelay
+
+HOUR_MS = 3600 * 1000
+
+
+@dataclass(frozen=True)
+class Parts:
+    """What the faust app runs."""
+
+    hops: list[BatchConsumer]  # the normaliser, then the ledger hop
+    relay: OutboxRelay
+    forwarder: Forwarder
+    store: LedgerStore
+
+    @classmethod
+    def build(cls, settings: Settings, network: Network, metrics: WorkerMetrics) -> Parts:
+        redis = client_from_url(settings.redis_url)
+        policy = Policy(
+            int(settings.retention_hours * HOUR_MS), int(settings.inbound_grace_hours * HOUR_MS)
+        )
+        store = LedgerStore(redis, policy, statuses=channel_statuses(network))
+        reservations = ReservationStore(redis, int(settings.reservation_replay_hours * HOUR_MS))
+        forwarder = Forwarder(
+            settings.kafka_bootstrap,
+            client_id=f"{settings.group_id}-forward",
+            max_batch_bytes=settings.forward_batch_bytes,
+        )
+        common: dict[str, Any] = {
+            "rejected_topic": settings.topic(topics.REJECTED),
+            "metrics": metrics,
+            "clock": now_ms,
+        }
+        adapters = {settings.topic(t): ADAPTERS[contract] for t, contract in topics.SOURCES.items()}
+        movements = settings.topic(topics.MOVEMENTS)
+        normaliser = Normaliser(adapters, network, forwarder, movements_topic=movements, **common)
+        availability = settings.topic(topics.AVAILABILITY)
+        applier = Applier(
+            store, reservations, network, forwarder, availability_topic=availability, **common
+        )
+        hops = [
+            BatchConsumer.for_hop(settings, list(adapters), "normalise", normaliser.handle),
+            BatchConsumer.for_hop(
+                settings,
+                [movements],
+                "ledger",
+                applier.handle,
+                make_acker=lambda commit: DurableAcker(
+                    redis, commit, durable=settings.durable_acks
+                ),
+            ),
+        ]
+        relay = OutboxRelay(redis, forwarder, settings.topic(topics.RESERVATIONS))
+        return cls(hops, relay, forwarder, store)

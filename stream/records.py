@@ -1,0 +1,43 @@
+"""What the worker's hops take and give: Kafka records in, records to publish out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import NamedTuple, Protocol
+
+from aiokafka import ConsumerRecord
+
+from atp.kafka.rejected import rejection
+
+Records = list[ConsumerRecord[bytes, bytes]]
+
+
+class Record(NamedTuple):
+    """A record to publish."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+
+
+class Sink(Protocol):
+    """Publishes records and returns once the broker has all of them (stream.forward)."""
+
+    async def send(self, records: Iterable[Record]) -> None: ...
+
+
+def rejected(
+    topic: str, record: ConsumerRecord[bytes, bytes], reason: str, message: str, now_ms: int
+) -> Record:
+    """The `stock.rejected` record for a consumed record that cannot be used."""
+    value = rejection(
+        raw=record.value,
+        key=record.key,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        reason=reason,
+        message=message,
+        now_ms=now_ms,
+    )
+    return Record(topic, record.key, value)
