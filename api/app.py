@@ -6,20 +6,22 @@ import asyncio
 import contextlib
 import gc
 import logging
-import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from redis.asyncio.cluster import RedisCluster
 
 from api import problems
-from api.auth import Authenticator, AuthError
+from api.auth import Authenticator
+from api.deps import Services
 from api.metrics import ApiMetrics, TimingMiddleware
 from api.network_watch import NetworkHolder
 from api.routes import availability, delivery, health, reservations
 from atp.api_keys import parse_api_keys
+from atp.clock import now_ms
 from atp.core.geo import nearest_timezone, zip_coordinates
 from atp.core.network import Network
 from atp.settings import Settings
@@ -29,11 +31,13 @@ from atp.store.stock import StockReader
 
 log = logging.getLogger(__name__)
 SHUTDOWN_WAIT_S = 5.0
-problems.register_status(AuthError, 401, "Unauthorized")
 
 
 def create_app(
-    settings: Settings, network: Network, registry: CollectorRegistry | None = None
+    settings: Settings,
+    network: Network,
+    registry: CollectorRegistry | None = None,
+    clock: Callable[[], int] = now_ms,
 ) -> FastAPI:
     registry = registry if registry is not None else CollectorRegistry()
     metrics = ApiMetrics.create(registry)
@@ -41,6 +45,7 @@ def create_app(
     keys = parse_api_keys(settings.api_keys.get_secret_value())
     if not keys:
         log.warning("no API keys (ATP_API_KEYS): reservation endpoints refuse every request")
+    auth = Authenticator(keys, public_reads=settings.public_reads)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -55,38 +60,25 @@ def create_app(
             # Learn the cluster's slots now, not lazily under the first burst of requests.
             with contextlib.suppress(*REDIS_DOWN):
                 await client.initialize()
-        app.state.stock = StockReader(client)
-        app.state.reservations = ReservationStore(
-            client, int(settings.reservation_replay_hours * 3600 * 1000)
+        replay_ms = int(settings.reservation_replay_hours * 3600 * 1000)
+        svc = Services(
+            settings,
+            holder,
+            StockReader(client),
+            ReservationStore(client, replay_ms),
+            metrics,
+            auth,
+            clock,
         )
+        app.state.services = svc
         tasks = [
             asyncio.create_task(holder.watch(), name="network-watch"),
-            asyncio.create_task(sweep(app.state.reservations), name="reservation-sweeper"),
+            asyncio.create_task(sweep(svc), name="reservation-sweeper"),
         ]
         try:
             yield
         finally:
-            # Shutdown is bounded: what does not finish in time is logged and left behind, so a
-            # stuck Redis connection can never keep the process from exiting.
-            for task in tasks:
-                task.cancel()
-            _, stuck = await asyncio.wait(tasks, timeout=SHUTDOWN_WAIT_S)
-            for task in stuck:
-                log.warning("%s did not stop within %.0fs", task.get_name(), SHUTDOWN_WAIT_S)
-            closing = asyncio.create_task(client.aclose(), name="redis-close")
-            if not (await asyncio.wait([closing], timeout=SHUTDOWN_WAIT_S))[0]:
-                log.warning("Redis connections not closed within %.0fs", SHUTDOWN_WAIT_S)
-
-    async def sweep(store: ReservationStore) -> None:
-        """Close held reservations past their expiry (reads discount them before that)."""
-        while True:
-            await asyncio.sleep(settings.sweep_interval_s)
-            try:
-                closed = await store.expire_due(time.time_ns() // 1_000_000)
-                if closed:
-                    log.info("expired %d reservations", closed)
-            except Exception:  # the sweeper must outlive any one bad round
-                log.exception("reservation sweep failed")
+            await _stop(tasks, client.aclose())
 
     app = FastAPI(
         title="Inventory availability",
@@ -94,10 +86,6 @@ def create_app(
         description="Real-time available-to-promise counts from warehouse, store and 3PL stock.",
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.networks = holder
-    app.state.auth = Authenticator(keys, public_reads=settings.public_reads)
-    app.state.metrics = metrics
     app.state.registry = registry
     app.add_middleware(TimingMiddleware, metrics=metrics)
     problems.install(app)
@@ -110,3 +98,28 @@ def create_app(
 
         app.include_router(bench.router)
     return app
+
+
+async def sweep(svc: Services) -> None:
+    """Close held reservations past their expiry (reads discount them before that)."""
+    while True:
+        await asyncio.sleep(svc.settings.sweep_interval_s)
+        try:
+            closed = await svc.reservations.expire_due(svc.clock())
+            if closed:
+                log.info("expired %d reservations", closed)
+        except Exception:  # the sweeper must outlive any one bad round
+            log.exception("reservation sweep failed")
+
+
+async def _stop(tasks: list[asyncio.Task[None]], close_redis: Coroutine[Any, Any, None]) -> None:
+    """Shutdown is bounded: what does not finish in time is logged and left behind, so a stuck
+    Redis connection can never keep the process from exiting."""
+    for task in tasks:
+        task.cancel()
+    _, stuck = await asyncio.wait(tasks, timeout=SHUTDOWN_WAIT_S)
+    for task in stuck:
+        log.warning("%s did not stop within %.0fs", task.get_name(), SHUTDOWN_WAIT_S)
+    closing = asyncio.create_task(close_redis, name="redis-close")
+    if not (await asyncio.wait([closing], timeout=SHUTDOWN_WAIT_S))[0]:
+        log.warning("Redis connections not closed within %.0fs", SHUTDOWN_WAIT_S)

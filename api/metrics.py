@@ -20,6 +20,19 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 REDIS_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.0)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
+# Error code -> outcome label of atp_reservations_total (bounded: a label here, or the code of
+# an error of atp.core.errors).
+RESERVATION_OUTCOMES = {
+    "insufficient_stock": "short",
+    "idempotency_conflict": "conflict",
+    "reservation_expired": "expired",
+    "reservation_not_found": "not_found",
+    "invalid_transition": "invalid_transition",
+    "location_not_in_channel": "invalid",
+    "unknown_channel": "invalid",
+    "store_unavailable": "unavailable",
+}
+
 
 @dataclass(frozen=True)
 class ApiMetrics:
@@ -70,6 +83,12 @@ class ApiMetrics:
                 registry=registry,
             ),
         )
+
+    def reservation(self, outcome: str) -> None:
+        self.reservations.labels(outcome).inc()
+
+    def reservation_refused(self, code: str) -> None:
+        self.reservations.labels(RESERVATION_OUTCOMES.get(code, code)).inc()
 
     def observe_redis(self, call: str, seconds: float) -> None:
         """For `atp.store.client_from_url(observe=...)`."""

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from api.auth import Forbidden, Unauthorized
 from atp.core.errors import (
     ATPError,
     IdempotencyConflict,
@@ -28,7 +29,8 @@ PROBLEM_JSON = "application/problem+json"
 
 
 class InvalidRequest(ATPError):
-    """A request the API refuses before touching Redis; `code` says which rule it broke."""
+    """A request the API refuses before touching Redis; `code` says which rule it broke, and
+    `status` which HTTP status (422 unless said otherwise)."""
 
     def __init__(self, code: str, message: str, status: int = 422, **extra: Any) -> None:
         super().__init__(message)
@@ -36,10 +38,16 @@ class InvalidRequest(ATPError):
         self.status = status
         self.extra = extra
 
+    def details(self) -> dict[str, object]:
+        return self.extra
 
-# Error class -> (HTTP status, title). The most specific class listed wins.
+
+# Error class -> (HTTP status, title). An error gets the entry of the first class along its
+# MRO that has one, so a subclass can have its own; an error's own `status` wins.
 STATUS: dict[type[ATPError], tuple[int, str]] = {
     InvalidRequest: (422, "Invalid request"),
+    Unauthorized: (401, "Unauthorized"),
+    Forbidden: (403, "Forbidden"),
     UnknownChannel: (422, "Unknown channel"),
     UnknownService: (422, "Unknown delivery service"),
     LocationNotInChannel: (422, "Location cannot serve the channel"),
@@ -53,9 +61,12 @@ STATUS: dict[type[ATPError], tuple[int, str]] = {
 }
 
 
-def register_status(cls: type[ATPError], status: int, title: str) -> None:
-    """For error classes defined in the API layer (auth)."""
-    STATUS[cls] = (status, title)
+def status_of(exc: ATPError) -> tuple[int, str]:
+    """The HTTP status and title of an error (500 for an ATPError nobody mapped)."""
+    status, title = next(
+        (STATUS[cls] for cls in type(exc).__mro__ if cls in STATUS), (500, "Internal error")
+    )
+    return getattr(exc, "status", status), title
 
 
 def problem(
@@ -79,22 +90,8 @@ def problem(
 def install(app: FastAPI) -> None:
     async def on_atp_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ATPError)
-        status, title = next(
-            (v for cls, v in STATUS.items() if isinstance(exc, cls)), (500, "Internal error")
-        )
-        status = getattr(exc, "status", status)
-        if status == 403:
-            title = "Forbidden"
-        extra = getattr(exc, "extra", {})
-        if isinstance(exc, UnknownChannel):
-            extra = {"known_channels": exc.known}
-        elif isinstance(exc, UnknownService):
-            extra = {"known_services": exc.known}
-        elif isinstance(exc, InsufficientStock):
-            extra = {"lines": exc.lines}
-        elif isinstance(exc, InvalidTransition):
-            extra = {"state": exc.state}
-        return problem(status, exc.code, title, exc.message, request.url.path, **extra)
+        status, title = status_of(exc)
+        return problem(status, exc.code, title, exc.message, request.url.path, **exc.details())
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)

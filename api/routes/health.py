@@ -6,9 +6,11 @@ from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
+from api.deps import Svc
 from api.metrics import exposition
 from api.problems import PROBLEM_JSON, problem
-from api.responses import FastJSON, Problem, StatusOut
+from api.responses import FastJSON
+from api.schemas import Problem, StatusOut
 
 router = APIRouter(tags=["health"])
 
@@ -29,8 +31,8 @@ async def healthz() -> FastJSON:
     responses={200: {"model": StatusOut}, 503: {"model": Problem, "content": {PROBLEM_JSON: {}}}},
     summary="Redis answers; ready for traffic",
 )
-async def readyz(request: Request) -> object:
-    if await request.app.state.stock.ping():
+async def readyz(request: Request, svc: Svc) -> object:
+    if await svc.stock.ping():
         return FastJSON({"status": "ready"})
     return problem(503, "not_ready", "Not ready", "Redis does not answer", request.url.path)
 

@@ -118,6 +118,34 @@ def channel_availability(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class LocationTerms:
+    """Every term of the ATP formula at one location, for one channel (for /explain)."""
+
+    location: Location
+    counts: LocationCounts
+    safety_stock: int
+    safety_rule: str  # which rule set the safety stock (atp.core.network.Network.safety_rule)
+    excluded_because: str | None  # why the location does not count for the channel, or None
+    atp: int  # 0 where it does not count
+    oversell_exposure: int
+
+
+def explain(
+    network: Network, channel_id: str, sku: str, counts: Mapping[str, LocationCounts]
+) -> list[LocationTerms]:
+    """The terms at every location of the network, in file order, whether it counts or not."""
+    rows = []
+    for loc in network.locations.values():
+        c = counts.get(loc.id, LocationCounts())
+        safety, rule = network.safety_rule(sku, loc, channel_id)
+        why_not = network.why_not_in_channel(loc, channel_id)
+        atp = location_atp(c.on_hand, c.reserved, safety) if why_not is None else 0
+        exposure = oversell_exposure(c.on_hand, c.reserved, safety)
+        rows.append(LocationTerms(loc, c, safety, rule, why_not, atp, exposure))
+    return rows
+
+
 def channel_total(
     network: Network, channel_id: str, sku: str, counts: Mapping[str, LocationCounts]
 ) -> tuple[int, str]:

@@ -12,6 +12,10 @@ class ATPError(Exception):
         super().__init__(message)
         self.message = message
 
+    def details(self) -> dict[str, object]:
+        """What a caller can act on beside the message (problem+json extension members)."""
+        return {}
+
 
 class InvalidMovement(ATPError):
     """A source message that cannot become a movement; the stream rejects it with `code`."""
@@ -39,6 +43,9 @@ class UnknownChannel(ATPError):
         self.channel = channel
         self.known = known
 
+    def details(self) -> dict[str, object]:
+        return {"known_channels": self.known}
+
 
 class UnknownService(ATPError):
     code = "unknown_service"
@@ -47,6 +54,9 @@ class UnknownService(ATPError):
         super().__init__(f"unknown service {service!r}; known services: {', '.join(known)}")
         self.service = service
         self.known = known
+
+    def details(self) -> dict[str, object]:
+        return {"known_services": self.known}
 
 
 class StoreUnavailable(ATPError):
@@ -63,6 +73,9 @@ class InsufficientStock(ATPError):
     def __init__(self, lines: list[dict[str, object]]) -> None:
         super().__init__(f"{len(lines)} line(s) cannot be held; nothing was reserved")
         self.lines = lines
+
+    def details(self) -> dict[str, object]:
+        return {"lines": self.lines}
 
 
 class IdempotencyConflict(ATPError):
@@ -97,6 +110,9 @@ class InvalidTransition(ATPError):
     def __init__(self, reservation_id: str, state: str, action: str) -> None:
         super().__init__(f"reservation {reservation_id!r} is {state}; it cannot be {action}")
         self.state = state
+
+    def details(self) -> dict[str, object]:
+        return {"state": self.state}
 
 
 class ReservationExpired(ATPError):

@@ -6,6 +6,7 @@ import math
 from functools import lru_cache
 
 EARTH_RADIUS_KM = 6371.0088
+ZIP_PATTERN = r"\d{5}"  # a US ZIP code, as the network file and requests give it
 
 
 @lru_cache(maxsize=1)

@@ -9,8 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 MAX_QTY = 1_000_000
 MAX_ID_LEN = 128
-# Printable text only: no C0/C1 control characters (they break logs, keys and terminals).
-_ID_RE = re.compile(r"[^\x00-\x1f\x7f-\x9f]{1,128}")
+# SKU, location and event ids: printable text only, no C0/C1 control characters (they break
+# logs, keys and terminals).
+IDENTIFIER_PATTERN = r"[^\x00-\x1f\x7f-\x9f]{1,128}"
+_ID_RE = re.compile(IDENTIFIER_PATTERN)
 
 
 class Effect(enum.Enum):

@@ -6,20 +6,27 @@ Pure: the atomic check-and-hold lives in `atp/lua/reserve.lua`, called by `reser
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from atp.core.availability import LocationCounts, location_atp
 from atp.core.errors import LocationNotInChannel
 from atp.core.movements import Movement
 from atp.core.network import Network
 
 # Letters, digits and . _ : - only: the id is part of Redis keys and hold names ('<id>@<loc>').
-RESERVATION_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-STATES = ("held", "confirmed", "released", "expired", "fulfilled")
+RESERVATION_ID_PATTERN = r"[A-Za-z0-9._:-]{1,128}"
+# What each change makes of a reservation, as a past participle (messages, metric labels).
+DONE = {
+    "confirm": "confirmed",
+    "extend": "extended",
+    "release": "released",
+    "expire": "expired",
+    "fulfil": "fulfilled",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,12 +59,56 @@ class ReservationRequest:
         body = orjson.dumps(self.canonical(), option=orjson.OPT_SORT_KEYS)
         return hashlib.sha256(body).hexdigest()
 
-    def skus(self) -> list[str]:
-        """Distinct SKUs in the order of first appearance: the order of the scripts' key groups."""
-        return list(dict.fromkeys(ln.sku for ln in self.lines))
 
 
-def candidates(network: Network, channel: str, line: ReservationLine) -> list[tuple[str, int]]:
+def allocate(quantity: int, available: Sequence[tuple[str, int]]) -> list[tuple[str, int]] | None:
+    """Where `quantity` units go among locations with `available` units, in the order given:
+    whole at the first location that has them all, else split in that order; None if all of
+    them together have too few. (holds.lua applies the same rule when it holds a line.)"""
+    for loc, units in available:
+        if units >= quantity:
+            return [(loc, quantity)]
+    if sum(units for _, units in available if units > 0) < quantity:
+        return None
+    parts, left = [], quantity
+    for loc, units in available:
+        if left > 0 and units > 0:
+            take = min(left, units)
+            parts.append((loc, take))
+            left -= take
+    return parts
+
+
+Candidates = list[tuple[str, int]]  # (location, safety stock there), in the order to try
+
+
+def hold_lines(
+    lines: Sequence[tuple[int, int, Candidates]], counts: Mapping[str, LocationCounts]
+) -> tuple[list[tuple[int, list[tuple[str, int]]]], list[tuple[int, int, int]]]:
+    """One SKU's lines of a reservation, (index in the request, quantity, candidates), held
+    against its counts: per line its parts [(location, units)], and the lines that do not fit
+    as (index, requested, available). A line takes the ATP left after the lines before it.
+    The Python original of holds.lua's take (tests/integration/test_parity.py)."""
+    taken: dict[str, int] = {}
+    allocations: list[tuple[int, list[tuple[str, int]]]] = []
+    shortages: list[tuple[int, int, int]] = []
+    for index, quantity, cands in lines:
+        available = []
+        for loc, safety in cands:
+            c = counts.get(loc, LocationCounts())
+            atp = location_atp(c.on_hand, c.reserved, safety)
+            available.append((loc, max(0, atp - taken.get(loc, 0))))
+        parts = allocate(quantity, available)
+        if parts is None:
+            shortages.append((index, quantity, sum(units for _, units in available)))
+            parts = []
+        for loc, units in parts:
+            taken[loc] = taken.get(loc, 0) + units
+        allocations.append((index, parts))
+    return allocations, shortages
+
+
+def candidates(network: Network, channel: str, line: ReservationLine) -> Candidates:
     """Where a line may be held, with the safety stock there, in the order to try."""
     if line.location_id is not None:
         loc = network.locations.get(line.location_id)

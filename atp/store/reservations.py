@@ -41,12 +41,10 @@ from atp.core.errors import (
     StoreUnavailable,
 )
 from atp.core.network import Network
-from atp.core.reservations import ReservationLine, ReservationRequest, candidates, view
+from atp.core.reservations import DONE, ReservationLine, ReservationRequest, candidates, view
 from atp.store import keys
 from atp.store.client import REDIS_DOWN
 from atp.store.scripts import load_script
-
-ACTIONS = {"confirm": "confirmed", "extend": "extended", "release": "released"}
 
 
 def _text(value: Any) -> str:
@@ -138,6 +136,22 @@ class ReservationStore:
             raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
         return True, await self.get(rid, now_ms)
 
+    async def reserve_first(
+        self, requests: list[ReservationRequest], network: Network, now_ms: int
+    ) -> tuple[int, bool, dict[str, Any]]:
+        """Hold the first of `requests` (alternatives under one reservation id, best first)
+        that fits now: (its index, created, view). When none fits, InsufficientStock lists the
+        short lines of every one, each with the `plan` number it belongs to (1-based)."""
+        shortfalls: list[dict[str, object]] = []
+        for i, req in enumerate(requests):
+            try:
+                created, held = await self.reserve(req, network, now_ms)
+            except InsufficientStock as exc:
+                shortfalls += [{**line, "plan": i + 1} for line in exc.lines]
+                continue
+            return i, created, held
+        raise InsufficientStock(shortfalls)
+
     def take_args(self, req: ReservationRequest, network: Network) -> dict[str, list[Any]]:
         """ARGV of `holds.lua take` after expires_at, per SKU in the order they are taken."""
         network.channel(req.channel)
@@ -201,7 +215,7 @@ class ReservationStore:
         if reply[0] == "not_found":
             raise ReservationNotFound(rid)
         if reply[0] == "invalid":
-            raise InvalidTransition(rid, reply[1], ACTIONS.get(op, op))
+            raise InvalidTransition(rid, reply[1], DONE.get(op, op))
         return await self.get(rid, now_ms)
 
     async def _persist_or_extend(

@@ -12,6 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from atp.core.errors import NetworkConfigError
+from atp.core.geo import ZIP_PATTERN
 from atp.core.movements import is_valid_identifier
 from atp.core.network.checks import CAPABILITIES, LOCATION_TYPES
 from atp.core.network.checks import mapping as _mapping
@@ -22,7 +23,7 @@ from atp.core.network.model import Channel, Location, Network, SafetyRules
 from atp.core.network.services import parse_services
 from atp.core.promise import parse_hhmm
 
-_ZIP_RE = re.compile(r"\d{5}")
+_ZIP_RE = re.compile(ZIP_PATTERN)
 
 
 def parse_network(

@@ -1,0 +1,302 @@
+"""Every request and response model of the API (what OpenAPI documents), and the patterns its
+identifiers follow, built from the core's."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Path, Query
+from pydantic import AwareDatetime, BaseModel, Field, model_validator
+
+from atp.core.geo import ZIP_PATTERN
+from atp.core.movements import IDENTIFIER_PATTERN
+from atp.core.reservations import RESERVATION_ID_PATTERN
+
+SKU_PATTERN = f"^{IDENTIFIER_PATTERN}$"
+RID_PATTERN = f"^{RESERVATION_ID_PATTERN}$"
+ZIP = f"^{ZIP_PATTERN}$"
+
+ChannelQ = Annotated[str, Query(description="Channel (location group) to answer for")]
+PostalQ = Annotated[
+    str | None,
+    Query(pattern=ZIP, description="US ZIP code: adds pickup stores nearby with stock"),
+]
+RadiusQ = Annotated[
+    float | None, Query(gt=0, le=500, description="Pickup search radius in km (default 50)")
+]
+IncludeQ = Annotated[
+    str, Query(pattern=r"^(locations|none)$", description="`locations` (default) or `none`")
+]
+ReservationId = Annotated[str, Path(pattern=RID_PATTERN)]
+
+
+# Availability ---------------------------------------------------------------------------
+
+
+class LocationOut(BaseModel):
+    location_id: str
+    type: str
+    on_hand: int
+    reserved: int
+    safety_stock: int
+    atp: int
+
+
+class InboundOut(BaseModel):
+    location_id: str
+    eta: str
+    qty: int
+
+
+class PickupOut(BaseModel):
+    location_id: str
+    name: str
+    distance_km: float
+    atp: int
+
+
+class AvailabilityOut(BaseModel):
+    sku: str
+    channel: str
+    atp: int
+    status: str
+    updated_at: str | None
+    age_ms: int | None
+    next_inbound: InboundOut | None
+    locations: list[LocationOut] | None = None
+    pickup: list[PickupOut] | None = None
+
+
+class BatchOut(BaseModel):
+    channel: str
+    results: list[AvailabilityOut]
+
+
+class ExplainLocationOut(BaseModel):
+    location_id: str
+    type: str
+    enabled: bool
+    counts_for_channel: bool
+    excluded_because: str | None
+    on_hand: int
+    reserved: int
+    safety_stock: int
+    safety_stock_rule: str
+    atp: int
+    oversell_exposure: int
+    inbound: list[dict[str, object]]
+    last_count_at: str | None
+    last_movement_at: str | None
+    deltas_since_count: int
+
+
+class ExplainOut(BaseModel):
+    sku: str
+    channel: str
+    formula: str
+    atp: int
+    status: str
+    low_stock_threshold: int
+    updated_at: str | None
+    age_ms: int | None
+    locations: list[ExplainLocationOut]
+
+
+class BatchQuery(BaseModel):
+    skus: list[str] = Field(min_length=1, description="Up to ATP_MAX_BATCH_SKUS (500) SKUs")
+    channel: str = "online"
+    postal_code: str | None = Field(None, pattern=ZIP)
+    radius_km: float | None = Field(None, gt=0, le=500)
+    include: str = Field("none", pattern=r"^(locations|none)$")
+
+
+# Delivery options and sourcing plans ---------------------------------------------------
+
+
+class BasketLineIn(BaseModel):
+    sku: str = Field(pattern=SKU_PATTERN)
+    quantity: int = Field(ge=1, le=100_000)
+
+
+class DestinationIn(BaseModel):
+    postal_code: str | None = Field(None, pattern=ZIP, description="US ZIP code")
+    lat: float | None = Field(None, ge=-90, le=90)
+    lon: float | None = Field(None, ge=-180, le=180)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> DestinationIn:
+        has_point = self.lat is not None and self.lon is not None
+        if (self.postal_code is None) == (not has_point) or (self.lat is None) != (
+            self.lon is None
+        ):
+            raise ValueError("give either postal_code, or both lat and lon")
+        return self
+
+
+class DeliveryQuery(BaseModel):
+    lines: list[BasketLineIn] = Field(min_length=1, max_length=50)
+    destination: DestinationIn
+    channel: str | None = Field(
+        None, description="Safety-stock rules and locations to sell from (default online)"
+    )
+    now: AwareDatetime | None = Field(
+        None, description="Order time for tests and what-if; only if ATP_ALLOW_NOW_OVERRIDE"
+    )
+
+
+class ReserveIn(BaseModel):
+    reservation_id: str = Field(pattern=RID_PATTERN, description="Client-chosen idempotency key")
+    ttl_seconds: int = Field(900, ge=1)
+
+
+class PlanQuery(DeliveryQuery):
+    service: str = Field("standard", description="A service of the network file")
+    max_plans: int = Field(5, ge=1, le=20)
+    reserve: ReserveIn | None = Field(
+        None, description="Hold the first plan that can still be held (needs the reserve scope)"
+    )
+
+
+class BasketLineOut(BaseModel):
+    sku: str
+    quantity: int
+
+
+class PartOut(BaseModel):
+    location_id: str
+    location_name: str
+    distance_km: float
+    ready_at: str
+    promised_by: str
+    lines: list[BasketLineOut]
+
+
+class StoreOut(BaseModel):
+    location_id: str
+    name: str
+    distance_km: float
+    atp: dict[str, int]
+    ready_by: str
+    cutoff_at: str
+    order_within_seconds: int
+
+
+class TransferOut(BaseModel):
+    location_id: str
+    from_location_id: str
+    ready_by: str
+
+
+class OptionOut(BaseModel):
+    service: str
+    kind: str
+    location_id: str | None = Field(description="The one location; null when split")
+    promised_by: str = Field(description="Latest arrival, or ready for pickup")
+    window_start: str | None = Field(description="Couriers: earliest arrival")
+    delivery_date: str
+    cutoff_at: str = Field(description="Order before this to keep this promise")
+    order_within_seconds: int
+    split: bool
+    parts: list[PartOut]
+    stores: list[StoreOut] | None = Field(None, description="Pickup: stores with the basket")
+    transfer: TransferOut | None = None
+
+
+class NotOfferedOut(BaseModel):
+    service: str
+    reason: str
+
+
+class DestinationOut(BaseModel):
+    postal_code: str | None
+    lat: float
+    lon: float
+    timezone: str
+
+
+class OptionsOut(BaseModel):
+    destination: DestinationOut
+    now: str
+    options: list[OptionOut]
+    not_offered: list[NotOfferedOut] | None = None
+
+
+class PlanOut(BaseModel):
+    rank: int
+    promised_by: str
+    cutoff_at: str
+    order_within_seconds: int
+    split: bool
+    total_distance_km: float
+    parts: list[PartOut]
+
+
+class PlansOut(BaseModel):
+    service: str
+    channel: str
+    destination: DestinationOut
+    now: str
+    plans: list[PlanOut]
+    reason: str | None
+    reserved_plan: int | None
+    reservation: dict[str, Any] | None
+
+
+# Reservations -----------------------------------------------------------------------------
+
+
+class ReservationLineIn(BaseModel):
+    sku: str = Field(pattern=SKU_PATTERN)
+    quantity: int = Field(ge=1, le=1_000_000)
+    location_id: str | None = Field(
+        None, pattern=SKU_PATTERN, description="Omit to let the service choose in the channel"
+    )
+
+
+class ReservationIn(BaseModel):
+    reservation_id: str = Field(pattern=RID_PATTERN, description="Client-chosen idempotency key")
+    lines: list[ReservationLineIn] = Field(min_length=1, max_length=200)
+    ttl_seconds: int = Field(900, ge=1, description="How long a cart hold lasts")
+    channel: str = "online"
+
+
+class ExtendIn(BaseModel):
+    ttl_seconds: int = Field(ge=1, description="New hold time, counted from now")
+
+
+class AllocationOut(BaseModel):
+    location_id: str
+    quantity: int
+
+
+class ReservationLineOut(BaseModel):
+    sku: str
+    quantity: int
+    location_id: str | None
+    allocations: list[AllocationOut]
+
+
+class ReservationOut(BaseModel):
+    reservation_id: str
+    state: str
+    channel: str
+    created_at: str
+    updated_at: str
+    expires_at: str | None
+    lines: list[ReservationLineOut]
+
+
+# Health and errors -------------------------------------------------------------------------
+
+
+class StatusOut(BaseModel):
+    status: str
+
+
+class Problem(BaseModel):
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    instance: str
