@@ -490,7 +490,7 @@ class Bench:
 
     def redis_note(self, before: dict[str, tuple[int, int]], requests: int) -> str:
         """EVALSHA, SCRIPT EXISTS and HGETALL calls per request during a run, and Redis's own
-        time per call. commandstats also counts commands that scripts run (atp/lua/*.lua)."""
+        time per call. commandstats also counts commands that scripts run (atp/store/lua/*.lua)."""
         after = self.redis_stats()
         parts = []
         for name in ("evalsha", "script|exists", "hgetall"):
@@ -563,11 +563,11 @@ class Bench:
 
     async def raw_reserve(self, mode: str, seconds: float, tasks: int) -> Row:
         """Reserving on the hot SKU from this process, `tasks` concurrent loops, no HTTP: the whole
-        ReservationStore.reserve (mode "store"), or its check-and-hold, holds.lua take, alone."""
+        ReservationStore.reserve (mode "store"), or its check-and-hold, hold/take.lua, alone."""
         network = load_network(Path(NETWORK_FILE))
         client = client_from_url(self.redis_url, max_connections=max(64, tasks))
         store = ReservationStore(client, 24 * 3600 * 1000)
-        script = client.register_script(load_script("holds.lua"))
+        script = client.register_script(load_script("hold/take.lua"))
         latencies: list[float] = []
         outcomes: Counter[str] = Counter()
         stop_at = 0.0
@@ -575,7 +575,7 @@ class Bench:
         def args_for(req: ReservationRequest, now: int) -> tuple[list[str], list[Any]]:
             take = store.take_args(req, network)[HOT_SKU]
             expires = now + req.ttl_seconds * 1000
-            return keys.sku_keys(HOT_SKU), ["take", req.reservation_id, now, expires, *take]
+            return keys.sku_keys(HOT_SKU), [req.reservation_id, now, expires, *take]
 
         async def loop(tid: int) -> None:
             n = 0
@@ -621,7 +621,7 @@ class Bench:
         label = (
             "e. ReservationStore.reserve (no HTTP)"
             if mode == "store"
-            else "e. holds.lua take alone, EVALSHA (no HTTP)"
+            else "e. hold/take.lua alone, EVALSHA (no HTTP)"
         )
         row = Row(
             key=f"raw_{mode}",

@@ -11,7 +11,7 @@ ports, started and stopped by PID inside the benchmark):
   apply      apply_rate.py: the worker's apply rate vs a do-nothing faust agent and aiokafka
   mixed      mixed_sources.py: warehouses, stores and 3PLs mixed, vs aiokafka
   freshness  freshness.py: p50/p99 from production to Redis at fixed offered rates, vs idle
-  api        api_bench.py: lookups, batches, reservations and reserve.lua vs a bare endpoint
+  api        api_bench.py: lookups, batches, reservations and hold/take.lua vs a bare endpoint
   memory     ledger_memory.py: Redis bytes per (SKU, location) with 1M pairs vs served-only
 
 and prints one markdown table: figure, baseline, ratio, target, met/missed. Figures are printed,
@@ -227,8 +227,8 @@ def run_api(opts: argparse.Namespace) -> list[Figure]:
     rate_row("batch", f"batch lookups of {api_bench.BATCH_SKUS} SKUs (requests/s)")
     rate_row("reserve_hot", "reservations through the API, one hot SKU", 0.70)
     rate_row("reserve_spread", "reservations through the API, spread SKUs", 0.70)
-    rate_row("raw_store", "reserve.lua via ReservationStore.reserve, no HTTP")
-    rate_row("raw_script", "reserve.lua alone (EVALSHA through redis-py), no HTTP")
+    rate_row("raw_store", "ReservationStore.reserve (the saga), no HTTP")
+    rate_row("raw_script", "hold/take.lua alone (EVALSHA through redis-py), no HTTP")
     rate_row("delivery", "delivery options, 3-line basket, POST /v1/delivery-options")
     dhalf = by["delivery_half"]
     out.append(

@@ -1,6 +1,8 @@
-"""Reservations: the request, its fingerprint, the candidate locations per line, and the view.
+"""Reservations: the request and its fingerprint, where lines may be held and how they are
+placed, the states and transitions, the overdue rule, and the view. Pure.
 
-Pure: the atomic check-and-hold lives in `atp/lua/reserve.lua`, called by `reservation_store`.
+Redis applies these rules too, atomically (atp/store/lua/hold/ and atp/store/lua/record/); each
+script names its Python original here, and tests/integration/test_parity.py runs both.
 """
 
 from __future__ import annotations
@@ -19,6 +21,20 @@ from atp.core.network import Network
 
 # Letters, digits and . _ : - only: the id is part of Redis keys and hold names ('<id>@<loc>').
 RESERVATION_ID_PATTERN = r"[A-Za-z0-9._:-]{1,128}"
+# States. `pending` marks an id whose holds are being taken (not yet a reservation); `held`
+# expires at its `expires_ms`; `confirmed` does not; the last three are closed.
+PENDING, HELD, CONFIRMED = "pending", "held", "confirmed"
+RELEASED, EXPIRED, FULFILLED = "released", "expired", "fulfilled"
+STATES = (PENDING, HELD, CONFIRMED, RELEASED, EXPIRED, FULFILLED)
+# The state a reservation is in after each event it publishes on stock.reservations.
+STATE_AFTER_EVENT = {
+    "held": HELD,
+    "extended": HELD,
+    "confirmed": CONFIRMED,
+    "released": RELEASED,
+    "expired": EXPIRED,
+    "fulfilled": FULFILLED,
+}
 # What each change makes of a reservation, as a past participle (messages, metric labels).
 DONE = {
     "confirm": "confirmed",
@@ -60,11 +76,10 @@ class ReservationRequest:
         return hashlib.sha256(body).hexdigest()
 
 
-
 def allocate(quantity: int, available: Sequence[tuple[str, int]]) -> list[tuple[str, int]] | None:
     """Where `quantity` units go among locations with `available` units, in the order given:
     whole at the first location that has them all, else split in that order; None if all of
-    them together have too few. (holds.lua applies the same rule when it holds a line.)"""
+    them together have too few. (hold/take.lua applies the same rule when it holds a line.)"""
     for loc, units in available:
         if units >= quantity:
             return [(loc, quantity)]
@@ -88,7 +103,7 @@ def hold_lines(
     """One SKU's lines of a reservation, (index in the request, quantity, candidates), held
     against its counts: per line its parts [(location, units)], and the lines that do not fit
     as (index, requested, available). A line takes the ATP left after the lines before it.
-    The Python original of holds.lua's take (tests/integration/test_parity.py)."""
+    The Python original of hold/take.lua (tests/integration/test_parity.py)."""
     taken: dict[str, int] = {}
     allocations: list[tuple[int, list[tuple[str, int]]]] = []
     shortages: list[tuple[int, int, int]] = []
@@ -126,21 +141,70 @@ def candidates(network: Network, channel: str, line: ReservationLine) -> Candida
     ]
 
 
-def view(reservation_id: str, record: dict[str, Any], now_ms: int) -> dict[str, Any]:
+def is_overdue(expires_ms: int, now_ms: int) -> bool:
+    """A hold (and a held reservation) stops counting at its expiry: overdue at now >= expires.
+    Every script that discounts, gives back or expires holds applies the same rule."""
+    return now_ms >= expires_ms
+
+
+def transition(state: str, op: str, overdue: bool) -> tuple[str, str]:
+    """What a change does to a reservation in `state` (overdue: a held one past its expiry):
+    (reply, state after), where reply is `ok` (changed), `noop` (nothing to do: a repeat, or
+    not due), `invalid` (not possible in this state) or `expired` (a confirm or extend that
+    came too late: the caller expires it). The Python original of atp/store/lua/record/."""
+    if op == "expire":
+        return ("ok", EXPIRED) if overdue else ("noop", state)
+    if op == "release":
+        if state in (RELEASED, EXPIRED):
+            return "noop", state
+        if state == FULFILLED:
+            return "invalid", state
+        return "ok", EXPIRED if overdue else RELEASED
+    if op == "fulfil":
+        return ("ok", FULFILLED) if state in (HELD, CONFIRMED) else ("noop", state)
+    if op == "confirm" and state == CONFIRMED:
+        return "noop", state
+    if state != HELD:
+        return "invalid", state
+    if overdue:
+        return "expired", state
+    return "ok", CONFIRMED if op == "confirm" else HELD
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A reservation as its record keeps it."""
+
+    state: str
+    request: dict[str, Any]  # ReservationRequest.canonical()
+    allocations: list[list[list[Any]]]  # per line: [[location, units], ...]
+    created_ms: int
+    updated_ms: int
+    expires_ms: int
+
+    def hold_locations(self) -> dict[str, list[str]]:
+        """The locations it holds stock at, per SKU."""
+        out: dict[str, list[str]] = {}
+        for line, parts in zip(self.request["lines"], self.allocations, strict=False):
+            for loc, _ in parts:
+                locs = out.setdefault(line["sku"], [])
+                if loc not in locs:
+                    locs.append(loc)
+        return out
+
+
+def view(reservation_id: str, stored: Stored, now_ms: int) -> dict[str, Any]:
     """The API's representation of a stored reservation (a held one past expiry reads expired)."""
-    request = orjson.loads(record["request"])
-    allocations = orjson.loads(record["allocations"])
-    state = record["state"]
-    expires_ms = int(record["expires_ms"])
-    if state == "held" and now_ms >= expires_ms:
-        state = "expired"
+    state = stored.state
+    if state == HELD and is_overdue(stored.expires_ms, now_ms):
+        state = EXPIRED
     return {
         "reservation_id": reservation_id,
         "state": state,
-        "channel": request["channel"],
-        "created_ms": int(record["created_ms"]),
-        "updated_ms": int(record["updated_ms"]),
-        "expires_ms": expires_ms if state == "held" else None,
+        "channel": stored.request["channel"],
+        "created_ms": stored.created_ms,
+        "updated_ms": stored.updated_ms,
+        "expires_ms": stored.expires_ms if state == HELD else None,
         "lines": [
             {
                 "sku": ln["sku"],
@@ -148,7 +212,7 @@ def view(reservation_id: str, record: dict[str, Any], now_ms: int) -> dict[str, 
                 "location_id": ln["location_id"],
                 "allocations": [{"location_id": loc, "quantity": q} for loc, q in parts],
             }
-            for ln, parts in zip(request["lines"], allocations, strict=True)
+            for ln, parts in zip(stored.request["lines"], stored.allocations, strict=True)
         ],
     }
 

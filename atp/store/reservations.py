@@ -1,22 +1,24 @@
-"""Reservations in Redis: a saga of single-slot Lua scripts, return codes mapped to errors.
+"""Reservations in Redis: a saga of single-slot scripts, their reply codes turned into typed
+errors in one table (RECORD_ERRORS).
 
 A reservation's record, its shard's expiring index and outbox share one slot (`{r<n>}`); each
 SKU's stock, holds and expiry share the SKU's slot. So no script touches two slots, and the same
 code runs on one Redis and on Redis Cluster. A reservation is made in steps:
 
-1. `reservation.lua begin` marks the id as taken (state `pending`, until the hold's expiry), so
-   a repeated request is answered, not run twice.
-2. `holds.lua take`, SKU by SKU in sorted order: each SKU's check-and-hold is atomic, so two
-   customers never get the last unit. When a SKU is short, the rest are only checked (every
-   shortfall is reported) and what was held is given back (`release`), then the mark dropped.
-3. `reservation.lua commit`: pending -> held, indexed for the sweeper, and its event in the
-   outbox, in one step.
+1. `record/begin.lua` marks the id as taken (state `pending`, until the hold's expiry), so a
+   repeated request is answered, not run twice.
+2. `hold/take.lua`, SKU by SKU in sorted order: each SKU's check-and-hold is atomic, so two
+   customers never get the last unit. When a SKU is short, the rest are only checked
+   (`hold/check.lua`: every shortfall is reported) and what was held is given back
+   (`hold/release.lua`), then the mark dropped (`record/abort.lua`).
+3. `record/commit.lua`: pending -> held, indexed for the sweeper, and its event in the outbox,
+   in one step.
 
 Holds carry the reservation's expiry, like the pending mark, so if the process dies between
-steps both vanish at the TTL (reads and the next `take` already discount overdue holds). The
+steps both vanish at the TTL (reads and the next take already discount overdue holds). The
 price of the steps: while a request holds its first SKUs it may make a concurrent request for
 the same SKUs fail although, once it gives them back, there would have been enough. Taking SKUs
-in one order keeps that rare (with two SKUs it cannot change who wins; README "Redis Cluster").
+in one order keeps that rare (with two SKUs it cannot change who wins; docs/operations.md).
 
 State changes run the SKU side first, then the record: a release gives the holds back, then
 closes the record, so a crash in between leaves a record that a retry or the sweeper closes, never
@@ -26,12 +28,14 @@ a confirmed hold that nothing would give back.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
 
 from atp.core.errors import (
+    ATPError,
     IdempotencyConflict,
     InsufficientStock,
     InvalidTransition,
@@ -41,43 +45,68 @@ from atp.core.errors import (
     StoreUnavailable,
 )
 from atp.core.network import Network
-from atp.core.reservations import DONE, ReservationLine, ReservationRequest, candidates, view
+from atp.core.reservations import (
+    CONFIRMED,
+    DONE,
+    HELD,
+    PENDING,
+    ReservationLine,
+    ReservationRequest,
+    Stored,
+    candidates,
+    is_overdue,
+    view,
+)
 from atp.store import keys
-from atp.store.client import REDIS_DOWN
-from atp.store.scripts import load_script
+from atp.store.client import REDIS_DOWN, unavailable_as_error
+from atp.store.scripts import Scripts
+
+
+class ReservationLost(StoreUnavailable):
+    """The pending mark expired before the holds were all taken (a stall longer than the TTL);
+    what was held is given back."""
+
+    def __init__(self, reservation_id: str) -> None:
+        super().__init__(f"reservation {reservation_id!r} took longer than its TTL to make")
+
+
+# A record script's reply code -> the error it means, from the reservation id, the change asked
+# for and the reply's other fields. Every other code is an answer (begun, replay, held, ok, ...).
+RECORD_ERRORS: dict[str, Callable[[str, str, list[str]], ATPError]] = {
+    "conflict": lambda rid, op, _: IdempotencyConflict(rid),
+    "pending": lambda rid, op, _: ReservationInProgress(rid),
+    "not_found": lambda rid, op, _: ReservationNotFound(rid),
+    "invalid": lambda rid, op, fields: InvalidTransition(rid, fields[0], DONE.get(op, op)),
+    "expired": lambda rid, op, _: ReservationExpired(rid),
+    "lost": lambda rid, op, _: ReservationLost(rid),
+}
 
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def hold_locations(record: dict[str, str]) -> dict[str, list[str]]:
-    """The locations a stored reservation holds stock at, per SKU (from its allocations)."""
-    request = orjson.loads(record["request"])
-    allocations = orjson.loads(record.get("allocations") or "[]")
-    out: dict[str, list[str]] = defaultdict(list)
-    for line, parts in zip(request["lines"], allocations, strict=False):
-        for loc, _ in parts:
-            if loc not in out[line["sku"]]:
-                out[line["sku"]].append(loc)
-    return dict(out)
-
-
 class ReservationStore:
     def __init__(self, client: aioredis.Redis, replay_ttl_ms: int) -> None:
         self._redis = client
         self._replay_ttl_ms = replay_ttl_ms
-        self._record_script = client.register_script(load_script("reservation.lua"))
-        self._holds_script = client.register_script(load_script("holds.lua"))
+        self._scripts = Scripts(client)
 
-    async def _rec(self, rid: str, *args: Any) -> list[str]:
-        reply = await self._record_script(
-            keys=keys.record_keys(rid), args=[args[0], rid, *args[1:]]
-        )
-        return [_text(x) for x in reply]
+    async def _record(self, op: str, rid: str, now_ms: int, *args: Any) -> list[str]:
+        """Run `record/<op>.lua`; a reply code of RECORD_ERRORS is raised as its error."""
+        script = self._scripts[f"record/{op}.lua"]
+        reply = [
+            _text(x) for x in await script(keys=keys.record_keys(rid), args=[rid, now_ms, *args])
+        ]
+        error = RECORD_ERRORS.get(reply[0])
+        if error is not None:
+            raise error(rid, op, reply[1:])
+        return reply
 
-    async def _sku(self, sku: str, op: str, rid: str, now_ms: int, *args: Any) -> list[Any]:
-        reply = await self._holds_script(keys=keys.sku_keys(sku), args=[op, rid, now_ms, *args])
+    async def _hold(self, op: str, sku: str, rid: str, now_ms: int, *args: Any) -> list[Any]:
+        """Run `hold/<op>.lua` on the SKU's keys; its reply with the code as text."""
+        script = self._scripts[f"hold/{op}.lua"]
+        reply = await script(keys=keys.sku_keys(sku), args=[rid, now_ms, *args])
         return [_text(reply[0]), *reply[1:]]
 
     async def reserve(
@@ -87,22 +116,20 @@ class ReservationStore:
         rid, fingerprint = req.reservation_id, req.fingerprint()
         per_sku = self.take_args(req, network)  # validates the lines before anything is written
         expires = now_ms + req.ttl_seconds * 1000
-        try:
-            begun = await self._rec(
-                rid, "begin", now_ms, fingerprint, orjson.dumps(req.canonical()), expires
+        # Redis away midway: what was held stays until its expiry, like the pending mark, and
+        # then both vanish.
+        with unavailable_as_error():
+            begun = await self._record(
+                "begin", rid, now_ms, fingerprint, orjson.dumps(req.canonical()), expires
             )
-            if begun[0] != "begun":
-                if begun[1] != "1":
-                    raise IdempotencyConflict(rid)
-                if begun[0] == "pending":
-                    raise ReservationInProgress(rid)
+            if begun[0] == "replay":
                 return False, await self.get(rid, now_ms)
             held: dict[str, list[str]] = {}
             parts: dict[int, list[list[Any]]] = {}
             shortages: list[list[int]] = []
             for sku, args in per_sku.items():
                 op = "check" if shortages else "take"
-                reply = await self._sku(sku, op, rid, now_ms, expires, *args)
+                reply = await self._hold(op, sku, rid, now_ms, expires, *args)
                 if reply[0] == "short":
                     shortages += orjson.loads(reply[1])
                 elif op == "take":
@@ -111,29 +138,15 @@ class ReservationStore:
                     parts.update((line, ps) for line, ps in lines)
             if shortages:
                 await self._give_back(rid, now_ms, held)
-                await self._rec(rid, "abort", now_ms, fingerprint)
-                raise InsufficientStock(
-                    [
-                        {
-                            "line": line,
-                            "sku": req.lines[line].sku,
-                            "location_id": req.lines[line].location_id,
-                            "requested": requested,
-                            "available": available,
-                        }
-                        for line, requested, available in sorted(shortages)
-                    ]
-                )
+                await self._record("abort", rid, now_ms, fingerprint)
+                raise InsufficientStock(_short_lines(req, shortages))
             allocations = orjson.dumps([parts[i] for i in range(len(req.lines))])
             record_until = expires + self._replay_ttl_ms
-            done = await self._rec(rid, "commit", now_ms, fingerprint, allocations, record_until)
-            if done[0] != "held":
-                # Our mark expired before we finished (a stall longer than the TTL).
+            try:
+                await self._record("commit", rid, now_ms, fingerprint, allocations, record_until)
+            except ReservationLost:
                 await self._give_back(rid, now_ms, held)
-                raise StoreUnavailable(f"reservation {rid!r} took longer than its TTL to make")
-        except REDIS_DOWN as exc:
-            # What was held stays until its expiry, like the pending mark: both then vanish.
-            raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
+                raise
         return True, await self.get(rid, now_ms)
 
     async def reserve_first(
@@ -153,87 +166,97 @@ class ReservationStore:
         raise InsufficientStock(shortfalls)
 
     def take_args(self, req: ReservationRequest, network: Network) -> dict[str, list[Any]]:
-        """ARGV of `holds.lua take` after expires_at, per SKU in the order they are taken."""
+        """ARGV of `hold/take.lua` after expires_at, per SKU in the order they are taken."""
         network.channel(req.channel)
         lines: dict[str, list[Any]] = defaultdict(list)
+        counts: dict[str, int] = defaultdict(int)
         for i, line in enumerate(req.lines):
             cands = candidates(network, req.channel, line)
             lines[line.sku] += [i, line.quantity, len(cands)]
             for loc, safety in cands:
                 lines[line.sku] += [loc, safety]
+            counts[line.sku] += 1
         # One order for everybody: see the module docstring.
-        return {sku: [len(_lines_of(req, sku)), *lines[sku]] for sku in sorted(lines)}
+        return {sku: [counts[sku], *lines[sku]] for sku in sorted(lines)}
 
     async def _give_back(self, rid: str, now_ms: int, held: dict[str, list[str]]) -> None:
         for sku, locs in held.items():
             if locs:
-                await self._sku(sku, "release", rid, now_ms, *locs)
+                await self._hold("release", sku, rid, now_ms, *locs)
 
-    async def _record(self, reservation_id: str) -> dict[str, str]:
-        try:
+    async def _stored(self, reservation_id: str) -> Stored:
+        with unavailable_as_error():
             raw = await self._redis.hgetall(keys.reservation(reservation_id))
-        except REDIS_DOWN as exc:
-            raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
         record = {k.decode(): v.decode() for k, v in raw.items()}
-        if not record or record.get("state") == "pending":
+        if not record or record.get("state") == PENDING:
             raise ReservationNotFound(reservation_id)
-        return record
+        return Stored(
+            state=record["state"],
+            request=orjson.loads(record["request"]),
+            allocations=orjson.loads(record.get("allocations") or "[]"),
+            created_ms=int(record["created_ms"]),
+            updated_ms=int(record["updated_ms"]),
+            expires_ms=int(record["expires_ms"]),
+        )
 
     async def get(self, reservation_id: str, now_ms: int) -> dict[str, Any]:
-        return view(reservation_id, await self._record(reservation_id), now_ms)
+        return view(reservation_id, await self._stored(reservation_id), now_ms)
 
     async def transition(
         self, reservation_id: str, op: str, now_ms: int, ttl_seconds: int | None = None
     ) -> dict[str, Any]:
         """confirm, extend, release, expire or fulfil; returns the reservation afterwards."""
         rid = reservation_id
-        record = await self._record(rid)
-        locs = hold_locations(record)
-        state = record["state"]
-        overdue = state == "held" and now_ms >= int(record["expires_ms"])
-        new_expiry = now_ms + ttl_seconds * 1000 if ttl_seconds else 0
-        try:
+        stored = await self._stored(rid)
+        locs = stored.hold_locations()
+        state = stored.state
+        overdue = state == HELD and is_overdue(stored.expires_ms, now_ms)
+        with unavailable_as_error():
             if op in ("release", "expire") and (
-                (op == "release" and state in ("held", "confirmed")) or overdue
+                (op == "release" and state in (HELD, CONFIRMED)) or overdue
             ):
                 await self._give_back(rid, now_ms, locs)
-            elif op in ("confirm", "extend") and state == "held":
+            elif op in ("confirm", "extend") and state == HELD:
+                new_expiry = now_ms + (ttl_seconds or 0) * 1000
                 if overdue or not await self._persist_or_extend(rid, op, now_ms, new_expiry, locs):
                     await self._expire(rid, now_ms, locs)
                     raise ReservationExpired(rid)
             elif op == "fulfil":
                 for sku, sku_locs in locs.items():
-                    reply = await self._sku(sku, "left", rid, now_ms, *sku_locs)
+                    reply = await self._hold("left", sku, rid, now_ms, *sku_locs)
                     if int(reply[1]):
-                        return view(rid, record, now_ms)  # shipments have not used it all up
-            reply = await self._rec(rid, op, now_ms, new_expiry, self._replay_ttl_ms)
-            if reply[0] == "expired":  # went overdue since we looked
+                        return view(rid, stored, now_ms)  # shipments have not used it all up
+            try:
+                await self._record(op, rid, now_ms, *self._change_args(op, now_ms, ttl_seconds))
+            except ReservationExpired:  # went overdue since we looked
                 await self._expire(rid, now_ms, locs)
-                raise ReservationExpired(rid)
-        except REDIS_DOWN as exc:
-            raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
-        if reply[0] == "not_found":
-            raise ReservationNotFound(rid)
-        if reply[0] == "invalid":
-            raise InvalidTransition(rid, reply[1], DONE.get(op, op))
+                raise
         return await self.get(rid, now_ms)
+
+    def _change_args(self, op: str, now_ms: int, ttl_seconds: int | None) -> list[int]:
+        """ARGV of `record/<op>.lua` after the id and the time."""
+        if op == "confirm":
+            return []
+        if op == "extend":
+            return [now_ms + (ttl_seconds or 0) * 1000, self._replay_ttl_ms]
+        return [self._replay_ttl_ms]
 
     async def _persist_or_extend(
         self, rid: str, op: str, now_ms: int, new_expiry: int, locs: dict[str, list[str]]
     ) -> bool:
         """Take the holds off their expiry (confirm) or move it (extend); False if overdue."""
         for sku, sku_locs in locs.items():
-            args = [*sku_locs] if op == "confirm" else [new_expiry, *sku_locs]
-            reply = await self._sku(
-                sku, "persist" if op == "confirm" else "extend", rid, now_ms, *args
-            )
+            if op == "confirm":
+                reply = await self._hold("persist", sku, rid, now_ms, *sku_locs)
+            else:
+                reply = await self._hold("extend", sku, rid, now_ms, new_expiry, *sku_locs)
             if reply[0] == "expired":
                 return False
         return True
 
     async def _expire(self, rid: str, now_ms: int, locs: dict[str, list[str]]) -> None:
         await self._give_back(rid, now_ms, locs)
-        await self._rec(rid, "expire", now_ms, 0, self._replay_ttl_ms)
+        await self._record("expire", rid, now_ms, self._replay_ttl_ms)
 
     async def restore(
         self,
@@ -260,20 +283,22 @@ class ReservationStore:
             request["channel"],
         )
         created, updated, expires = times
-        try:
+        with unavailable_as_error():
             if await self._redis.exists(keys.reservation(reservation_id)):
                 return False
-            if state in ("held", "confirmed"):
+            if state in (HELD, CONFIRMED):
                 units: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
                 for line, parts in zip(request["lines"], allocations, strict=True):
                     for loc, qty in parts:
                         units[line["sku"]][loc] += qty
                 for sku, by_loc in units.items():
                     pairs = [x for loc, qty in by_loc.items() for x in (loc, qty)]
-                    await self._sku(sku, "restore", reservation_id, updated, state, expires, *pairs)
-            reply = await self._rec(
-                reservation_id,
+                    await self._hold(
+                        "restore", sku, reservation_id, updated, state, expires, *pairs
+                    )
+            reply = await self._record(
                 "restore",
+                reservation_id,
                 updated,
                 state,
                 req.fingerprint(),
@@ -283,8 +308,6 @@ class ReservationStore:
                 expires,
                 "" if record_expires_ms is None else record_expires_ms,
             )
-        except REDIS_DOWN as exc:
-            raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
         return reply[0] == "restored"
 
     async def expire_due(self, now_ms: int, limit: int = 200) -> int:
@@ -309,5 +332,14 @@ class ReservationStore:
         return closed
 
 
-def _lines_of(req: ReservationRequest, sku: str) -> list[ReservationLine]:
-    return [line for line in req.lines if line.sku == sku]
+def _short_lines(req: ReservationRequest, shortages: list[list[int]]) -> list[dict[str, object]]:
+    return [
+        {
+            "line": line,
+            "sku": req.lines[line].sku,
+            "location_id": req.lines[line].location_id,
+            "requested": requested,
+            "available": available,
+        }
+        for line, requested, available in sorted(shortages)
+    ]

@@ -13,8 +13,30 @@ from redis.exceptions import NoScriptError
 
 
 def load_script(name: str) -> str:
-    """A Lua script shipped in `atp/lua/`."""
-    return resources.files("atp.store").joinpath("lua", name).read_text(encoding="utf-8")
+    """A script shipped in atp/store/lua/, e.g. `hold/take.lua`: its group's `_prelude.lua`
+    (the helpers and KEYS/ARGV its scripts share), then the script itself."""
+    root = resources.files("atp.store").joinpath("lua")
+    source = root.joinpath(name).read_text(encoding="utf-8")
+    group, _, _ = name.rpartition("/")
+    if group:
+        prelude = root.joinpath(group, "_prelude.lua").read_text(encoding="utf-8")
+        source = prelude + "\n" + source
+    return source
+
+
+class Scripts:
+    """The service's scripts on one client, each registered once (redis-py keeps its SHA and
+    loads it on NOSCRIPT)."""
+
+    def __init__(self, client: aioredis.Redis | RedisCluster) -> None:
+        self._client = client
+        self._registered: dict[str, AsyncScript] = {}
+
+    def __getitem__(self, name: str) -> AsyncScript:
+        script = self._registered.get(name)
+        if script is None:
+            script = self._registered[name] = self._client.register_script(load_script(name))
+        return script
 
 
 async def eval_pipelined(

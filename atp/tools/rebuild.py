@@ -3,7 +3,7 @@
 It reads two topics, each from its beginning to the end it had when the rebuild started:
 
 1. `stock.reservations`: the last state of every reservation (its events carry the request,
-   the allocations and every expiry), put back with its holds by `restore_reservation.lua`.
+   the allocations and every expiry), put back with its holds (`ReservationStore.restore`).
 2. `stock.movements`: replayed through the same `LedgerStore` fold the worker uses. The fold
    is idempotent and order-insensitive, so the ledger and counts come out as the workers left
    them; and shipments that name a reservation use up its holds again as they did the first
@@ -48,6 +48,7 @@ from atp.core.errors import (
 from atp.core.ledger import Policy
 from atp.core.movements import Movement
 from atp.core.network import Network
+from atp.core.reservations import CONFIRMED, HELD, STATE_AFTER_EVENT
 from atp.kafka import topics
 from atp.kafka.reader import read_to_end
 from atp.settings import Settings
@@ -60,15 +61,6 @@ log = logging.getLogger(__name__)
 HOUR_MS = 3600 * 1000
 BATCH_MAX = 20_000  # movements per ledger write of the replay
 BATCH_SPAN_MS = 60_000  # broker time one batch may span (its `now` is its newest record's)
-# The state a reservation is in after each kind of event (transition.lua, reserve.lua).
-EVENT_STATES = {
-    "held": "held",
-    "extended": "held",
-    "confirmed": "confirmed",
-    "released": "released",
-    "expired": "expired",
-    "fulfilled": "fulfilled",
-}
 
 
 class RebuildError(ATPError):
@@ -121,10 +113,11 @@ class LastState:
     expires_ms: int
 
     def record_expires_ms(self, replay_ttl_ms: int) -> int | None:
-        """When Redis drops the record (as reserve.lua and transition.lua set it); None: never."""
-        if self.state == "confirmed":
+        """When Redis drops the record (as record/commit.lua and the changes set it); None:
+        never."""
+        if self.state == CONFIRMED:
             return None
-        if self.state == "held":
+        if self.state == HELD:
             return self.expires_ms + replay_ttl_ms
         return self.updated_ms + replay_ttl_ms  # closed at its last event
 
@@ -139,7 +132,7 @@ def last_states(events: Iterable[Mapping[str, Any]]) -> dict[str, LastState]:
     out: dict[str, LastState] = {}
     for e in sorted(unique.values(), key=lambda e: _stream_id(e["event_id"])):
         rid, kind, at = e["reservation_id"], e["type"], int(e["at_ms"])
-        state = EVENT_STATES.get(kind)
+        state = STATE_AFTER_EVENT.get(kind)
         if state is None:
             log.warning("reservation event %s has an unknown type %r", e["event_id"], kind)
             continue

@@ -3,16 +3,29 @@ generated inputs: both must give the same answer."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 
 import orjson
 import pytest
 import redis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from atp.core.reservations import hold_member, use_holds
+from atp.core.availability import LocationCounts
+from atp.core.reservations import (
+    CONFIRMED,
+    EXPIRED,
+    FULFILLED,
+    HELD,
+    RELEASED,
+    hold_lines,
+    hold_member,
+    is_overdue,
+    transition,
+    use_holds,
+)
 from atp.store import keys
 from atp.store.scripts import load_script
 from tests.integration.conftest import isolated_redis_url, redis_client
@@ -78,3 +91,106 @@ def test_shipments_use_holds_as_use_holds_says(
         assert reply[0] == 0
         assert {k.decode(): int(v) for k, v in r.hgetall(keys.holds(sku)).items()} == left
     r.delete(*keys.ledger_keys(sku)[:4])
+
+
+counts_st = st.dictionaries(
+    st.sampled_from(("L1", "L2", "L3")),
+    st.tuples(st.integers(0, 12), st.integers(0, 6)),  # (on hand, reserved)
+    max_size=3,
+)
+cands_st = st.lists(
+    st.tuples(st.sampled_from(("L1", "L2", "L3")), st.integers(0, 3)),  # (location, safety)
+    min_size=1,
+    max_size=3,
+    unique_by=lambda c: c[0],
+)
+lines_st = st.lists(st.tuples(st.integers(1, 9), cands_st), min_size=1, max_size=3)
+
+
+@PARITY
+@given(counts=counts_st, lines=lines_st)
+# The boundaries: a later location with exactly the quantity takes it whole; none does: split.
+@example(counts={"L1": (2, 0), "L2": (5, 0)}, lines=[(5, [("L1", 0), ("L2", 0)])])
+@example(counts={"L1": (4, 1), "L2": (6, 0)}, lines=[(5, [("L1", 0), ("L2", 1)])])
+@example(counts={"L1": (3, 0), "L2": (3, 0)}, lines=[(2, [("L2", 0)]), (3, [("L2", 0), ("L1", 0)])])
+def test_holds_are_placed_as_hold_lines_places_them(
+    r: redis.Redis, counts: dict[str, tuple[int, int]], lines: list
+) -> None:
+    """The ATP formula, what earlier lines took, and whole-at-the-first-else-split."""
+    sku = f"PAR-{uuid.uuid4().hex[:10]}"
+    for loc, (on_hand, reserved) in counts.items():
+        r.hset(keys.stock(sku), mapping={f"oh:{loc}": on_hand, f"rs:{loc}": reserved})
+    indexed = [(i, qty, cands) for i, (qty, cands) in enumerate(lines)]
+    argv: list = [len(indexed)]
+    for i, qty, cands in indexed:
+        argv += [i, qty, len(cands), *(x for c in cands for x in c)]
+    served = {loc: LocationCounts(oh, rs) for loc, (oh, rs) in counts.items()}
+    allocations, shortages = hold_lines(indexed, served)
+    take = r.register_script(load_script("hold/take.lua"))
+    reply = take(keys=keys.sku_keys(sku), args=["R-1", 1, 10**13, *argv])
+    if shortages:
+        assert reply[0] == b"short"
+        assert [tuple(s) for s in orjson.loads(reply[1])] == shortages
+    else:
+        assert reply[0] == b"held"
+        assert [(i, [tuple(p) for p in ps]) for i, ps in orjson.loads(reply[1])] == allocations
+        held = sum(u for _, ps in allocations for _, u in ps)
+        assert (
+            int(r.hget(keys.holds(sku), "R-1@L1") or 0)
+            + int(r.hget(keys.holds(sku), "R-1@L2") or 0)
+            + int(r.hget(keys.holds(sku), "R-1@L3") or 0)
+            == held
+        )
+    r.delete(*keys.sku_keys(sku))
+
+
+@PARITY
+@given(offset=st.integers(-3, 3))
+def test_a_hold_is_overdue_exactly_when_is_overdue_says(r: redis.Redis, offset: int) -> None:
+    sku, now = f"PAR-{uuid.uuid4().hex[:10]}", 1_790_000_000_000
+    expires = now + offset
+    r.hset(keys.stock(sku), mapping={"oh:L1": 5, "rs:L1": 2})
+    r.hset(keys.holds(sku), "R-1@L1", 2)
+    r.zadd(keys.expiry(sku), {"R-1@L1": expires})
+    read = r.register_script(load_script("read_stock.lua"))
+    _, overdue = read(keys=keys.sku_keys(sku), args=[now])
+    assert bool(overdue) == is_overdue(expires, now)
+    persist = r.register_script(load_script("hold/persist.lua"))
+    reply = persist(keys=keys.sku_keys(sku), args=["R-1", now, "L1"])
+    assert (reply[0] == b"expired") == is_overdue(expires, now)
+    r.delete(*keys.sku_keys(sku))
+
+
+CHANGE_ARGS = {"confirm": [], "extend": [10**13, 1000], "release": [1000], "expire": [1000]}
+CHANGE_ARGS["fulfil"] = [1000]
+
+
+@PARITY
+@given(
+    state=st.sampled_from((HELD, CONFIRMED, RELEASED, EXPIRED, FULFILLED)),
+    op=st.sampled_from(sorted(CHANGE_ARGS)),
+    late=st.booleans(),
+)
+def test_record_changes_follow_transition(r: redis.Redis, state: str, op: str, late: bool) -> None:
+    # A time ahead of the server's clock, so records set to expire after it stay to be read.
+    rid, now = f"PAR-{uuid.uuid4().hex[:10]}", time.time_ns() // 1_000_000 + 86_400_000
+    expires = now - 1 if late else now + 60_000
+    record = keys.reservation(rid)
+    r.hset(record, mapping={"state": state, "expires_ms": expires, "updated_ms": 0})
+    script = r.register_script(load_script(f"record/{op}.lua"))
+    reply = [
+        x.decode() for x in script(keys=keys.record_keys(rid), args=[rid, now, *CHANGE_ARGS[op]])
+    ]
+    code, after = transition(state, op, state == HELD and is_overdue(expires, now))
+    assert reply[0] == code
+    if code in ("ok", "noop", "invalid"):
+        assert reply[1] == after
+    assert r.hget(record, "state").decode() == (after if code == "ok" else state)
+    r.delete(*keys.record_keys(rid))
+
+
+@pytest.mark.parametrize("op", sorted(CHANGE_ARGS))
+def test_no_record_is_not_found_for_every_change(r: redis.Redis, op: str) -> None:
+    rid = f"PAR-{uuid.uuid4().hex[:10]}"
+    script = r.register_script(load_script(f"record/{op}.lua"))
+    assert script(keys=keys.record_keys(rid), args=[rid, 1, *CHANGE_ARGS[op]]) == [b"not_found"]

@@ -5,7 +5,7 @@
 -- KEYS[1]  atp:v2:{SKU}:ledger   (hash)      KEYS[2]  atp:v2:{SKU}:stock   (hash)
 -- KEYS[3]  atp:v2:{SKU}:holds    (hash)      KEYS[4]  atp:v2:{SKU}:expiry  (sorted set)
 -- KEYS[5]  atp:v2:{<tag>}:stats  (hash, optional): the ledger's counters of the SKU's hash slot
---          (<tag> is chosen to hash to that slot, atp.keys.stats), kept in the same step
+--          (<tag> is chosen to hash to that slot, atp.store.keys.stats), kept in the same step
 --          skus              SKUs with a ledger (counted at a SKU's first write)
 --          pairs             (SKU, location) pairs with ledger state (counted at first write)
 --          <channel>:<code>  SKUs whose recorded status on the channel is <code>

@@ -1,0 +1,85 @@
+-- hold/_prelude.lua: what the scripts of hold/ share (prepended to each by atp/store/scripts.py).
+-- One SKU's side of a reservation: its stock, holds and expiry, one slot. The record side is
+-- record/; atp/store/reservations.py runs the two.
+--
+-- KEYS[1]  atp:v2:{SKU}:stock   KEYS[2]  atp:v2:{SKU}:holds   KEYS[3]  atp:v2:{SKU}:expiry
+-- ARGV[1]  reservation id       ARGV[2]  now (epoch ms)       then the script's own
+local stock, holds, expiry = KEYS[1], KEYS[2], KEYS[3]
+local rid, now = ARGV[1], tonumber(ARGV[2])
+
+-- A hold's name is '<reservation id>@<location>' (atp.core.reservations.hold_member).
+local function loc_of(member)
+  return string.sub(member, string.find(member, '@', 1, true) + 1)
+end
+
+-- Overdue at now >= expires (atp.core.reservations.is_overdue).
+local function overdue(expires)
+  return now >= tonumber(expires)
+end
+
+local function give_back(member, loc)
+  local units = redis.call('HGET', holds, member)
+  if units then
+    redis.call('HINCRBY', stock, 'rs:' .. loc, -tonumber(units))
+    redis.call('HDEL', holds, member)
+  end
+  redis.call('ZREM', expiry, member)
+end
+
+-- Holds past their expiry no longer count: give them back before placing anything (the API's
+-- sweeper marks their reservations expired later). Scores up to now are the overdue ones.
+local function give_back_overdue()
+  for _, member in ipairs(redis.call('ZRANGEBYSCORE', expiry, '-inf', now)) do
+    give_back(member, loc_of(member))
+  end
+end
+
+-- The SKU's lines placed against its counts, from ARGV[pos]: the number of lines, then per line
+-- its index in the request, quantity, number of candidate locations, then per candidate:
+-- location, safety stock. Returns allocations {{line, {{loc, qty}, ...}}, ...}, shortages
+-- {{line, requested, available}, ...} and the units taken per location.
+-- The Python original is atp.core.reservations.hold_lines: the ATP formula
+-- (atp.core.availability.location_atp) less what earlier lines took, and the allocation order
+-- (atp.core.reservations.allocate: whole at the first that fits, else split in that order).
+local function place_lines(pos)
+  local taken = {}
+  local function available(loc, safety)
+    local on_hand = tonumber(redis.call('HGET', stock, 'oh:' .. loc) or '0')
+    local reserved = tonumber(redis.call('HGET', stock, 'rs:' .. loc) or '0')
+    return on_hand - reserved - safety - (taken[loc] or 0)
+  end
+  local allocations, shortages = {}, {}
+  local lines = tonumber(ARGV[pos])
+  pos = pos + 1
+  for _ = 1, lines do
+    local line, qty, n = tonumber(ARGV[pos]), tonumber(ARGV[pos + 1]), tonumber(ARGV[pos + 2])
+    pos = pos + 3
+    local cands = {}
+    for _ = 1, n do
+      table.insert(cands, {ARGV[pos], math.max(0, available(ARGV[pos], tonumber(ARGV[pos + 1])))})
+      pos = pos + 2
+    end
+    local parts, total = {}, 0
+    for _, cand in ipairs(cands) do
+      total = total + cand[2]
+      if #parts == 0 and cand[2] >= qty then parts = {{cand[1], qty}} end
+    end
+    if #parts == 0 and total >= qty then
+      local left = qty
+      for _, cand in ipairs(cands) do
+        if left > 0 and cand[2] > 0 then
+          local take = math.min(left, cand[2])
+          table.insert(parts, {cand[1], take})
+          left = left - take
+        end
+      end
+    end
+    if #parts == 0 then
+      table.insert(shortages, {line, qty, total})
+    else
+      for _, part in ipairs(parts) do taken[part[1]] = (taken[part[1]] or 0) + part[2] end
+    end
+    table.insert(allocations, {line, parts})
+  end
+  return allocations, shortages, taken
+end
