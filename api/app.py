@@ -7,7 +7,7 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -47,6 +47,37 @@ def create_app(
         log.warning("no API keys (ATP_API_KEYS): reservation endpoints refuse every request")
     auth = Authenticator(keys, public_reads=settings.public_reads)
 
+    lifespan = _lifespan(settings, holder, metrics, auth, clock)
+    app = FastAPI(
+        title="Inventory availability",
+        version="0.1.0",
+        description="Real-time available-to-promise counts from warehouse, store and 3PL stock.",
+        lifespan=lifespan,
+    )
+    app.state.registry = registry
+    app.add_middleware(TimingMiddleware, metrics=metrics)
+    problems.install(app)
+    app.include_router(health.router)
+    app.include_router(availability.router)
+    app.include_router(reservations.router)
+    app.include_router(delivery.router)
+    if settings.bench_endpoints:
+        from api.routes import bench
+
+        app.include_router(bench.router)
+    return app
+
+
+def _lifespan(
+    settings: Settings,
+    holder: NetworkHolder,
+    metrics: ApiMetrics,
+    auth: Authenticator,
+    clock: Callable[[], int],
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """At start: the Redis client and the services routes use, the network watch and the
+    reservation sweeper; at stop, all of it, bounded in time."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The ZIP table (about 43,000 records) and the network are loaded once and never freed:
@@ -80,24 +111,7 @@ def create_app(
         finally:
             await _stop(tasks, client.aclose())
 
-    app = FastAPI(
-        title="Inventory availability",
-        version="0.1.0",
-        description="Real-time available-to-promise counts from warehouse, store and 3PL stock.",
-        lifespan=lifespan,
-    )
-    app.state.registry = registry
-    app.add_middleware(TimingMiddleware, metrics=metrics)
-    problems.install(app)
-    app.include_router(health.router)
-    app.include_router(availability.router)
-    app.include_router(reservations.router)
-    app.include_router(delivery.router)
-    if settings.bench_endpoints:
-        from api.routes import bench
-
-        app.include_router(bench.router)
-    return app
+    return lifespan
 
 
 async def sweep(svc: Services) -> None:

@@ -10,7 +10,6 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator, Callable
-from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord, TopicPartition
@@ -26,35 +25,23 @@ class ReadError(ATPError):
     code = "kafka_read"
 
 
+Chunk = list[ConsumerRecord[bytes, bytes]]
+
+
 async def read_to_end(
     bootstrap: str,
     topic: str,
     on_total: Callable[[int], None],
     max_records: int = 5000,
     idle_timeout_s: float = 60.0,
-) -> AsyncGenerator[list[ConsumerRecord[bytes, bytes]], None]:
+) -> AsyncGenerator[Chunk, None]:
     """Every record of `topic` from its beginning to the end it had when reading started,
     in chunks of one partition; `on_total` is told how many records that is before the first.
 
     The end of each partition is the high watermark of the first fetch response for it.
     Records written after that are left to the running workers.
     """
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=100,
-        max_partition_fetch_bytes=1_048_576,
-    )
-    try:
-        await consumer.start()
-    except BaseException:
-        await consumer.stop()  # or aiokafka complains about an unclosed consumer
-        raise
-    # Let aiokafka's background task start before anything can stop the consumer (see
-    # atp.rejected.read: stopped before its first step, aiokafka 0.14's close() raises).
-    await asyncio.sleep(0)
+    consumer = await _started(bootstrap)
     try:
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         if not tps:
@@ -64,21 +51,10 @@ async def read_to_end(
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         first = {tp: await consumer.position(tp) for tp in tps}
-        ends: dict[TopicPartition, int] = {}
-        early: list[list[ConsumerRecord[bytes, bytes]]] = []
-        deadline = time.monotonic() + idle_timeout_s
-        while len(ends) < len(tps):
-            if time.monotonic() > deadline:
-                raise ReadError(f"the broker did not answer fetches for {topic}")
-            batch = await consumer.getmany(timeout_ms=200, max_records=max_records)
-            early += batch.values()
-            for tp in tps:
-                high = consumer.highwater(tp)
-                if high is not None:
-                    ends.setdefault(tp, high)
+        ends, early = await _ends(consumer, tps, max_records, idle_timeout_s)
         on_total(sum(max(0, ends[tp] - first[tp]) for tp in tps))
 
-        def within(records: list[ConsumerRecord[bytes, bytes]]) -> list[Any]:
+        def within(records: Chunk) -> Chunk:
             tp = TopicPartition(topic, records[0].partition)
             return [r for r in records if r.offset < ends[tp]]
 
@@ -103,3 +79,44 @@ async def read_to_end(
                     yield chunk
     finally:
         await consumer.stop()
+
+
+async def _started(bootstrap: str) -> AIOKafkaConsumer:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=100,
+        max_partition_fetch_bytes=1_048_576,
+    )
+    try:
+        await consumer.start()
+    except BaseException:
+        await consumer.stop()  # or aiokafka complains about an unclosed consumer
+        raise
+    # Let aiokafka's background task start before anything can stop the consumer: stopped
+    # before its first step, aiokafka 0.14's close() raises CancelledError (seen when the topic
+    # does not exist yet and the reader returns at once).
+    await asyncio.sleep(0)
+    return consumer
+
+
+async def _ends(
+    consumer: AIOKafkaConsumer, tps: list[TopicPartition], max_records: int, idle_timeout_s: float
+) -> tuple[dict[TopicPartition, int], list[Chunk]]:
+    """The end of each partition (the high watermark of its first fetch response), and the
+    records those fetches brought."""
+    ends: dict[TopicPartition, int] = {}
+    early: list[Chunk] = []
+    deadline = time.monotonic() + idle_timeout_s
+    while len(ends) < len(tps):
+        if time.monotonic() > deadline:
+            raise ReadError(f"the broker did not answer fetches for {tps[0].topic}")
+        batch = await consumer.getmany(timeout_ms=200, max_records=max_records)
+        early += batch.values()
+        for tp in tps:
+            high = consumer.highwater(tp)
+            if high is not None:
+                ends.setdefault(tp, high)
+    return ends, early

@@ -138,18 +138,7 @@ def _location(
     enabled = raw.get("enabled", True)
     if not isinstance(enabled, bool):
         raise NetworkConfigError(f"{path}.enabled", "expected true or false")
-    lat, lon = raw.get("lat"), raw.get("lon")
-    if lat is None and lon is None and geocode is not None:
-        found = geocode(postal)
-        if found is None:
-            raise NetworkConfigError(
-                f"{path}.postal_code", f"unknown US ZIP code {postal}; give lat and lon instead"
-            )
-        lat, lon = found
-    if (lat is None) != (lon is None) or not all(
-        v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in (lat, lon)
-    ):
-        raise NetworkConfigError(f"{path}.lat", "give both lat and lon as numbers, or neither")
+    lat, lon = _coordinates(path, raw, postal, geocode)
     handling = raw.get("handling_minutes", 120)
     if isinstance(handling, bool) or not isinstance(handling, int) or not 0 <= handling <= 20160:
         raise NetworkConfigError(
@@ -167,8 +156,8 @@ def _location(
         timezone=str(tz),
         enabled=enabled,
         capabilities=frozenset(caps),
-        lat=None if lat is None else float(lat),
-        lon=None if lon is None else float(lon),
+        lat=lat,
+        lon=lon,
         handling=timedelta(minutes=handling),
         cutoff=cutoff,
         opens=opens,
@@ -176,6 +165,28 @@ def _location(
         calendar=_work_calendar(path, raw.get("working_days"), raw.get("holidays", "US")),
         priority=_non_negative(f"{path}.priority", raw.get("priority", 100)),
     )
+
+
+def _coordinates(
+    path: str,
+    raw: Mapping[str, Any],
+    postal: str,
+    geocode: Callable[[str], tuple[float, float] | None] | None,
+) -> tuple[float | None, float | None]:
+    """`lat` and `lon` as given, else those of the ZIP code (with a geocoder), else none."""
+    lat, lon = raw.get("lat"), raw.get("lon")
+    if lat is None and lon is None and geocode is not None:
+        found = geocode(postal)
+        if found is None:
+            raise NetworkConfigError(
+                f"{path}.postal_code", f"unknown US ZIP code {postal}; give lat and lon instead"
+            )
+        lat, lon = found
+    if (lat is None) != (lon is None) or not all(
+        v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in (lat, lon)
+    ):
+        raise NetworkConfigError(f"{path}.lat", "give both lat and lon as numbers, or neither")
+    return (None, None) if lat is None else (float(lat), float(lon))  # type: ignore[arg-type]
 
 
 def _hours(path: str, raw: Any) -> tuple[time | None, time | None]:
