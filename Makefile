@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean prometheus
+.PHONY: run test test-unit lint bench clean prometheus
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on the PATH"; exit 1; }
@@ -18,6 +18,10 @@ run: $(STAMP)
 
 test: $(STAMP) prometheus
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The unit tests alone: no servers, well under a minute.
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
 # tests/integration/test_prometheus.py runs a real Prometheus server: Debian's package, installed
 # once (as root) when the binary is not on the PATH. The test's session fixture does the same.

@@ -49,8 +49,29 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         proc.stop()
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test module that sets `REDIS = ("node", "cluster")` runs each of its tests on one Redis
+    and again on a three-master Redis Cluster (`("cluster",)`: on the cluster only)."""
+    kinds = getattr(metafunc.module, "REDIS", None)
+    if kinds and "redis_url" in metafunc.fixturenames:
+        metafunc.parametrize("redis_kind", kinds, indirect=True, scope="session")
+
+
 @pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def redis_kind(request: pytest.FixtureRequest) -> str:
+    return str(getattr(request, "param", "node"))
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_kind: str, request: pytest.FixtureRequest) -> str:
+    """The Redis the test's processes and clients use: a server of this session, or the
+    cluster for tests run on it."""
+    name = "redis_cluster_url" if redis_kind == "cluster" else "redis_node_url"
+    return str(request.getfixturevalue(name))
+
+
+@pytest.fixture(scope="session")
+def redis_node_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = embedded.free_port()
     tmp = tmp_path_factory.mktemp("redis")
     proc = embedded.start_redis(port, tmp / "data", tmp)

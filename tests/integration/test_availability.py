@@ -22,6 +22,7 @@ from tests.integration.conftest import redis_client
 from tests.integration.conftest import seed as seed_counts
 
 pytestmark = pytest.mark.integration
+REDIS = ("node", "cluster")  # every test here runs on one Redis and on a cluster
 NOW = time.time_ns() // 1_000_000
 DAY = 86_400_000
 

@@ -21,6 +21,7 @@ from tests.integration.test_pipeline import metric
 from tests.integration.wms_scenario import produce, read_all
 
 pytestmark = pytest.mark.integration
+REDIS = ("node", "cluster")  # every test here runs on one Redis and on a cluster
 AUTH = {"Authorization": f"Bearer {RESERVE_TOKEN}"}
 
 

@@ -15,6 +15,7 @@ from tests.integration.conftest import RESERVE_TOKEN, redis_client, wait_http_ok
 from tests.integration.test_reservations import seed
 
 pytestmark = pytest.mark.integration
+REDIS = ("node", "cluster")  # every test here runs on one Redis and on a cluster
 AUTH = {"Authorization": f"Bearer {RESERVE_TOKEN}"}
 
 

@@ -19,6 +19,7 @@ from atp.store.ledger import LedgerStore
 from tests.integration.conftest import READ_TOKEN, RESERVE_TOKEN, redis_client
 
 pytestmark = pytest.mark.integration
+REDIS = ("node", "cluster")  # every test here runs on one Redis and on a cluster
 AUTH = {"Authorization": f"Bearer {RESERVE_TOKEN}"}
 
 

@@ -21,6 +21,7 @@ from atp.tools.embedded import free_port as embedded_free_port
 from tests.integration.conftest import redis_client
 
 pytestmark = pytest.mark.integration
+REDIS = ("node", "cluster")  # every test here runs on one Redis and on a cluster
 
 # Counts its run, then answers with more than a client may be sent (see replies_lost below).
 LOUD_INCR = "redis.call('INCR', KEYS[1]) return string.rep('x', 4000000)"

@@ -1,5 +1,5 @@
-"""Every script touches one slot: the cluster itself refuses any that does not, so the tests in
-this directory (each script of the service run on the cluster) would fail with CROSSSLOT or a
+"""Every script touches one slot: the cluster itself refuses any that does not, so the tests
+that also run on the cluster (REDIS = ("node", "cluster")) would fail with CROSSSLOT or a
 non-local-key error. These tests show that the refusal is real, that the keys the store builds
 share a slot, and that durable acknowledgement fences every master."""
 
@@ -20,6 +20,7 @@ from stream.acks import DurableAcker
 from tests.integration.conftest import redis_client
 
 pytestmark = pytest.mark.integration
+REDIS = ("cluster",)
 
 
 def node_of(url: str, key: str) -> redis.Redis:
