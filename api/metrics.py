@@ -91,7 +91,7 @@ class ApiMetrics:
         self.reservations.labels(RESERVATION_OUTCOMES.get(code, code)).inc()
 
     def observe_redis(self, call: str, seconds: float) -> None:
-        """For `atp.store.client_from_url(observe=...)`."""
+        """For `atp.store.client.client_from_url(observe=...)`."""
         self.redis.labels(call).observe(seconds)
 
 

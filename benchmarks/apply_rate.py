@@ -445,7 +445,7 @@ def spawn_worker(
     argv = [sys.executable, "-m", "stream"]
     if tree is not None:
         # Another commit's code, ahead of the installed one on the path (also for the process
-        # `atp worker` execs); trees from before `python -m stream` run `atp.cli worker`.
+        # `atp worker` execs); trees older than `python -m stream` run their command line's.
         full_env["PYTHONPATH"] = str(tree)
         if (Path(tree) / "atp" / "cli.py").exists():
             argv = [sys.executable, "-m", "atp.cli", "worker"]

@@ -27,10 +27,8 @@ SPY_RATE = 100  # samples per second
 # Inclusive frames worth showing for the API (api_bench) and the worker (apply_rate).
 API_KEEP = (
     "(api/",
-    "(atp/store",
-    "(atp/availability",
-    "(atp/network",
-    "(atp/reservation",
+    "(atp/store/",
+    "(atp/core/",
     "Pipeline.execute (",
     "Pipeline.load_scripts",
     "Pipeline.immediate_execute_command",
@@ -63,15 +61,15 @@ WAITS = ("Condition.wait", "epoll_wait", "select (", "poll (", "futex", "sem_wai
 # (fetching, handing events to the agents' streams, acks, sensors) and the event loop.
 WORKER_PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("normaliser (adapters, building and forwarding movements)", ("normalise",)),
-    ("apply: availability change events (atp.availability)", ("availability_events",)),
+    ("apply: availability change events (atp.core.availability)", ("_events (stream/apply",)),
     ("apply: per-channel statuses of each write (LedgerStore._status_args)", ("_status_args",)),
     (
         "apply: LedgerStore.apply, redis-py pipelines (pack, send, parse)",
         ("LedgerStore", "Pipeline"),
     ),
-    ("apply: LedgerStore.apply, the fold (atp.ledger)", ("LedgerStore", "fold (")),
+    ("apply: LedgerStore.apply, the fold (atp.core.ledger)", ("LedgerStore", "fold (")),
     ("apply: LedgerStore.apply, the rest (JSON, grouping, arguments)", ("LedgerStore",)),
-    ("apply: decode, fulfil, forward, ack, metrics", ("create_app.<locals>.apply",)),
+    ("apply: decode, fulfil, forward, ack, metrics", ("handle (stream/apply",)),
 )
 FAUST_PART = "faust, aiokafka and the event loop outside the agents' code"
 

@@ -2,9 +2,7 @@
 
 Every script touches keys of one hash slot only, so the same scripts run on one Redis and on
 Redis Cluster. `v2` is the schema version: a layout change gets a new version and a migration,
-never a silent reinterpretation. (v1 kept the reservation record, the expiring index, the outbox
-and the ledger counters in one key each, across slots; v2 shards them. There was no deployed v1
-data; to move, rebuild from Kafka: `atp rebuild`.)
+never a silent reinterpretation (docs/operations.md, Upgrades).
 
 Per SKU, hash tag `{SKU}` (one slot per SKU):
 

@@ -22,7 +22,7 @@ from atp.settings import Settings
 from atp.tools import embedded
 from atp.tools.embedded import EmbeddedError, ManagedProcess
 
-log = logging.getLogger("atp.up")
+log = logging.getLogger(__name__)
 
 
 @dataclass

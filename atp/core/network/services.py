@@ -1,6 +1,6 @@
 """Delivery services (express, same-day, next-day, standard, pickup) from the network file.
 
-Three kinds, each promised differently (atp/core/planning.py):
+Three kinds, each promised differently (atp/core/planning/):
 - `courier`: leaves the location today and arrives today, in a window: either fixed clock times at
   the destination (`window: "17:00-21:00"`) or minutes after the order is ready
   (`window_minutes: [60, 120]`). Offered only before its own `cutoff` at the location.
