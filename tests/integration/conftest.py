@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from atp.core.network import Network
 from atp.settings import Settings, load_settings
 from atp.store import keys
 from atp.store.client import client_from_url, is_cluster_url
-from atp.store.ledger import LedgerStore
+from atp.store.ledger import STATUS_NAMES, LedgerStore
 from atp.tools import embedded
 from atp.tools.embedded import ManagedProcess
 from tests.conftest import DEMO_NETWORK, ROOT
@@ -195,6 +196,33 @@ def ledger_counters(client: redis.Redis) -> dict[str, int]:
             name = k.decode() if isinstance(k, bytes) else k
             total[name] = total.get(name, 0) + int(v)
     return total
+
+
+def statuses_counted(counters: dict[str, int]) -> dict[tuple[str, str], int]:
+    """(channel, status) -> SKUs, from the ledger's counters."""
+    return {
+        (name.rpartition(":")[0], STATUS_NAMES[name.rpartition(":")[2]]): n
+        for name, n in counters.items()
+        if name not in ("skus", "pairs") and n
+    }
+
+
+def scan_ledger(r: redis.Redis) -> tuple[int, int, Counter[tuple[str, str]], list[str]]:
+    """The slow way, for the test: SKUs, pairs and recorded statuses from every ledger hash,
+    and the SKUs' names."""
+    skus = pairs = 0
+    statuses: Counter[tuple[str, str]] = Counter()
+    names = []
+    for key in r.scan_iter(match=f"{keys.PREFIX}:{{*}}:ledger", count=1000):
+        skus += 1
+        names.append(key.decode().split("{", 1)[1].rsplit("}", 1)[0])
+        for field, value in r.hgetall(key).items():
+            f = field.decode()
+            if f.startswith(keys.LEDGER_PREFIX):
+                pairs += 1
+            elif f.startswith("s:"):
+                statuses[(f[2:], STATUS_NAMES[value.decode()])] += 1
+    return skus, pairs, statuses, names
 
 
 def isolated_redis_url(url: str) -> str:

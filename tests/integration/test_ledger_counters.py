@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections import Counter
 from typing import Any
 
 import pytest
@@ -20,8 +19,14 @@ from atp.core.movements import Effect, Movement
 from atp.core.network import Network
 from atp.store import keys
 from atp.store.client import client_from_url
-from atp.store.ledger import STATUS_NAMES, LedgerStore
-from tests.integration.conftest import isolated_redis_url, ledger_counters, redis_client
+from atp.store.ledger import LedgerStore
+from tests.integration.conftest import (
+    isolated_redis_url,
+    ledger_counters,
+    redis_client,
+    scan_ledger,
+    statuses_counted,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -50,20 +55,6 @@ class LosesReply:
 
         pipe.execute = execute  # type: ignore[method-assign]
         return pipe
-
-
-def scan(r: Any) -> tuple[int, int, Counter[tuple[str, str]]]:
-    skus = pairs = 0
-    statuses: Counter[tuple[str, str]] = Counter()
-    for key in r.scan_iter(match=f"{keys.PREFIX}:{{*}}:ledger", count=1000):
-        skus += 1
-        for field, value in r.hgetall(key).items():
-            name = field.decode()
-            if name.startswith(keys.LEDGER_PREFIX):
-                pairs += 1
-            elif name.startswith("s:"):
-                statuses[(name[2:], STATUS_NAMES[value.decode()])] += 1
-    return skus, pairs, statuses
 
 
 def batch(sku: str, now: int) -> list[Movement]:
@@ -101,15 +92,10 @@ def test_counters_match_the_ledger_after_a_lost_reply_and_a_replay(
 
     try:
         asyncio.run(main())
-        skus, pairs, statuses = scan(r)
+        skus, pairs, statuses, _ = scan_ledger(r)
         counters = ledger_counters(r)
         assert (counters.get("skus", 0), counters.get("pairs", 0)) == (skus, pairs) == (1, 1)
-        recorded = {
-            (name.rpartition(":")[0], STATUS_NAMES[name.rpartition(":")[2]]): n
-            for name, n in counters.items()
-            if name not in ("skus", "pairs") and n
-        }
-        assert recorded == dict(statuses)
+        assert statuses_counted(counters) == dict(statuses)
         # Every SKU with a ledger has a status on every channel.
         assert sum(statuses.values()) == skus * len(demo_network.channels)
     finally:

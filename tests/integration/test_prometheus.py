@@ -20,7 +20,6 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +50,8 @@ from tests.integration.conftest import (
     RESERVE_TOKEN,
     Processes,
     ledger_counters,
+    scan_ledger,
+    statuses_counted,
     wait_http_ok,
 )
 from tests.integration.wms_scenario import produce, warehouse_traffic
@@ -301,23 +302,6 @@ def test_prometheus_scrapes_every_target_and_sees_the_key_series(stack: Stack) -
         assert stack.scalar(expr) == 0
 
 
-def scan_ledger(r: redis_sync.Redis) -> tuple[int, int, Counter[tuple[str, str]], list[str]]:
-    """The slow way, for the test: SKUs, pairs and recorded statuses from every ledger hash."""
-    skus = pairs = 0
-    statuses: Counter[tuple[str, str]] = Counter()
-    names = []
-    for key in r.scan_iter(match=f"{keys.PREFIX}:{{*}}:ledger", count=1000):
-        skus += 1
-        names.append(key.decode().split("{", 1)[1].rsplit("}", 1)[0])
-        for field, value in r.hgetall(key).items():
-            f = field.decode()
-            if f.startswith(keys.LEDGER_PREFIX):
-                pairs += 1
-            elif f.startswith("s:"):
-                statuses[(f[2:], STATUS_NAMES[value.decode()])] += 1
-    return skus, pairs, statuses, names
-
-
 def test_ledger_counters_match_a_full_scan_and_reach_the_gauges(stack: Stack) -> None:
     quiet(stack)
     skus, pairs, statuses, names = scan_ledger(stack.redis)
@@ -325,12 +309,7 @@ def test_ledger_counters_match_a_full_scan_and_reach_the_gauges(stack: Stack) ->
     stats = ledger_counters(stack.redis)
     assert stats["skus"] == skus
     assert stats["pairs"] == pairs
-    counted = {
-        (name.rpartition(":")[0], STATUS_NAMES[name.rpartition(":")[2]]): n
-        for name, n in stats.items()
-        if name not in ("skus", "pairs") and n
-    }
-    assert counted == dict(statuses)
+    assert statuses_counted(stats) == dict(statuses)
     # Each recorded status is the one the served counts give now (the simulator reserves nothing).
     for sku in names:
         counts = parse_stock(stack.redis.hgetall(keys.stock(sku))).counts

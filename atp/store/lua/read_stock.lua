@@ -1,5 +1,6 @@
 -- read_stock.lua: what the API serves for one SKU, with reservations past their expiry already
--- discounted: a held reservation stops counting at expires_at, even before the sweeper runs.
+-- discounted: a held reservation stops counting at expires_at, even before the sweeper runs
+-- (scores up to now are overdue: atp.core.reservations.is_overdue).
 --
 -- KEYS[1]  atp:v2:{SKU}:stock   KEYS[2]  atp:v2:{SKU}:holds   KEYS[3]  atp:v2:{SKU}:expiry
 -- ARGV[1]  now, epoch milliseconds
