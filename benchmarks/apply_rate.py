@@ -444,11 +444,13 @@ def spawn_worker(
     }
     argv = [sys.executable, "-m", "stream"]
     if tree is not None:
-        # Another commit's code, ahead of the installed one on the path (also for the process
-        # `atp worker` execs); trees older than `python -m stream` run their command line's.
-        full_env["PYTHONPATH"] = str(tree)
-        if (Path(tree) / "atp" / "cli.py").exists():
-            argv = [sys.executable, "-m", "atp.cli", "worker"]
+        # Another commit's code, first on the path (`python -m` would put the working
+        # directory first); trees older than `python -m stream` run their command line's.
+        old = (Path(tree) / "atp" / "cli.py").exists()
+        module, args = ("atp.cli", ["worker"]) if old else ("stream", [])
+        run = "import runpy, sys; sys.path.insert(0, sys.argv.pop(1)); "
+        run += f"runpy.run_module({module!r}, run_name='__main__', alter_sys=True)"
+        argv = [sys.executable, "-c", run, str(tree), *args]
     proc = embedded.spawn(f"worker{tag}", argv, work / "logs", full_env)
     procs.append(proc)
     return proc, f"http://127.0.0.1:{web_port}/metrics"
