@@ -91,12 +91,11 @@ def _lifespan(
             # Learn the cluster's slots now, not lazily under the first burst of requests.
             with contextlib.suppress(*REDIS_DOWN):
                 await client.initialize()
-        replay_ms = int(settings.reservation_replay_hours * 3600 * 1000)
         svc = Services(
             settings,
             holder,
             StockReader(client),
-            ReservationStore(client, replay_ms),
+            ReservationStore(client, settings.reservation_replay_ms),
             metrics,
             auth,
             clock,

@@ -11,8 +11,10 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from atp.core.errors import ATPError
+from atp.core.ledger import Policy
 
 ENV_PREFIX = "ATP_"
+HOUR_MS = 3600 * 1000
 _HOSTPORT = re.compile(r"[A-Za-z0-9.\-\[\]:]+:\d{1,5}")
 
 
@@ -106,6 +108,19 @@ class Settings(BaseSettings):
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
+
+    @property
+    def ledger_policy(self) -> Policy:
+        """The ledger's windows: retention (dedupe, reordering) and inbound grace."""
+        return Policy(
+            retention_ms=int(self.retention_hours * HOUR_MS),
+            inbound_grace_ms=int(self.inbound_grace_hours * HOUR_MS),
+        )
+
+    @property
+    def reservation_replay_ms(self) -> int:
+        """How long a closed reservation answers replays."""
+        return int(self.reservation_replay_hours * HOUR_MS)
 
     def to_env(self) -> dict[str, str]:
         """These settings as ATP_* variables, so a child process sees exactly the same."""

@@ -8,7 +8,6 @@ from typing import Any
 
 from atp.clock import now_ms
 from atp.core.availability import channel_statuses
-from atp.core.ledger import Policy
 from atp.core.network import Network
 from atp.core.sources import ADAPTERS
 from atp.kafka import topics
@@ -24,8 +23,6 @@ from stream.metrics import WorkerMetrics
 from stream.normalise import Normaliser
 from stream.relay import OutboxRelay
 
-HOUR_MS = 3600 * 1000
-
 
 @dataclass(frozen=True)
 class Parts:
@@ -39,11 +36,8 @@ class Parts:
     @classmethod
     def build(cls, settings: Settings, network: Network, metrics: WorkerMetrics) -> Parts:
         redis = client_from_url(settings.redis_url)
-        policy = Policy(
-            int(settings.retention_hours * HOUR_MS), int(settings.inbound_grace_hours * HOUR_MS)
-        )
-        store = LedgerStore(redis, policy, statuses=channel_statuses(network))
-        reservations = ReservationStore(redis, int(settings.reservation_replay_hours * HOUR_MS))
+        store = LedgerStore(redis, settings.ledger_policy, statuses=channel_statuses(network))
+        reservations = ReservationStore(redis, settings.reservation_replay_ms)
         forwarder = Forwarder(
             settings.kafka_bootstrap,
             client_id=f"{settings.group_id}-forward",

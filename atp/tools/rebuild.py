@@ -45,7 +45,6 @@ from atp.core.errors import (
     ReservationNotFound,
     StoreUnavailable,
 )
-from atp.core.ledger import Policy
 from atp.core.movements import Movement
 from atp.core.network import Network
 from atp.core.reservations import CONFIRMED, HELD, STATE_AFTER_EVENT
@@ -58,7 +57,6 @@ from atp.store.reservations import ReservationStore
 
 log = logging.getLogger(__name__)
 
-HOUR_MS = 3600 * 1000
 BATCH_MAX = 20_000  # movements per ledger write of the replay
 BATCH_SPAN_MS = 60_000  # broker time one batch may span (its `now` is its newest record's)
 
@@ -170,13 +168,9 @@ async def rebuild(
             await redis.ping()
         except REDIS_DOWN as exc:
             raise RebuildError(f"Redis at {settings.redis_url} is unavailable: {exc}") from exc
-        reservations = ReservationStore(redis, int(settings.reservation_replay_hours * HOUR_MS))
+        reservations = ReservationStore(redis, settings.reservation_replay_ms)
         await _restore_reservations(settings, reservations, progress, report, clock())
-        policy = Policy(
-            retention_ms=int(settings.retention_hours * HOUR_MS),
-            inbound_grace_ms=int(settings.inbound_grace_hours * HOUR_MS),
-        )
-        store = LedgerStore(redis, policy, statuses=channel_statuses(network))
+        store = LedgerStore(redis, settings.ledger_policy, statuses=channel_statuses(network))
         consumed = await _replay_movements(settings, store, progress, report, clock)
         # Holds used up by the replayed shipments: close the reservations they used up whole,
         # as the worker does (where that was published already, they came back closed).
@@ -206,7 +200,7 @@ async def _restore_reservations(
         async for records in reader:
             events += (orjson.loads(r.value) for r in records)
             progress.advance(topic, len(records))
-    replay_ttl_ms = int(settings.reservation_replay_hours * HOUR_MS)
+    replay_ttl_ms = settings.reservation_replay_ms
     for s in last_states(events).values():
         expires_at = s.record_expires_ms(replay_ttl_ms)
         if s.request is None or s.allocations is None:
