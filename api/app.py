@@ -28,6 +28,7 @@ from atp.settings import Settings
 from atp.store.client import REDIS_DOWN, client_from_url
 from atp.store.reservations import ReservationStore
 from atp.store.stock import StockReader
+from atp.store.sweeper import Sweeper
 
 log = logging.getLogger(__name__)
 SHUTDOWN_WAIT_S = 5.0
@@ -95,7 +96,11 @@ def _lifespan(
             settings,
             holder,
             StockReader(client),
-            ReservationStore(client, settings.reservation_replay_ms),
+            ReservationStore(
+                client,
+                settings.reservation_replay_ms,
+                int(settings.reservation_takeover_s * 1000),
+            ),
             metrics,
             auth,
             clock,
@@ -114,13 +119,16 @@ def _lifespan(
 
 
 async def sweep(svc: Services) -> None:
-    """Close held reservations past their expiry (reads discount them before that)."""
+    """Close held reservations past their expiry (reads discount them before that), and give
+    back what half-made reservations hold once nobody can take them over any more."""
+    sweeper = Sweeper(svc.reservations)
     while True:
         await asyncio.sleep(svc.settings.sweep_interval_s)
         try:
-            closed = await svc.reservations.expire_due(svc.clock())
+            closed = await sweeper.expire_due(svc.clock())
             if closed:
                 log.info("expired %d reservations", closed)
+            await sweeper.abandon_stale(svc.network, svc.clock())
         except Exception:  # the sweeper must outlive any one bad round
             log.exception("reservation sweep failed")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import orjson
@@ -82,6 +83,9 @@ def problem(
         **extra,
     }
     headers = {"Retry-After": "1"} if status == 503 else {}
+    retry_after = extra.get("retry_after_s")
+    if isinstance(retry_after, int | float):  # when asking again will get the answer
+        headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
     return Response(orjson.dumps(body), status, headers=headers, media_type=PROBLEM_JSON)

@@ -89,12 +89,20 @@ class IdempotencyConflict(ATPError):
 
 
 class ReservationInProgress(ATPError):
-    """The same request is being held right now (its holds are being taken SKU by SKU)."""
+    """The same request is being held right now (its holds are being taken SKU by SKU), or
+    its last attempt got no answer: asked again after `retry_after_s`, it is answered."""
 
     code = "reservation_in_progress"
 
-    def __init__(self, reservation_id: str) -> None:
-        super().__init__(f"reservation {reservation_id!r} is being made; ask again shortly")
+    def __init__(self, reservation_id: str, retry_after_s: float) -> None:
+        super().__init__(
+            f"reservation {reservation_id!r} is being made; "
+            f"ask again in {retry_after_s:.1f} s for its answer"
+        )
+        self.retry_after_s = retry_after_s
+
+    def details(self) -> dict[str, object]:
+        return {"retry_after_s": self.retry_after_s}
 
 
 class ReservationNotFound(ATPError):

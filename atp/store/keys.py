@@ -30,6 +30,8 @@ Per reservation shard, hash tag `{r<n>}` with n = crc32(reservation id) mod 16:
     atp:v2:{r<n>}:res:<id>     hash, one reservation (state, request, allocations, times)
     atp:v2:{r<n>}:expiring     sorted set of the shard's held reservation ids by expires_at
     atp:v2:{r<n>}:outbox       stream of the shard's reservation events (-> stock.reservations)
+    atp:v2:{r<n>}:pending      sorted set of the shard's pending reservation ids by when a
+                               repeat may take over (abandoned then by the sweeper)
 
 A reservation's record, its index entry and its event share a slot, so each state change is one
 atomic script; its holds live in the SKUs' slots and are changed by per-SKU scripts (the saga in
@@ -152,11 +154,18 @@ def outbox(n: int) -> str:
     return f"{_shard_tag(n)}:outbox"
 
 
+def pending(n: int) -> str:
+    """The pending reservations of shard n by when a repeat may take over (the sweeper gives
+    back what they hold then: their attempt got no answer and nobody asked again)."""
+    return f"{_shard_tag(n)}:pending"
+
+
 def record_keys(reservation_id: str) -> list[str]:
-    """A reservation's record, its shard's expiring index and outbox: one slot."""
+    """A reservation's record, its shard's expiring index, outbox and pending index: one slot."""
     n = shard(reservation_id)
-    return [reservation(reservation_id), expiring(n), outbox(n)]
+    return [reservation(reservation_id), expiring(n), outbox(n), pending(n)]
 
 
 EXPIRINGS = [expiring(n) for n in range(RESERVATION_SHARDS)]
+PENDINGS = [pending(n) for n in range(RESERVATION_SHARDS)]
 OUTBOXES = [outbox(n) for n in range(RESERVATION_SHARDS)]

@@ -27,6 +27,7 @@ a confirmed hold that nothing would give back.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
@@ -58,8 +59,10 @@ from atp.core.reservations import (
     view,
 )
 from atp.store import keys
-from atp.store.client import REDIS_DOWN, unavailable_as_error
+from atp.store.client import unavailable_as_error
 from atp.store.scripts import Scripts
+
+log = logging.getLogger(__name__)
 
 
 class ReservationLost(StoreUnavailable):
@@ -74,7 +77,7 @@ class ReservationLost(StoreUnavailable):
 # for and the reply's other fields. Every other code is an answer (begun, replay, held, ok, ...).
 RECORD_ERRORS: dict[str, Callable[[str, str, list[str]], ATPError]] = {
     "conflict": lambda rid, op, _: IdempotencyConflict(rid),
-    "pending": lambda rid, op, _: ReservationInProgress(rid),
+    "pending": lambda rid, op, fields: ReservationInProgress(rid, int(fields[0]) / 1000),
     "not_found": lambda rid, op, _: ReservationNotFound(rid),
     "invalid": lambda rid, op, fields: InvalidTransition(rid, fields[0], DONE.get(op, op)),
     "expired": lambda rid, op, _: ReservationExpired(rid),
@@ -87,9 +90,12 @@ def _text(value: Any) -> str:
 
 
 class ReservationStore:
-    def __init__(self, client: aioredis.Redis, replay_ttl_ms: int) -> None:
-        self._redis = client
+    def __init__(self, client: aioredis.Redis, replay_ttl_ms: int, takeover_ms: int = 3000) -> None:
+        """`takeover_ms`: how long an attempt at a pending reservation owns it; after that the
+        same request again takes over (its earlier attempt's answer was lost)."""
+        self.client = self._redis = client
         self._replay_ttl_ms = replay_ttl_ms
+        self._takeover_ms = takeover_ms
         self._scripts = Scripts(client)
 
     async def _record(self, op: str, rid: str, now_ms: int, *args: Any) -> list[str]:
@@ -112,42 +118,55 @@ class ReservationStore:
     async def reserve(
         self, req: ReservationRequest, network: Network, now_ms: int
     ) -> tuple[bool, dict[str, Any]]:
-        """Hold every line or nothing. Returns (created, view); a replay returns (False, view)."""
+        """Hold every line or nothing. Returns (created, view); a replay returns (False, view).
+
+        A request whose earlier attempt got no answer (Redis stalled, a reply lost) and is still
+        pending answers 409 reservation_in_progress until `takeover_ms` after that attempt
+        began, then takes over: the earlier attempt's holds are given back and taken again
+        (hold/take.lua), so each unit is held once, and the earlier attempt, should it resume,
+        can neither commit nor give back what the new one holds (both are fenced by the new
+        attempt's expires_at)."""
         rid, fingerprint = req.reservation_id, req.fingerprint()
-        per_sku = self.take_args(req, network)  # validates the lines before anything is written
-        expires = now_ms + req.ttl_seconds * 1000
-        # Redis away midway: what was held stays until its expiry, like the pending mark, and
-        # then both vanish.
+        per_sku, locs = self._plan(req, network)
         with unavailable_as_error():
             begun = await self._record(
-                "begin", rid, now_ms, fingerprint, orjson.dumps(req.canonical()), expires
+                "begin",
+                rid,
+                now_ms,
+                fingerprint,
+                orjson.dumps(req.canonical()),
+                now_ms + req.ttl_seconds * 1000,
+                self._takeover_ms,
             )
             if begun[0] == "replay":
                 return False, await self.get(rid, now_ms)
-            held: dict[str, list[str]] = {}
+            attempt = int(begun[1])  # this attempt's expires_at
             parts: dict[int, list[list[Any]]] = {}
             shortages: list[list[int]] = []
             for sku, args in per_sku.items():
                 op = "check" if shortages else "take"
-                reply = await self._hold(op, sku, rid, now_ms, expires, *args)
+                reply = await self._hold(op, sku, rid, now_ms, attempt, *args)
+                if reply[0] == "lost":  # a newer attempt took over: it answers
+                    await self._give_back(rid, now_ms, locs, attempt)
+                    raise ReservationInProgress(rid, 1.0)
                 if reply[0] == "short":
                     shortages += orjson.loads(reply[1])
                 elif op == "take":
-                    lines = orjson.loads(reply[1])
-                    held[sku] = sorted({loc for _, ps in lines for loc, _ in ps})
-                    parts.update((line, ps) for line, ps in lines)
+                    parts.update((line, ps) for line, ps in orjson.loads(reply[1]))
             if shortages:
-                await self._give_back(rid, now_ms, held)
-                await self._record("abort", rid, now_ms, fingerprint)
+                await self._give_back(rid, now_ms, locs, attempt)
+                await self._record("abort", rid, now_ms, fingerprint, attempt)
                 raise InsufficientStock(_short_lines(req, shortages))
             allocations = orjson.dumps([parts[i] for i in range(len(req.lines))])
-            record_until = expires + self._replay_ttl_ms
+            record_until = attempt + self._replay_ttl_ms
             try:
-                await self._record("commit", rid, now_ms, fingerprint, allocations, record_until)
+                done = await self._record(
+                    "commit", rid, now_ms, fingerprint, allocations, record_until, attempt
+                )
             except ReservationLost:
-                await self._give_back(rid, now_ms, held)
+                await self._give_back(rid, now_ms, locs, attempt)
                 raise
-        return True, await self.get(rid, now_ms)
+        return done[0] == "held", await self.get(rid, now_ms)
 
     async def reserve_first(
         self, requests: list[ReservationRequest], network: Network, now_ms: int
@@ -167,22 +186,37 @@ class ReservationStore:
 
     def take_args(self, req: ReservationRequest, network: Network) -> dict[str, list[Any]]:
         """ARGV of `hold/take.lua` after expires_at, per SKU in the order they are taken."""
+        return self._plan(req, network)[0]
+
+    def _plan(
+        self, req: ReservationRequest, network: Network
+    ) -> tuple[dict[str, list[Any]], dict[str, list[str]]]:
+        """Per SKU, in the order they are taken: the lines as `hold/take.lua` reads them, and
+        every location they may be held at. Validates the lines before anything is written."""
         network.channel(req.channel)
         lines: dict[str, list[Any]] = defaultdict(list)
         counts: dict[str, int] = defaultdict(int)
+        locs: dict[str, list[str]] = defaultdict(list)
         for i, line in enumerate(req.lines):
             cands = candidates(network, req.channel, line)
             lines[line.sku] += [i, line.quantity, len(cands)]
             for loc, safety in cands:
                 lines[line.sku] += [loc, safety]
+                if loc not in locs[line.sku]:
+                    locs[line.sku].append(loc)
             counts[line.sku] += 1
         # One order for everybody: see the module docstring.
-        return {sku: [counts[sku], *lines[sku]] for sku in sorted(lines)}
+        order = sorted(lines)
+        return {sku: [counts[sku], *lines[sku]] for sku in order}, {sku: locs[sku] for sku in order}
 
-    async def _give_back(self, rid: str, now_ms: int, held: dict[str, list[str]]) -> None:
+    async def _give_back(
+        self, rid: str, now_ms: int, held: dict[str, list[str]], attempt: int | str = ""
+    ) -> None:
+        """Give back the reservation's holds at these locations: all of them (a reservation
+        that is made), or those of attempt `attempt` and older ones at a pending one."""
         for sku, locs in held.items():
             if locs:
-                await self._hold("release", sku, rid, now_ms, *locs)
+                await self._hold("release", sku, rid, now_ms, attempt, *locs)
 
     async def _stored(self, reservation_id: str) -> Stored:
         with unavailable_as_error():
@@ -310,26 +344,33 @@ class ReservationStore:
             )
         return reply[0] == "restored"
 
-    async def expire_due(self, now_ms: int, limit: int = 200) -> int:
-        """The sweeper's step: close held reservations whose expiry has passed (every shard)."""
+    async def abandon(self, rid: str, network: Network, now_ms: int) -> bool:
+        """Give back what a half-made reservation holds and free its id (the sweeper, once
+        nobody can take it over any more); False when it is not pending (any more)."""
+        raw = await self._redis.hgetall(keys.reservation(rid))
+        record = {k.decode(): v.decode() for k, v in raw.items()}
+        if record.get("state") != PENDING:
+            return False  # made, aborted or gone since: nothing to do
+        canonical = orjson.loads(record["request"])
+        req = ReservationRequest(
+            rid,
+            tuple(
+                ReservationLine(ln["sku"], ln["quantity"], ln["location_id"])
+                for ln in canonical["lines"]
+            ),
+            canonical["ttl_seconds"],
+            canonical["channel"],
+        )
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for index in keys.EXPIRINGS:
-                    pipe.zrangebyscore(index, "-inf", now_ms, 0, limit)
-                due = await pipe.execute()
-        except REDIS_DOWN:
-            return 0
-        closed = 0
-        for index, rids in zip(keys.EXPIRINGS, due, strict=True):
-            for rid in rids:
-                try:
-                    await self.transition(rid.decode(), "expire", now_ms)
-                    closed += 1
-                except ReservationNotFound:
-                    await self._redis.zrem(index, rid)  # the record itself is gone
-                except StoreUnavailable:
-                    return closed
-        return closed
+            _, locs = self._plan(req, network)
+        except ATPError as exc:  # the network changed since: its holds go at their expiry
+            log.warning("half-made reservation %s left to its expiry: %s", rid, exc.message)
+            return False
+        attempt = int(record["expires_ms"])
+        await self._give_back(rid, now_ms, locs, attempt)
+        await self._record("abort", rid, now_ms, record["fingerprint"], attempt)
+        log.info("half-made reservation %s abandoned: nobody asked again", rid)
+        return True
 
 
 def _short_lines(req: ReservationRequest, shortages: list[list[int]]) -> list[dict[str, object]]:

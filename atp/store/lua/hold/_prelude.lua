@@ -26,6 +26,36 @@ local function give_back(member, loc)
   redis.call('ZREM', expiry, member)
 end
 
+-- An attempt at a pending reservation is known by its expires_at: record/begin.lua gives each
+-- takeover a later one than the attempt before. The reservation's hold at `loc` belongs to
+-- attempt `expires` or an older one when its expiry is at most `expires`; nil when it has none.
+-- Returns 'none', 'ours' (this attempt's or older: ours to give back) or 'newer'.
+local function owner(member, expires)
+  if redis.call('HEXISTS', holds, member) == 0 then return 'none' end
+  local score = redis.call('ZSCORE', expiry, member)
+  if score and tonumber(score) <= tonumber(expires) then return 'ours' end
+  return 'newer'  -- a newer attempt's (or no expiry at all: confirmed, not a pending one)
+end
+
+-- The candidate locations of the lines from ARGV[pos] (see place_lines), each once.
+local function line_locations(pos)
+  local seen, locs = {}, {}
+  local lines = tonumber(ARGV[pos])
+  pos = pos + 1
+  for _ = 1, lines do
+    local n = tonumber(ARGV[pos + 2])
+    pos = pos + 3
+    for _ = 1, n do
+      if not seen[ARGV[pos]] then
+        seen[ARGV[pos]] = true
+        table.insert(locs, ARGV[pos])
+      end
+      pos = pos + 2
+    end
+  end
+  return locs
+end
+
 -- Holds past their expiry no longer count: give them back before placing anything (the API's
 -- sweeper marks their reservations expired later). Scores up to now are the overdue ones.
 local function give_back_overdue()

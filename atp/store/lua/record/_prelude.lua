@@ -5,13 +5,14 @@
 -- atp/store/reservations.py).
 --
 -- KEYS[1]  atp:v2:{r<n>}:res:<id>   KEYS[2]  atp:v2:{r<n>}:expiring   KEYS[3]  atp:v2:{r<n>}:outbox
+-- KEYS[4]  atp:v2:{r<n>}:pending (pending ids by when a repeat may take over)
 -- ARGV[1]  reservation id           ARGV[2]  now (epoch ms)           then the script's own
 --
 -- The changes (confirm, extend, release, expire, fulfil) reply as atp.core.reservations
 -- .transition, their Python original: {'ok', new state} | {'noop', state} | {'invalid', state}
 -- | {'expired'} (a confirm or extend of a hold past its expiry: nothing changed; the caller
 -- gives back the holds and expires it) | {'not_found'}.
-local rec, expiring, outbox = KEYS[1], KEYS[2], KEYS[3]
+local rec, expiring, outbox, pending = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local rid, now = ARGV[1], tonumber(ARGV[2])
 local state = redis.call('HGET', rec, 'state')
 

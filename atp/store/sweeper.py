@@ -1,0 +1,59 @@
+"""The API's sweeper: held reservations past their expiry are closed, and half-made ones (their
+attempt got no answer and nobody asked again within the takeover time) give back their holds.
+Reads discount overdue holds before the sweeper gets to them; the sweeper makes it final."""
+
+from __future__ import annotations
+
+from atp.core.errors import ReservationNotFound, StoreUnavailable
+from atp.core.network import Network
+from atp.store import keys
+from atp.store.client import REDIS_DOWN
+from atp.store.reservations import ReservationStore
+
+
+class Sweeper:
+    def __init__(self, store: ReservationStore, limit: int = 200) -> None:
+        self._store = store
+        self._redis = store.client
+        self._limit = limit
+
+    async def _due(self, indexes: list[str], now_ms: int) -> list[list[bytes]]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for index in indexes:
+                pipe.zrangebyscore(index, "-inf", now_ms, 0, self._limit)
+            return await pipe.execute()  # type: ignore[no-any-return]
+
+    async def expire_due(self, now_ms: int) -> int:
+        """Close held reservations whose expiry has passed (every shard); how many."""
+        try:
+            due = await self._due(keys.EXPIRINGS, now_ms)
+        except REDIS_DOWN:
+            return 0
+        closed = 0
+        for index, rids in zip(keys.EXPIRINGS, due, strict=True):
+            for rid in rids:
+                try:
+                    await self._store.transition(rid.decode(), "expire", now_ms)
+                    closed += 1
+                except ReservationNotFound:
+                    await self._redis.zrem(index, rid)  # the record itself is gone
+                except StoreUnavailable:
+                    return closed
+        return closed
+
+    async def abandon_stale(self, network: Network, now_ms: int) -> int:
+        """Half-made reservations past the takeover time give back what they hold, and their
+        id is free again (ReservationStore.abandon); how many."""
+        try:
+            due = await self._due(keys.PENDINGS, now_ms)
+        except REDIS_DOWN:
+            return 0
+        abandoned = 0
+        for index, rids in zip(keys.PENDINGS, due, strict=True):
+            for rid in rids:
+                try:
+                    abandoned += await self._store.abandon(rid.decode(), network, now_ms)
+                    await self._redis.zrem(index, rid)
+                except REDIS_DOWN:
+                    return abandoned
+        return abandoned
