@@ -21,6 +21,7 @@ from atp.core.errors import (
     ReservationExpired,
     ReservationInProgress,
     ReservationNotFound,
+    StoreFull,
     StoreUnavailable,
     UnknownChannel,
     UnknownService,
@@ -59,6 +60,7 @@ STATUS: dict[type[ATPError], tuple[int, str]] = {
     ReservationExpired: (409, "Reservation expired"),
     ReservationNotFound: (404, "Reservation not found"),
     StoreUnavailable: (503, "Stock store unavailable"),
+    StoreFull: (503, "Stock store full"),
 }
 
 

@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     max_reservation_ttl_s: int = Field(7 * 24 * 3600, ge=1)
     sweep_interval_s: float = Field(0.5, ge=0.05, le=60)
 
+    # The memory limit of the Redis `atp up` starts (docs/operations.md: sizing Redis); full,
+    # it refuses holds and stock updates and goes on serving reads.
+    up_redis_maxmemory_mb: int = Field(1024, ge=16, le=1_048_576)
+
     data_dir: Path = Path(".atp")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

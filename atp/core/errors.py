@@ -65,6 +65,12 @@ class StoreUnavailable(ATPError):
     code = "store_unavailable"
 
 
+class StoreFull(StoreUnavailable):
+    """Redis reached its memory limit: it serves reads and refuses writes until it has room."""
+
+    code = "store_full"
+
+
 class InsufficientStock(ATPError):
     """Some lines do not fit the ATP; nothing was held. `lines` lists every short line."""
 

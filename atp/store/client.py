@@ -16,25 +16,33 @@ from redis.backoff import NoBackoff
 from redis.exceptions import (
     ClusterDownError,
     MaxConnectionsError,
+    OutOfMemoryError,
     SlotNotCoveredError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from atp.core.errors import StoreUnavailable
+from atp.core.errors import StoreFull, StoreUnavailable
 
-# Redis (or, on a cluster, the master of a key's slot) cannot answer now; worth trying later.
+# Redis (or, on a cluster, the master of a key's slot) cannot take this now; worth trying later.
+# Out of memory (maxmemory, noeviction) too: writes wait until memory is freed, reads go on.
 REDIS_DOWN = (
     RedisConnectionError,
     RedisTimeoutError,
     OSError,
     ClusterDownError,
     SlotNotCoveredError,
+    OutOfMemoryError,
 )
 
 
 def unavailable(exc: BaseException) -> StoreUnavailable:
-    """The error callers see when Redis cannot answer (503 in the API)."""
+    """The error callers see when Redis cannot take the call (503 in the API)."""
+    if isinstance(exc, OutOfMemoryError):
+        return StoreFull(
+            "Redis is out of memory (maxmemory reached): reads go on, new holds and stock "
+            "updates wait until memory is freed or maxmemory is raised"
+        )
     return StoreUnavailable(f"Redis is unavailable: {exc}")
 
 

@@ -13,15 +13,22 @@ from redis.exceptions import NoScriptError
 
 
 def load_script(name: str) -> str:
-    """A script shipped in atp/store/lua/, e.g. `hold/take.lua`: its group's `_prelude.lua`
-    (the helpers and KEYS/ARGV its scripts share), then the script itself."""
+    """A script shipped in atp/store/lua/, e.g. `hold/take.lua`: its first line (the shebang
+    that declares what it may do: `#!lua`, or `#!lua flags=no-writes` for a read), then its
+    group's `_prelude.lua` (the helpers and KEYS/ARGV its scripts share), then the rest.
+
+    The shebang matters when Redis is out of memory: a script that may write is refused before
+    it runs (nothing half done), a read goes on."""
     root = resources.files("atp.store").joinpath("lua")
     source = root.joinpath(name).read_text(encoding="utf-8")
+    shebang, _, body = source.partition("\n")
+    if not shebang.startswith("#!lua"):
+        raise ValueError(f"{name}: the first line must be #!lua (with its flags)")
     group, _, _ = name.rpartition("/")
     if group:
         prelude = root.joinpath(group, "_prelude.lua").read_text(encoding="utf-8")
-        source = prelude + "\n" + source
-    return source
+        body = prelude + "\n" + body
+    return shebang + "\n" + body
 
 
 class Scripts:

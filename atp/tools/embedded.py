@@ -153,9 +153,10 @@ def start_redis(
     appendonly: bool = True,
     cluster_bus_port: int | None = None,
     name: str = "redis",
+    maxmemory_mb: int = 0,
 ) -> ManagedProcess:
     """A Redis server; with `cluster_bus_port`, a cluster node (its nodes.conf in `data_dir`)
-    that owns no slots yet: see `form_cluster`."""
+    that owns no slots yet: see `form_cluster`. `maxmemory_mb` 0: no limit."""
     data_dir.mkdir(parents=True, exist_ok=True)
     argv = [
         str(redis_binary()),
@@ -181,6 +182,11 @@ def start_redis(
         "128",
         "--protected-mode",
         "yes",
+        # Full, Redis refuses writes and serves reads: never evict, it would drop ledger state.
+        "--maxmemory",
+        f"{maxmemory_mb}mb",
+        "--maxmemory-policy",
+        "noeviction",
     ]
     if cluster_bus_port is not None:
         argv += [

@@ -85,7 +85,12 @@ class Stack:
                     )
             self.infra.append(embedded.start_broker(broker_port, self.log_dir))
             self.infra.append(
-                embedded.start_redis(redis_port, self.run_dir / "redis", self.log_dir)
+                embedded.start_redis(
+                    redis_port,
+                    self.run_dir / "redis",
+                    self.log_dir,
+                    maxmemory_mb=self.settings.up_redis_maxmemory_mb,
+                )
             )
         asyncio.run(topics.ensure_topics(self.settings))
         py = sys.executable

@@ -554,3 +554,56 @@ def test_after_a_redis_stall_every_retry_gets_its_answer_and_no_hold_is_stranded
     r.close()
     assert reserved == len(held)
     assert holds == {f"{rid}@WH-NJ": 1 for rid in held}
+
+
+def consumer_lag(worker_metrics_url: str) -> float:
+    """Records the worker has not committed, summed over its partitions."""
+    with urllib.request.urlopen(worker_metrics_url) as r:
+        text = r.read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("atp_consumer_lag{")
+    )
+
+
+def test_a_full_redis_refuses_holds_serves_reads_and_then_everything_catches_up(
+    settings, own_redis, processes
+):
+    """Redis at maxmemory (noeviction): the worker applies nothing and commits nothing (so no
+    movement is lost), the API answers reads and refuses holds with 503 store_full; once memory
+    is freed both go on by themselves and the counts come out exact."""
+    settings = settings.model_copy(update={"redis_url": own_redis.url})
+    sku = f"OM-{uuid.uuid4().hex[:8]}"
+    worker, _, base = start_stack(processes, settings, sku, 100)
+    lag_url = f"http://127.0.0.1:{settings.worker_web_port}/metrics"
+    r = redis.Redis.from_url(own_redis.url)
+    junk = 200  # 10 MB, then a limit 5 MB below what is used: full, whatever small frees
+    for i in range(junk):
+        r.set(f"atp:test:junk:{i}", "x" * 50_000)
+    r.config_set("maxmemory", int(r.info("memory")["used_memory"]) - 5_000_000)
+    with pytest.raises(redis.exceptions.OutOfMemoryError):
+        r.set("atp:test:one-more", "x")
+    wms_topic = settings.topic(topics.WMS)
+    receipts = [wms(f"{sku}-r{i}", sku, "RECEIVED", 1) for i in range(50)]
+    asyncio.run(produce(settings.kafka_bootstrap, wms_topic, receipts))
+    time.sleep(3)  # time to apply, were there room
+    try:
+        assert location(base, sku)[1]["on_hand"] == 100  # read, and nothing applied
+        status, problem = call(
+            "POST",
+            f"{base}/v1/reservations",
+            {"reservation_id": f"{sku}-full", "lines": [{"sku": sku, "quantity": 1}]},
+        )
+        assert (status, problem.get("code")) == (503, "store_full"), problem
+        assert consumer_lag(lag_url) > 0  # the receipts are not committed
+    finally:
+        r.delete(*(f"atp:test:junk:{i}" for i in range(junk)))
+    assert wait_until(lambda: location(base, sku)[1]["on_hand"] == 150, 60)
+    assert wait_until(lambda: consumer_lag(lag_url) == 0, 60)
+    assert reserve(base, f"{sku}-after", sku, 1) == 201
+    r.close()
+    assert worker.alive(), worker.log_tail()
+    log = (processes.log_dir / "worker.log").read_text()
+    assert "store_full" not in log and "out of memory" in log  # retried with a reason
+    assert "Traceback" not in log  # as an expected condition, not a bug

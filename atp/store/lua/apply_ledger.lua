@@ -1,3 +1,4 @@
+#!lua
 -- apply_ledger.lua: write one SKU's folded ledger state and the counts the API serves, and let
 -- shipments consume the holds of the reservations they fulfil, in one atomic step, but only
 -- if nobody wrote the SKU since the caller read it (optimistic version).

@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 -- read_stock.lua: what the API serves for one SKU, with reservations past their expiry already
 -- discounted: a held reservation stops counting at expires_at, even before the sweeper runs
 -- (scores up to now are overdue: atp.core.reservations.is_overdue).

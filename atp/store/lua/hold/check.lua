@@ -1,3 +1,4 @@
+#!lua
 -- hold/check.lua: would this SKU's lines fit? Holds nothing (a request already short on another
 -- SKU still reports every shortfall). Overdue holds are given back first, as by take.
 -- ARGV[3]  expires_at (unused; as take)   ARGV[4..]  the lines (see place_lines in the prelude)

@@ -1,3 +1,4 @@
+#!lua
 -- hold/extend.lua: move the expiry of the reservation's holds at these locations.
 -- ARGV[3]  new expires_at (epoch ms)   ARGV[4..]  locations (holds used up are skipped)
 -- Returns {'ok'} | {'expired'} (a hold is overdue: nothing changed)

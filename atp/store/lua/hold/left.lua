@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 -- hold/left.lua: how many of the reservation's holds at these locations shipments have not
 -- used up yet (fulfil closes the reservation at 0).
 -- ARGV[3..]  locations

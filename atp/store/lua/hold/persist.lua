@@ -1,3 +1,4 @@
+#!lua
 -- hold/persist.lua: take the reservation's holds at these locations off the expiry (confirm).
 -- ARGV[3..]  locations (holds already used up by shipments are skipped)
 -- Returns {'ok'} | {'expired'} (a hold is overdue: nothing changed)

@@ -1,3 +1,4 @@
+#!lua
 -- hold/release.lua: give back what the reservation holds at these locations.
 -- ARGV[3]  '' (a reservation that is made: every hold) or the expires_at of an attempt at a
 --          pending one (its holds and older attempts'; a newer attempt's are left alone)

@@ -1,3 +1,4 @@
+#!lua
 -- hold/restore.lua: set the reservation's holds to these units (`atp rebuild`); a repeated
 -- restore changes nothing.
 -- ARGV[3]  state ('held' ones go on the expiry)   ARGV[4]  expires_at

@@ -1,3 +1,4 @@
+#!lua
 -- hold/take.lua: hold this SKU's lines of a reservation, all of them or none, for the attempt
 -- whose expires_at is ARGV[3]. Holds an older attempt of the same reservation left here (its
 -- reply was lost) are given back first, so a retry that took over holds each unit once.

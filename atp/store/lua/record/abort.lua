@@ -1,3 +1,4 @@
+#!lua
 -- record/abort.lua: drop our pending mark (the request was short, or the sweeper abandons a
 -- half-made reservation; its holds were given back), unless a newer attempt has taken over.
 -- ARGV[3]  fingerprint   ARGV[4]  expires_at of this attempt

@@ -1,3 +1,4 @@
+#!lua
 -- record/begin.lua: start an attempt at a reservation. A new id is marked as taken (state
 -- 'pending') until expires_at, so a request repeated while its holds are being taken is not run
 -- twice, and the mark of a saga that died vanishes with its holds. The same request again while

@@ -1,3 +1,4 @@
+#!lua
 -- record/commit.lua: the holds are taken: pending -> held, indexed and published, if this is
 -- still the attempt in charge.
 -- ARGV[3]  fingerprint   ARGV[4]  allocations JSON

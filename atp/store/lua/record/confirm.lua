@@ -1,3 +1,4 @@
+#!lua
 -- record/confirm.lua: held -> confirmed (an order: no expiry). The caller took the SKUs' holds
 -- off their expiry first (hold/persist.lua).
 -- Returns as the changes do (prelude).

@@ -1,3 +1,4 @@
+#!lua
 -- record/expire.lua: held and overdue -> expired (the sweeper); otherwise nothing. The caller
 -- gave back the holds first.
 -- ARGV[3]  how long the closed record answers replays (ms)

@@ -1,3 +1,4 @@
+#!lua
 -- record/extend.lua: held -> held with a later expires_at. The caller moved the holds' expiry
 -- first (hold/extend.lua).
 -- ARGV[3]  new expires_at (epoch ms)   ARGV[4]  how long a closed record answers replays (ms)

@@ -1,3 +1,4 @@
+#!lua
 -- record/fulfil.lua: held|confirmed -> fulfilled; the caller saw no holds left (hold/left.lua).
 -- ARGV[3]  how long the closed record answers replays (ms)
 -- Returns as the changes do (prelude).

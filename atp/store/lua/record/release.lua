@@ -1,3 +1,4 @@
+#!lua
 -- record/release.lua: held|confirmed -> released (held and overdue -> expired). The caller gave
 -- back the holds first (hold/release.lua).
 -- ARGV[3]  how long the closed record answers replays (ms)

@@ -1,3 +1,4 @@
+#!lua
 -- record/restore.lua: put a reservation back as its events left it (`atp rebuild`); an existing
 -- record is left alone (it is newer than the events).
 -- ARGV[3]  state   ARGV[4]  fingerprint   ARGV[5]  request JSON   ARGV[6]  allocations JSON
