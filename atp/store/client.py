@@ -59,19 +59,63 @@ def unavailable_as_error() -> Iterator[None]:
 CallObserver = Callable[[str, float], None]
 
 
-class _TimedPipeline(aioredis.client.Pipeline):
-    observe: CallObserver
+# A connection that failed (not an error answer): the others to the same server likely did too.
+_DEAD = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+class _Pipeline(aioredis.client.Pipeline):
+    """A pipeline of `_Redis`: timed when the client is, and dropping idle connections when
+    its own one fails."""
+
+    observe: CallObserver | None = None
+    client: _Redis
 
     async def execute(self, raise_on_error: bool = True) -> list[Any]:
         started = time.perf_counter()
         try:
             return await super().execute(raise_on_error)
+        except _DEAD:
+            await self.client.drop_idle()
+            raise
         finally:
-            self.observe("pipeline", time.perf_counter() - started)
+            if self.observe is not None:
+                self.observe("pipeline", time.perf_counter() - started)
+
+
+class _Redis(aioredis.Redis):
+    """The single-node client. When a connection fails it also closes the pool's idle ones:
+    they were opened to the same server and are likely dead too (after a restart, every one
+    of them), and each would fail the next request that took it, long after Redis was back.
+    With `observe`, it reports the time of every call (one command, or one pipeline from
+    `execute` to the last reply; a pipeline's script-loading check included)."""
+
+    observe: CallObserver | None = None
+
+    async def drop_idle(self) -> None:
+        await self.connection_pool.disconnect(inuse_connections=False)
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await super().execute_command(*args, **options)
+        except _DEAD:
+            await self.drop_idle()
+            raise
+        finally:
+            if self.observe is not None:
+                self.observe("command", time.perf_counter() - started)
+
+    def pipeline(
+        self, transaction: bool = True, shard_hint: str | None = None
+    ) -> aioredis.client.Pipeline:
+        pipe = _Pipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
+        pipe.observe = self.observe
+        pipe.client = self
+        return pipe
 
 
 class _TimedCommands:
-    """Reports the time of every single command to `observe` (mixed into a client class)."""
+    """Reports the time of every single command to `observe` (mixed into the cluster client)."""
 
     observe: CallObserver
 
@@ -81,20 +125,6 @@ class _TimedCommands:
             return await super().execute_command(*args, **options)  # type: ignore[misc]
         finally:
             self.observe("command", time.perf_counter() - started)
-
-
-class _TimedRedis(_TimedCommands, aioredis.Redis):
-    """A client that reports the time of every call it makes (one command, or one pipeline
-    from `execute` to the last reply; a pipeline's script-loading check included)."""
-
-    def pipeline(
-        self, transaction: bool = True, shard_hint: str | None = None
-    ) -> aioredis.client.Pipeline:
-        pipe = _TimedPipeline(
-            self.connection_pool, self.response_callbacks, transaction, shard_hint
-        )
-        pipe.observe = self.observe
-        return pipe
 
 
 class _GatedCluster(RedisCluster):
@@ -223,9 +253,7 @@ def client_from_url(
         # worker retries a whole batch (the ledger is idempotent), the API answers 503.
         retry=Retry(NoBackoff(), 0),
     )
-    if observe is None:
-        return aioredis.Redis.from_pool(pool)  # closing the client closes the pool too
-    client = _TimedRedis(connection_pool=pool)
-    client.auto_close_connection_pool = True  # as from_pool does
+    client = _Redis(connection_pool=pool)
+    client.auto_close_connection_pool = True  # closing the client closes the pool, as from_pool
     client.observe = observe
     return client

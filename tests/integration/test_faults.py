@@ -316,11 +316,12 @@ def test_redis_restarted_loses_no_reservation_and_no_count(
     assert all(shopper.acked_in_phase.get(phase, 0) >= 5 for phase in range(3))
 
     assert differences(settings, truth) == {}  # the worker resumed by itself
-    states = {
-        rid: call("GET", f"{base}/v1/reservations/{rid}")[1].get("state") for rid in shopper.tried
-    }
+    answers = {rid: call("GET", f"{base}/v1/reservations/{rid}") for rid in shopper.tried}
+    states = {rid: body.get("state") for rid, (_, body) in answers.items()}
     lost = {
-        rid: (want, states[rid]) for rid, want in shopper.acked.items() if states[rid] not in want
+        rid: (want, states[rid], answers[rid][0], answers[rid][1].get("code"))
+        for rid, want in shopper.acked.items()
+        if states[rid] not in want
     }
     assert lost == {}
     # Every hold is there too: what is reserved is exactly the open reservations.

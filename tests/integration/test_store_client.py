@@ -6,10 +6,12 @@ cluster/test_store_client.py."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 
@@ -17,7 +19,7 @@ from atp.core.errors import StoreUnavailable
 from atp.store import keys
 from atp.store.client import REDIS_DOWN, client_from_url, is_cluster_url
 from atp.store.stock import StockReader
-from atp.tools.embedded import free_port as embedded_free_port
+from atp.tools import embedded
 from tests.integration.conftest import redis_client
 
 pytestmark = pytest.mark.integration
@@ -135,7 +137,7 @@ def test_concurrent_reads_go_together_and_each_gets_its_own_sku(redis_url):
 
 def test_reads_waiting_together_all_fail_cleanly_when_redis_is_away():
     async def main() -> None:
-        port = embedded_free_port()
+        port = embedded.free_port()
         client = client_from_url(f"redis://127.0.0.1:{port}", timeout_s=0.5)
         reader = StockReader(client)
         try:
@@ -148,3 +150,34 @@ def test_reads_waiting_together_all_fail_cleanly_when_redis_is_away():
             await client.aclose()
 
     asyncio.run(main())
+
+
+def test_after_redis_restarts_only_the_commands_in_flight_fail(tmp_path):
+    """Every idle pooled connection is dead after a restart; without care each would fail the
+    next request that takes it, long after Redis is back (a product page's 503). The first
+    error drops the idle ones, so the next burst connects afresh."""
+    port = embedded.free_port()
+
+    def start() -> Any:
+        return embedded.start_redis(port, tmp_path / "data", tmp_path, appendonly=False)
+
+    proc = start()
+
+    async def main() -> list[object]:
+        client = client_from_url(f"redis://127.0.0.1:{port}/0", timeout_s=1.0)
+        try:
+            await asyncio.gather(*(client.ping() for _ in range(8)))  # 8 pooled connections
+            nonlocal proc
+            proc.stop()
+            proc = start()
+            with contextlib.suppress(*REDIS_DOWN):
+                await client.ping()  # one request meets a dead connection
+            return await asyncio.gather(*(client.ping() for _ in range(8)), return_exceptions=True)
+        finally:
+            await client.aclose()
+
+    try:
+        results = asyncio.run(main())
+    finally:
+        proc.stop()
+    assert results == [True] * 8, results
