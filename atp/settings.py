@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     # The memory limit of the Redis `atp up` starts (docs/operations.md: sizing Redis); full,
     # it refuses holds and stock updates and goes on serving reads.
     up_redis_maxmemory_mb: int = Field(1024, ge=16, le=1_048_576)
+    # The memory the embedded broker may hold (Tansu's memory storage never deletes a record):
+    # at 80 % `atp up` stops the simulator, at 100 % the whole stack, each with a message.
+    up_broker_max_mb: int = Field(2048, ge=32, le=1_048_576)
 
     data_dir: Path = Path(".atp")
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -34,6 +34,44 @@ class Child:
     proc: ManagedProcess | None = None
     restarts: int = 0
     next_start: float = 0.0
+    retired: bool = False  # stopped on purpose: not restarted
+
+
+# What `BrokerGuard.check` asks for.
+GO_ON, STOP_SIMULATOR, STOP_STACK = "go on", "stop the simulator", "stop the stack"
+
+
+@dataclass
+class BrokerGuard:
+    """Keeps the embedded broker from running the machine out of memory.
+
+    Tansu's memory storage keeps every record of every topic and never deletes one (retention
+    settings are ignored; DeleteRecords is not implemented), so it grows with the traffic: about
+    10 MB a minute with the simulator at 50 messages/s. At `pause_at` of the limit the
+    simulator, which makes nearly all of that traffic, is stopped and the rest of the stack
+    goes on, bounded; at the limit (API traffic alone can still get there) the stack stops."""
+
+    limit_mb: int
+    pause_at: float = 0.8
+
+    def check(self, rss_mb: float, simulating: bool) -> str:
+        if rss_mb >= self.limit_mb:
+            return STOP_STACK
+        if simulating and rss_mb >= self.pause_at * self.limit_mb:
+            return STOP_SIMULATOR
+        return GO_ON
+
+
+def rss_mb(pid: int) -> float | None:
+    """A process's resident memory in MiB (None where /proc is not there)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
 
 
 class Stack:
@@ -53,6 +91,8 @@ class Stack:
         self.infra: list[ManagedProcess] = []
         self.children: list[Child] = []
         self._stopping = False
+        self.guard = BrokerGuard(settings.up_broker_max_mb)
+        self._next_guard = 0.0
 
     def run(self) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -157,7 +197,12 @@ class Stack:
             for proc in self.infra:
                 if not proc.alive():
                     raise EmbeddedError(f"the {proc.name} died:\n{proc.log_tail()}")
+            if now >= self._next_guard:
+                self._next_guard = now + 5.0
+                self._guard_broker()
             for child in self.children:
+                if child.retired:
+                    continue
                 proc = child.proc
                 if proc is not None and not proc.alive():
                     delay = min(30.0, 2.0 ** min(child.restarts, 5))
@@ -174,6 +219,34 @@ class Stack:
                 elif proc is None and now >= child.next_start:
                     self._spawn(child)
             time.sleep(0.2)
+
+    def _guard_broker(self) -> None:
+        broker = next((p for p in self.infra if p.name == "broker"), None)
+        used = None if broker is None else rss_mb(broker.pid)
+        if used is None:
+            return
+        simulator = next((c for c in self.children if c.name == "simulator"), None)
+        simulating = simulator is not None and not simulator.retired
+        action = self.guard.check(used, simulating)
+        held = (
+            f"the embedded broker holds {used:,.0f} MB, its limit is {self.guard.limit_mb:,} MB "
+            "(ATP_UP_BROKER_MAX_MB): Tansu keeps every record in memory and never deletes one"
+        )
+        if action == STOP_STACK:
+            raise EmbeddedError(
+                f"{held}; stopping the stack before the machine runs out of memory. "
+                "Start it again for an empty broker, or raise ATP_UP_BROKER_MAX_MB"
+            )
+        if action == STOP_SIMULATOR and simulator is not None:
+            simulator.retired = True
+            if simulator.proc is not None:
+                simulator.proc.stop(grace_s=15)
+            message = (
+                f"{held}; the simulator is stopped (the API and the worker go on). "
+                "Start the stack again for an empty broker, or raise ATP_UP_BROKER_MAX_MB"
+            )
+            log.warning("%s", message)
+            print(message, flush=True)
 
     def stop(self) -> None:
         """Stop everything started here, by PID, in reverse order of start."""

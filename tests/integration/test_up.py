@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
@@ -10,9 +11,12 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from atp.tools.embedded import free_port
 from tests.conftest import ROOT
@@ -28,9 +32,8 @@ def gone(pid: int) -> bool:
     return False
 
 
-def test_up_serves_and_stops_everything_on_sigint(tmp_path):
-    api_port = free_port()
-    env = {
+def up_env(tmp_path, api_port: int) -> dict[str, str]:
+    return {
         **os.environ,
         "ATP_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
         "ATP_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
@@ -40,24 +43,49 @@ def test_up_serves_and_stops_everything_on_sigint(tmp_path):
         "ATP_NETWORK_FILE": str(ROOT / "config" / "network.yaml"),
         "ATP_SESSION_TIMEOUT_S": "6",
     }
+
+
+def start_up(tmp_path, env: dict[str, str], rate: int) -> tuple[subprocess.Popen[bytes], Path]:
     out = tmp_path / "up.out"
     with out.open("wb") as fh:
         up = subprocess.Popen(
-            [sys.executable, "-m", "atp", "up", "--rate", "20"],
+            [sys.executable, "-m", "atp", "up", "--rate", str(rate)],
             stdout=fh,
             stderr=subprocess.STDOUT,
             env=env,
             cwd=tmp_path,
         )
+    return up, out
+
+
+def banner_pids(up: subprocess.Popen[bytes], out: Path, deadline: float) -> dict[str, int]:
+    """The PIDs `atp up` prints once the stack is ready."""
+    pids: dict[str, int] = {}
+    while not pids and time.monotonic() < deadline and up.poll() is None:
+        found = re.search(r"processes\s+(.+)", out.read_text())
+        if found:
+            pids = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", found.group(1))}
+        time.sleep(0.2)
+    assert set(pids) == {"broker", "redis", "worker", "api", "simulator"}, out.read_text()
+    return pids
+
+
+def end(up: subprocess.Popen[bytes], pids: dict[str, int]) -> None:
+    if up.poll() is None:
+        up.kill()
+        up.wait()
+    for pid in pids.values():  # only what this test's `atp up` started, by PID
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_up_serves_and_stops_everything_on_sigint(tmp_path):
+    api_port = free_port()
+    up, out = start_up(tmp_path, up_env(tmp_path, api_port), rate=20)
     pids: dict[str, int] = {}
     try:
         deadline = time.monotonic() + 90
-        while not pids and time.monotonic() < deadline and up.poll() is None:
-            found = re.search(r"processes\s+(.+)", out.read_text())
-            if found:
-                pids = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", found.group(1))}
-            time.sleep(0.2)
-        assert set(pids) == {"broker", "redis", "worker", "api", "simulator"}, out.read_text()
+        pids = banner_pids(up, out, deadline)
         text = out.read_text()
         assert f"http://127.0.0.1:{api_port}/docs" in text and "Ctrl-C" in text
 
@@ -92,9 +120,65 @@ def test_up_serves_and_stops_everything_on_sigint(tmp_path):
         for name, pid in pids.items():
             assert gone(pid), f"{name} (pid {pid}) is still running"
     finally:
-        if up.poll() is None:
-            up.kill()
-            up.wait()
-        for pid in pids.values():  # only what this test's `atp up` started, by PID
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        end(up, pids)
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+        line = next(line for line in fh if line.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
+def test_up_keeps_the_embedded_broker_within_its_memory_limit(tmp_path):
+    """Tansu's memory storage never deletes a record: at 80 % of ATP_UP_BROKER_MAX_MB the
+    simulator is stopped and the rest serves on; at the limit the stack stops, saying why."""
+    api_port = free_port()
+    env = {**up_env(tmp_path, api_port), "ATP_UP_BROKER_MAX_MB": "64"}
+    up, out = start_up(tmp_path, env, rate=600)
+    pids: dict[str, int] = {}
+    try:
+        deadline = time.monotonic() + 120
+        pids = banner_pids(up, out, deadline)
+        while "the simulator is stopped" not in out.read_text() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        text = out.read_text()
+        assert "the simulator is stopped" in text and "ATP_UP_BROKER_MAX_MB" in text, text
+        held = float(re.findall(r"the embedded broker holds ([\d,]+) MB", text)[0].replace(",", ""))
+        assert 0.8 * 64 <= held < 64
+        assert wait_gone(pids["simulator"], 20)
+        at_pause = rss_mb(pids["broker"])
+        time.sleep(6)  # a guard round later: nothing restarted it, the rest serves on
+        assert "started simulator" not in out.read_text().split("the simulator is stopped")[1]
+        assert rss_mb(pids["broker"]) < at_pause + 1, "the broker still grows"
+        with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/readyz", timeout=5) as r:
+            assert r.status == 200
+
+        # Traffic from elsewhere fills the broker to its limit: the whole stack stops.
+        asyncio.run(fill(env["ATP_KAFKA_BOOTSTRAP"], pids["broker"], 64))
+        assert up.wait(30) == 1
+        text = out.read_text()
+        assert "stopping the stack before the machine runs out of memory" in text, text
+        for name, pid in pids.items():
+            assert wait_gone(pid, 10), f"{name} (pid {pid}) is still running"
+    finally:
+        end(up, pids)
+
+
+def wait_gone(pid: int, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return gone(pid)
+
+
+async def fill(bootstrap: str, broker_pid: int, limit_mb: int) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    await producer.start()
+    try:
+        while not gone(broker_pid) and rss_mb(broker_pid) < limit_mb + 4:
+            await asyncio.gather(*(producer.send("test.fill", b"x" * 10_000) for _ in range(100)))
+    except (OSError, KafkaError, StopIteration):
+        pass  # the broker was stopped under us
+    finally:
+        with contextlib.suppress(KafkaError):
+            await producer.stop()
