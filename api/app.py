@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from redis.asyncio.cluster import RedisCluster
 
 from api import problems
+from api.admission import AdmissionMiddleware
 from api.auth import Authenticator
 from api.deps import Services
 from api.metrics import ApiMetrics, TimingMiddleware
@@ -56,7 +57,14 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.registry = registry
-    app.add_middleware(TimingMiddleware, metrics=metrics)
+    app.add_middleware(
+        AdmissionMiddleware,
+        limit=settings.api_max_in_flight,
+        max_queued=settings.api_max_queued,
+        max_wait_s=settings.api_queue_wait_s,
+        refused=metrics.refused,
+    )
+    app.add_middleware(TimingMiddleware, metrics=metrics)  # outermost: refusals are timed too
     problems.install(app)
     app.include_router(health.router)
     app.include_router(availability.router)

@@ -16,6 +16,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.admission import QUEUE_FULL, QUEUE_TIMEOUT
+
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 REDIS_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.0)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -42,6 +44,7 @@ class ApiMetrics:
     stale: Counter
     oversell: Counter
     redis: Histogram
+    refused: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> ApiMetrics:
@@ -82,6 +85,15 @@ class ApiMetrics:
                 buckets=REDIS_BUCKETS,
                 registry=registry,
             ),
+            refused=_with_labels(
+                Counter(
+                    "atp_api_overload_refusals_total",
+                    "Requests refused with 503 overloaded (api/admission.py), per reason.",
+                    ["reason"],
+                    registry=registry,
+                ),
+                [QUEUE_FULL, QUEUE_TIMEOUT],
+            ),
         )
 
     def reservation(self, outcome: str) -> None:
@@ -93,6 +105,13 @@ class ApiMetrics:
     def observe_redis(self, call: str, seconds: float) -> None:
         """For `atp.store.client.client_from_url(observe=...)`."""
         self.redis.labels(call).observe(seconds)
+
+
+def _with_labels(counter: Counter, values: list[str]) -> Counter:
+    """A labelled counter whose known series exist (at 0) before the first event."""
+    for value in values:
+        counter.labels(value)
+    return counter
 
 
 def exposition(registry: CollectorRegistry) -> bytes:

@@ -32,6 +32,12 @@ class Settings(BaseSettings):
     # uvicorn worker processes for `atp api`; above 1 the metrics of all of them are summed
     # through prometheus_client's multiprocess mode (README, Metrics).
     api_workers: int = Field(1, ge=1, le=64)
+    # Admission control, per API process (api/admission.py): at most this many requests at
+    # once, then up to ATP_API_MAX_QUEUED waiting at most ATP_API_QUEUE_WAIT_S; the rest get
+    # 503 overloaded at once. /healthz, /readyz and /metrics are never held back.
+    api_max_in_flight: int = Field(128, ge=1, le=100_000)
+    api_max_queued: int = Field(512, ge=0, le=1_000_000)
+    api_queue_wait_s: float = Field(1.0, ge=0, le=60)
     network_file: Path = Path("config/network.yaml")
 
     # Topic names are `<topic_prefix>stock.wms` and so on; a prefix lets tests share a broker.
