@@ -70,6 +70,14 @@ class ReservationRequest:
             ],
         }
 
+    @classmethod
+    def from_canonical(cls, reservation_id: str, data: dict[str, Any]) -> ReservationRequest:
+        """The request back from what `canonical` gave (as a reservation record keeps it)."""
+        lines = tuple(
+            ReservationLine(ln["sku"], ln["quantity"], ln["location_id"]) for ln in data["lines"]
+        )
+        return cls(reservation_id, lines, data["ttl_seconds"], data["channel"])
+
     def fingerprint(self) -> str:
         """Equal for the same request, whatever the key order or spacing it was sent with."""
         body = orjson.dumps(self.canonical(), option=orjson.OPT_SORT_KEYS)

@@ -51,7 +51,6 @@ from atp.core.reservations import (
     DONE,
     HELD,
     PENDING,
-    ReservationLine,
     ReservationRequest,
     Stored,
     candidates,
@@ -307,15 +306,7 @@ class ReservationStore:
         exists already (then it is left alone: it is newer than the events). Holds are set, not
         added, so a rebuild that is run again puts back the same units.
         """
-        req = ReservationRequest(
-            reservation_id,
-            tuple(
-                ReservationLine(ln["sku"], ln["quantity"], ln["location_id"])
-                for ln in request["lines"]
-            ),
-            request["ttl_seconds"],
-            request["channel"],
-        )
+        req = ReservationRequest.from_canonical(reservation_id, request)
         created, updated, expires = times
         with unavailable_as_error():
             if await self._redis.exists(keys.reservation(reservation_id)):
@@ -352,15 +343,7 @@ class ReservationStore:
         if record.get("state") != PENDING:
             return False  # made, aborted or gone since: nothing to do
         canonical = orjson.loads(record["request"])
-        req = ReservationRequest(
-            rid,
-            tuple(
-                ReservationLine(ln["sku"], ln["quantity"], ln["location_id"])
-                for ln in canonical["lines"]
-            ),
-            canonical["ttl_seconds"],
-            canonical["channel"],
-        )
+        req = ReservationRequest.from_canonical(rid, canonical)
         try:
             _, locs = self._plan(req, network)
         except ATPError as exc:  # the network changed since: its holds go at their expiry

@@ -13,6 +13,8 @@ from atp.core.reservations import (
     FULFILLED,
     HELD,
     RELEASED,
+    ReservationLine,
+    ReservationRequest,
     allocate,
     hold_lines,
     hold_member,
@@ -93,3 +95,24 @@ def test_shipments_use_up_the_hold_they_name_in_order():
     shipments = [("WH", "R-1", 2), ("WH", "R-1", 2), ("WH", "R-2", 1), ("S-1", "R-1", 1)]
     assert use_holds(held, shipments) == [2, 1, 0, 0]
     assert held == {hold_member("R-1", "WH"): 3}  # the caller's map is left as it was
+
+
+@given(
+    lines=st.lists(
+        st.tuples(
+            st.sampled_from(["SKU-1", "SKU-2", "SKU-3"]),
+            st.integers(1, 50),
+            st.sampled_from([None, "WH-NJ", "S-0102"]),
+        ),
+        min_size=1,
+        max_size=5,
+    ),
+    ttl=st.integers(1, 7 * 24 * 3600),
+    channel=st.sampled_from(["online", "store"]),
+)
+def test_a_request_comes_back_from_its_canonical_form_with_the_same_fingerprint(
+    lines, ttl, channel
+):
+    req = ReservationRequest("r-1", tuple(ReservationLine(*ln) for ln in lines), ttl, channel)
+    back = ReservationRequest.from_canonical("r-1", req.canonical())
+    assert back == req and back.fingerprint() == req.fingerprint()
