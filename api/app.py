@@ -27,6 +27,7 @@ from atp.core.geo import nearest_timezone, zip_coordinates
 from atp.core.network import Network
 from atp.settings import Settings
 from atp.store.client import REDIS_DOWN, client_from_url
+from atp.store.progress import BehindReader
 from atp.store.reservations import ReservationStore
 from atp.store.stock import StockReader
 from atp.store.sweeper import Sweeper
@@ -112,6 +113,7 @@ def _lifespan(
             metrics,
             auth,
             clock,
+            BehindReader(client, settings.group_id, clock),
         )
         app.state.services = svc
         tasks = [

@@ -21,6 +21,7 @@ from api.problems import InvalidRequest
 from atp.api_keys import ApiKey
 from atp.core.network import Network
 from atp.settings import Settings
+from atp.store.progress import BehindReader
 from atp.store.reservations import ReservationStore
 from atp.store.stock import StockReader
 
@@ -34,6 +35,7 @@ class Services:
     metrics: ApiMetrics
     auth: Authenticator
     clock: Callable[[], int]  # epoch milliseconds
+    behind: BehindReader  # how far behind the stream the counts are (`behind_ms`)
 
     @property
     def network(self) -> Network:

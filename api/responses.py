@@ -25,19 +25,25 @@ def iso_ms(epoch_ms: int | None) -> str | None:
 
 
 def conditional(
-    request: Request, body: dict[str, Any], age_ms: int | None, max_age_s: int
+    request: Request,
+    body: dict[str, Any],
+    age_ms: int | None,
+    behind_ms: int | None,
+    max_age_s: int,
 ) -> Response:
     """JSON with an ETag over the content, Cache-Control, and 304 for a matching If-None-Match.
 
-    The ETag covers everything but `age_ms`, which changes every millisecond; the body is
-    serialised once and `age_ms` appended to it (orjson's object ends in `}`).
+    The ETag covers everything but `age_ms` and `behind_ms`, which change every millisecond;
+    the body is serialised once and both appended to it (orjson's object ends in `}`).
     """
     content = orjson.dumps(body)
     etag = 'W/"' + hashlib.blake2b(content, digest_size=8).hexdigest() + '"'
     headers = {"ETag": etag, "Cache-Control": f"max-age={max_age_s}"}
     if etag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
-    age = b"null" if age_ms is None else str(age_ms).encode()
-    return Response(
-        content[:-1] + b',"age_ms":' + age + b"}", media_type="application/json", headers=headers
-    )
+    tail = b',"age_ms":' + _int(age_ms) + b',"behind_ms":' + _int(behind_ms) + b"}"
+    return Response(content[:-1] + tail, media_type="application/json", headers=headers)
+
+
+def _int(value: int | None) -> bytes:
+    return b"null" if value is None else str(value).encode()

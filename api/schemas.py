@@ -62,6 +62,10 @@ class AvailabilityOut(BaseModel):
     status: str
     updated_at: str | None
     age_ms: int | None
+    behind_ms: int | None = Field(
+        description="how long before now the stream was last applied in full (0: caught up; "
+        "null: no worker has reported)"
+    )
     next_inbound: InboundOut | None
     locations: list[LocationOut] | None = None
     pickup: list[PickupOut] | None = None
@@ -99,6 +103,7 @@ class ExplainOut(BaseModel):
     low_stock_threshold: int
     updated_at: str | None
     age_ms: int | None
+    behind_ms: int | None
     locations: list[ExplainLocationOut]
 
 

@@ -6,9 +6,10 @@ Starts its own embedded broker and Redis on free 127.0.0.1 ports, produces `--me
 messages into stock.wms before any worker runs, measures a plain aiokafka consumer reading
 them (the same-run baseline: what reading alone costs), then starts an API and a worker and,
 every `--sample-s` (5), prints the worker's and the broker's RSS, the movements applied, the
-worker's consumer lag and the `age_ms` the API answers for a SKU (it grows while the worker
-is behind, and the API answers throughout). At the end: the worker's peak RSS beside its RSS
-at the first sample, the catch-up time and rate, and whether every movement was applied.
+worker's consumer lag, and the `age_ms` and `behind_ms` the API answers for a SKU
+(`behind_ms` grows while the worker is behind, and the API answers throughout). At the end:
+the worker's peak RSS beside its RSS at the first sample, the catch-up time and rate, and
+whether every movement was applied.
 """
 
 from __future__ import annotations
@@ -54,13 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def age_ms(base: str, sku: str) -> float | None:
+def freshness(base: str, sku: str) -> tuple[int | None, int | None]:
+    """(age_ms, behind_ms) of the API's answer for `sku`."""
     with (
         contextlib.suppress(OSError),
         urllib.request.urlopen(f"{base}/v1/availability/{sku}", timeout=5) as r,
     ):
-        return orjson.loads(r.read()).get("age_ms")
-    return None
+        body = orjson.loads(r.read())
+        return body.get("age_ms"), body.get("behind_ms")
+    return None, None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             "ATP_KAFKA_BOOTSTRAP": bootstrap,
             "ATP_REDIS_URL": redis_url,
             "ATP_TOPIC_PREFIX": prefix,
+            "ATP_GROUP_ID": f"bench-worker-{os.getpid()}",  # spawn_worker's: its progress
             "ATP_API_PORT": str(api_port),
             "ATP_NETWORK_FILE": str(ROOT / "config" / "network.yaml"),
             "ATP_DATA_DIR": str(work / "api-data"),
@@ -122,17 +126,22 @@ def main(argv: list[str] | None = None) -> int:
                 rss_mb(broker.pid),
                 applied,
                 lag,
-                age_ms(base, "SKU-000000"),
+                *freshness(base, "SKU-000000"),
             )
             rows.append(row)
             print(
                 f"  {row[0]:6.0f} s  worker {row[1]:6.0f} MB  broker {row[2]:6.0f} MB  "
                 f"applied {row[3]:>10,.0f}  lag {row[4] if lag is not None else '-':>9}  "
-                f"age_ms {row[5]}",
+                f"age_ms {row[5]}  behind_ms {row[6]}",
                 flush=True,
             )
         done = time.monotonic()
         ok = applied == args.messages
+        behind = freshness(base, "SKU-000000")[1]
+        while ok and behind != 0 and time.monotonic() < done + 15:
+            time.sleep(0.5)
+            behind = freshness(base, "SKU-000000")[1]
+        print(f"behind_ms {behind} {time.monotonic() - done:.1f} s after the last movement applied")
         peak = max(r[1] for r in rows)
         rate = args.messages / (done - (first_applied_at or started))
         print(

@@ -21,13 +21,17 @@ import faust
 from prometheus_client import CollectorRegistry, generate_latest
 
 from atp.core.errors import StoreUnavailable
+from atp.core.freshness import PartitionProgress
 from atp.core.network import Network
 from atp.kafka import topics
 from atp.settings import Settings
+from atp.store.progress import write_progress
 from stream.metrics import ConsumerLag, WorkerMetrics
 from stream.parts import Parts
 
 log = logging.getLogger(__name__)
+
+PROGRESS_EVERY_S = 1.0  # atp.core.freshness.SILENT_AFTER_MS assumes reports this often
 
 
 def create_app(
@@ -55,6 +59,17 @@ def create_app(
             metrics.set_ledger_stats(await parts.store.stats(), network.channels)
         except StoreUnavailable as exc:
             log.debug("ledger gauges not refreshed: %s", exc)
+
+    @app.timer(PROGRESS_EVERY_S)
+    async def report_progress() -> None:
+        """How far each hop has got, for the API's `behind_ms` (atp/core/freshness.py)."""
+        progress: dict[str, PartitionProgress] = {}
+        for hop in parts.hops:
+            progress.update(hop.progress())
+        try:
+            await write_progress(parts.redis, settings.group_id, progress)
+        except StoreUnavailable as exc:
+            log.debug("progress not written: %s", exc)
 
     registry.register(ConsumerLag(lambda: itertools.chain(*(h.lag() for h in parts.hops))))
 

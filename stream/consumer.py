@@ -23,6 +23,9 @@ to a handler, and then commits exactly the offsets of that batch:
   last fetch response (`highwater()`; not ListOffsets, which Tansu answers wrongly for
   multi-record batches, DESIGN.md) minus the group's committed offset, which is read when the
   partition is assigned and then follows this consumer's own commits.
+- Progress (`progress()`, for the API's `behind_ms`, atp/core/freshness.py): per assigned
+  partition, the broker timestamp of the newest record handled and whether the hop has read
+  to the high watermark.
 - A handler that raises (a bug: Redis and broker trouble are retried inside) does not lose the
   batch: the consumer seeks back to its first records and tries again after a backoff.
 """
@@ -39,6 +42,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
+from atp.core.freshness import PartitionProgress
 from atp.settings import Settings
 from stream.acks import DurableAcker, Offsets
 from stream.records import Records
@@ -89,6 +93,7 @@ class BatchConsumer:
         self._acker = make_acker(self._commit) if make_acker is not None else None
         self._consumer: AIOKafkaConsumer | None = None
         self._committed: dict[TopicPartition, int] = {}  # for the lag: the group's position
+        self._handled: dict[TopicPartition, tuple[int, int]] = {}  # next offset, newest timestamp
         self._in_flight = asyncio.Lock()  # held while a batch is handled and handed over
         self._stopping = False
         self._stopped = asyncio.Event()
@@ -149,6 +154,7 @@ class BatchConsumer:
                         await backoff.wait()
                         continue
                     backoff.reset()
+                    self._note_handled(records)
                     await self._written(_next_offsets(records))
         finally:
             try:
@@ -186,6 +192,38 @@ class BatchConsumer:
                 yield tp.topic, tp.partition, max(0, highwater - self._committed.get(tp, 0))
         except (IllegalStateError, KafkaError) as exc:  # between assignments
             log.debug("consumer lag not available: %r", exc)
+
+    def progress(self) -> dict[str, PartitionProgress]:
+        """How far this hop has got on each assigned partition, by "<group>/<topic>/<n>":
+        read to the end as of the last fetch response, or up to its newest handled record.
+        A partition with records left and none handled yet is left out (its time is unknown)."""
+        consumer = self._consumer
+        out: dict[str, PartitionProgress] = {}
+        if consumer is None:
+            return out
+        try:
+            for tp in consumer.assignment():
+                highwater = consumer.highwater(tp)
+                fetched_ms = consumer.last_poll_timestamp(tp)
+                if highwater is None or fetched_ms is None:  # no fetch response for it yet
+                    continue
+                position, newest = self._handled.get(tp, (self._committed.get(tp, 0), None))
+                if position >= highwater:
+                    progress = PartitionProgress(fetched_ms, caught_up=True)
+                elif newest is not None:
+                    progress = PartitionProgress(newest, caught_up=False)
+                else:
+                    continue
+                out[f"{self.group_id}/{tp.topic}/{tp.partition}"] = progress
+        except (IllegalStateError, KafkaError, AssertionError) as exc:  # between assignments
+            log.debug("progress not available: %r", exc)
+        return out
+
+    def _note_handled(self, records: Records) -> None:
+        for r in records:
+            tp = TopicPartition(r.topic, r.partition)
+            position, newest = self._handled.get(tp, (0, 0))
+            self._handled[tp] = (max(position, r.offset + 1), max(newest, r.timestamp))
 
     # ---------------------------------------------------------------------------------------
     async def _start(self, consumer: AIOKafkaConsumer) -> None:
@@ -299,6 +337,7 @@ class BatchConsumer:
             log.warning("%s: revoked before its last batch was committed", self.group_id)
         for tp in revoked:
             self._committed.pop(tp, None)
+            self._handled.pop(tp, None)
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -140,11 +140,11 @@ class Forwarder:
             entry = open_batches.get(tp)
             if entry is None:
                 entry = open_batches[tp] = (producer.create_batch(), [])
-            if entry[0].append(timestamp=None, key=rec.key, value=rec.value) is None:
+            if _append(entry[0], rec) is None:
                 # Full: hand it over and start the next one (an empty batch takes any record).
                 await submit(*tp, *entry)
                 entry = open_batches[tp] = (producer.create_batch(), [])
-                if entry[0].append(timestamp=None, key=rec.key, value=rec.value) is None:
+                if _append(entry[0], rec) is None:
                     raise RuntimeError("an empty aiokafka batch refused a record")  # never drop
             entry[1].append(rec)
         for tp, entry in open_batches.items():
@@ -172,3 +172,8 @@ class Forwarder:
             self._partition_cache.clear()
         self._partition_cache[(topic, key)] = (len(ids), partition)
         return partition
+
+
+def _append(batch: BatchBuilder, rec: Record) -> object:
+    """Add a record to an aiokafka batch; None when the batch is full."""
+    return batch.append(timestamp=rec.timestamp_ms, key=rec.key, value=rec.value)

@@ -65,10 +65,14 @@ class Normaliser:
                 log.exception("adapter for %s failed on offset %s", record.topic, record.offset)
                 out.append(self._reject(record, ADAPTER_ERROR, f"could not be read: {exc!r}"[:300]))
                 continue
-            produced = record.timestamp  # the source message's Kafka timestamp, epoch ms
+            # The source message's Kafka timestamp, epoch ms: in the movement (freshness
+            # metrics) and as the movement record's own, so that the ledger hop's progress
+            # (`behind_ms`) is measured from when the source message arrived.
+            produced = record.timestamp
             for m in movements:
                 self._metrics.movements.labels(m.source, m.kind).inc()
-                out.append(Record(self._movements, m.sku.encode(), orjson.dumps(wire(m, produced))))
+                value = orjson.dumps(wire(m, produced))
+                out.append(Record(self._movements, m.sku.encode(), value, produced))
         await self._sink.send(out)
 
     def _reject(self, record: ConsumerRecord[bytes, bytes], reason: str, message: str) -> Record:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import redis.asyncio as aioredis
+
 from atp.clock import now_ms
 from atp.core.availability import channel_statuses
 from atp.core.network import Network
@@ -32,6 +34,7 @@ class Parts:
     relay: OutboxRelay
     forwarder: Forwarder
     store: LedgerStore
+    redis: aioredis.Redis  # the client every part shares
 
     @classmethod
     def build(cls, settings: Settings, network: Network, metrics: WorkerMetrics) -> Parts:
@@ -68,4 +71,4 @@ class Parts:
             ),
         ]
         relay = OutboxRelay(redis, forwarder, settings.topic(topics.RESERVATIONS))
-        return cls(hops, relay, forwarder, store)
+        return cls(hops, relay, forwarder, store, redis)

@@ -13,11 +13,12 @@ Records = list[ConsumerRecord[bytes, bytes]]
 
 
 class Record(NamedTuple):
-    """A record to publish."""
+    """A record to publish; without `timestamp_ms` the producer stamps it with its own clock."""
 
     topic: str
     key: bytes | None
     value: bytes
+    timestamp_ms: int | None = None
 
 
 class Sink(Protocol):

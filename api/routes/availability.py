@@ -1,7 +1,8 @@
 """Availability for product and listing pages, and explanations for service agents.
 
-Every answer comes from one Redis round trip (pipelined for batches) and carries `updated_at`
-and `age_ms`, an ETag and `Cache-Control: max-age`; a matching `If-None-Match` gets 304.
+Every answer comes from one Redis round trip (pipelined for batches) and carries `updated_at`,
+`age_ms` and `behind_ms` (the stream's progress, read at most every 0.5 s per process), an
+ETag and `Cache-Control: max-age`; a matching `If-None-Match` gets 304.
 """
 
 from __future__ import annotations
@@ -110,7 +111,8 @@ async def get_availability(
     )
     age_ms = age(record.updated_ms, svc.clock())
     observe(svc, "single", body, age_ms)
-    return conditional(request, body, age_ms, svc.settings.cache_max_age_s)
+    behind = await svc.behind.behind_ms()
+    return conditional(request, body, age_ms, behind, svc.settings.cache_max_age_s)
 
 
 @router.post(
@@ -136,6 +138,7 @@ async def query_availability(svc: Svc, query: BatchQuery) -> Response:
     skus = list(dict.fromkeys(query.skus))  # each SKU once, in the order asked
     records = await svc.stock.read_many(skus, svc.clock())
     now = svc.clock()
+    behind = await svc.behind.behind_ms()
     radius = query.radius_km or svc.settings.default_radius_km
     results = []
     for sku, record in zip(skus, records, strict=True):
@@ -148,6 +151,7 @@ async def query_availability(svc: Svc, query: BatchQuery) -> Response:
             nearby=nearby(network, sku, record, origin, radius),
         )
         body["age_ms"] = age(record.updated_ms, now)
+        body["behind_ms"] = behind
         observe(svc, "batch", body, body["age_ms"])
         results.append(body)
     return FastJSON({"channel": query.channel, "results": results})
@@ -169,4 +173,5 @@ async def explain_availability(
     body = views.explanation(network, channel, sku, record, ledgers)
     svc.metrics.lookups.labels("explain").inc()
     age_ms = age(record.updated_ms, svc.clock())
-    return conditional(request, body, age_ms, svc.settings.cache_max_age_s)
+    behind = await svc.behind.behind_ms()
+    return conditional(request, body, age_ms, behind, svc.settings.cache_max_age_s)

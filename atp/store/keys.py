@@ -38,6 +38,10 @@ atomic script; its holds live in the SKUs' slots and are changed by per-SKU scri
 atp/store/reservations.py).
 
     atp:v2:{<tag>}:fence       one per master (a tag of a slot it owns): atp/store/durability.py
+
+    atp:v2:{progress}:<group>  hash "<hop>/<topic>/<partition>" -> how far that hop has got on
+                               that partition (atp.core.freshness.PartitionProgress.encode),
+                               written every second by the worker that owns it
 """
 
 from __future__ import annotations
@@ -130,6 +134,11 @@ def stats_keys() -> list[str]:
 def fence(slot: int) -> str:
     """A key in `slot` for a fence (atp/store/durability.py) on the master owning it."""
     return f"{PREFIX}:{{{slot_tags()[slot]}}}:fence"
+
+
+def progress(group_id: str) -> str:
+    """The stream's progress per hop and partition, for `behind_ms` (atp/core/freshness.py)."""
+    return f"{PREFIX}:{{progress}}:{group_id}"
 
 
 def shard(reservation_id: str) -> int:

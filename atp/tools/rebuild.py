@@ -230,9 +230,10 @@ async def _replay_movements(
     """Fold stock.movements into Redis; returns the reservations whose holds shipments used.
 
     Records are applied per partition in batches of at most BATCH_MAX that span at most
-    BATCH_SPAN_MS of broker time, each with `now` = its newest record's timestamp: close to
-    when a worker applied each of them, whatever the topic's rate. Large batches write each
-    SKU once for many of its movements.
+    BATCH_SPAN_MS of broker time, each with `now` = its newest record's timestamp (the time
+    its source message reached the broker, stamped by the normaliser): close to when a worker
+    applied each of them, whatever the topic's rate. Large batches write each SKU once for
+    many of its movements.
     """
     topic = settings.topic(topics.MOVEMENTS)
     consumed: dict[str, None] = {}

@@ -183,9 +183,20 @@ def test_freshness_etag_and_304(client, settings, sku):
     first = client.get(f"/v1/availability/{sku}")
     assert first.headers["cache-control"] == "max-age=1"
     assert first.json()["age_ms"] >= 0
+    assert first.json()["behind_ms"] is None  # no worker of this group has reported
     etag = first.headers["etag"]
+    # A worker of the group reports a partition with records left, newest handled 42 s ago.
+    r = redis_client(settings.redis_url)
+    through = int(time.time() * 1000) - 42_000
+    r.hset(keys.progress(settings.group_id), "atp-ledger/stock.movements/3", f"{through}:0")
+    r.close()
+    time.sleep(0.6)  # the API reads the progress at most every 0.5 s
+    behind = client.get(f"/v1/availability/{sku}").json()["behind_ms"]
+    assert 42_000 <= behind < 60_000
+    batch = client.post("/v1/availability/query", json={"skus": [sku]}).json()
+    assert 42_000 <= batch["results"][0]["behind_ms"] < 60_000
     again = client.get(f"/v1/availability/{sku}", headers={"If-None-Match": etag})
-    assert again.status_code == 304 and again.headers["etag"] == etag
+    assert again.status_code == 304 and again.headers["etag"] == etag  # not in the ETag
     seed(settings.redis_url, [count(sku, "WH-NJ", 5, n=1)])
     changed = client.get(f"/v1/availability/{sku}", headers={"If-None-Match": etag})
     assert changed.status_code == 200 and changed.headers["etag"] != etag

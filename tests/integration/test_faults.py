@@ -362,6 +362,8 @@ def test_while_the_broker_is_away_the_api_serves_and_reservations_wait_for_it(
         after, entry = location(base, sku)
         assert (entry["on_hand"], entry["reserved"]) == (50, 3)
         assert after["age_ms"] > before["age_ms"]  # nothing new from the worker: older
+        # The worker has heard nothing from the broker for longer than the session timeout.
+        assert after["behind_ms"] > settings.session_timeout_s * 1000, after
         assert outbox_len(outbox) == 3  # the three changes wait in Redis
     finally:
         os.kill(own_broker.proc.pid, signal.SIGCONT)
@@ -375,6 +377,7 @@ def test_while_the_broker_is_away_the_api_serves_and_reservations_wait_for_it(
     ]
     asyncio.run(produce(bootstrap, wms_topic, [wms(f"{sku}-in", sku, "RECEIVED", 5)]))
     assert wait_until(lambda: location(base, sku)[1].get("on_hand") == 55, 120)
+    assert wait_until(lambda: location(base, sku)[0]["behind_ms"] == 0, 30)
     assert wait_until(lambda: outbox_len(outbox) == 0, 30)
     outbox.close()
     assert worker.alive(), worker.log_tail()
@@ -383,7 +386,8 @@ def test_while_the_broker_is_away_the_api_serves_and_reservations_wait_for_it(
 def redis_state(url: str) -> dict[str, object]:
     """Every key of a Redis with its value and expiry time, except what only says when or how
     often something was written (a SKU's write version `v` and time `ts`), the durability
-    fence, and the outbox (relayed to Kafka, and emptied by the relay). Counters kept with
+    fence, the outbox (relayed to Kafka, and emptied by the relay) and the worker's progress
+    (a report of the live worker, not state). Counters kept with
     HINCRBY (`rs:<loc>`, the ledger's stats) read 0 when absent, so a 0 is left out: a counter
     that went up and down again equals one never touched."""
     client = redis.Redis.from_url(url, decode_responses=True)
@@ -391,7 +395,7 @@ def redis_state(url: str) -> dict[str, object]:
     state: dict[str, object] = {}
     try:
         for key in sorted(client.scan_iter(count=1000)):
-            if key.endswith((":fence", ":outbox")):
+            if key.endswith((":fence", ":outbox")) or ":{progress}:" in key:
                 continue
             kind = client.type(key)
             if kind == "hash":

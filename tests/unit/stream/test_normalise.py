@@ -65,6 +65,7 @@ def test_source_messages_become_movements_keyed_by_sku_in_one_send(hop):
     ]
     first = orjson.loads(out[0].value)
     assert (first["qty"], first["produced_ms"]) == (24, NOW - 50)  # the source's Kafka time
+    assert {r.timestamp_ms for r in out} == {NOW - 50}  # also the movement records' own
     assert counter(normaliser._metrics.movements, "wms", "RECEIVED") == 1
 
 
