@@ -8,7 +8,7 @@ from typing import Any
 
 from api.responses import iso_ms
 from atp.core.availability import channel_availability, explain
-from atp.core.ledger import LedgerState
+from atp.core.ledger import LedgerSummary
 from atp.core.network import Network
 from atp.core.planning import (
     DeliveryOption,
@@ -75,7 +75,7 @@ def explanation(
     channel: str,
     sku: str,
     record: StockRecord,
-    ledgers: dict[str, LedgerState],
+    ledgers: dict[str, LedgerSummary],
 ) -> dict[str, Any]:
     """Every term of the ATP formula per location, and the events behind the counts."""
     total = channel_availability(network, channel, sku, record.counts, record.updated_ms)
@@ -111,7 +111,7 @@ def explanation(
     }
 
 
-def _ledger_terms(ledger: LedgerState | None) -> dict[str, Any]:
+def _ledger_terms(ledger: LedgerSummary | None) -> dict[str, Any]:
     if ledger is None:
         return {
             "inbound": [],
@@ -124,7 +124,7 @@ def _ledger_terms(ledger: LedgerState | None) -> dict[str, Any]:
         "inbound": [{"asn": asn, "eta": iso_ms(eta), "qty": qty} for asn, (eta, qty) in inbound],
         "last_count_at": iso_ms(ledger.count_ms),
         "last_movement_at": iso_ms(ledger.last_movement_ms),
-        "deltas_since_count": len(ledger.deltas),
+        "deltas_since_count": ledger.deltas,
     }
 
 

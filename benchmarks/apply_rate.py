@@ -346,23 +346,23 @@ async def first_record_ms(bootstrap: str, topic: str) -> int:
 
 
 async def redis_totals(redis_url: str) -> tuple[int, int]:
-    """(applied deltas held in every ledger state, sum of on-hand served) from Redis itself."""
-    import orjson
-
+    """(applied deltas kept in every pair's ledger, sum of on-hand served) from Redis itself."""
     from atp.store.client import client_from_url
 
     client = client_from_url(redis_url)
     deltas = on_hand = 0
     try:
         async for key in client.scan_iter(match=f"{keys.PREFIX}:*", count=1000):
-            if not key.endswith((b":ledger", b":stock")):
+            if not key.endswith(b":stock"):
                 continue  # e.g. the durable acker's fence counter
             raw = await client.hgetall(key)
             for name, value in raw.items():
-                if name.startswith(keys.LEDGER_PREFIX.encode()):
-                    deltas += len(orjson.loads(value)[4])
-                elif name.startswith(keys.ON_HAND_PREFIX.encode()):
+                if name.startswith(keys.ON_HAND_PREFIX.encode()):
                     on_hand += int(value)
+        async for key in client.scan_iter(match=f"{keys.LEDGER_V3}:*:ledger", count=1000):
+            for name, value in (await client.hgetall(key)).items():
+                if name.startswith(keys.LEDGER_PREFIX.encode()):
+                    deltas += int(value.split(b",")[5])  # the summary's kept deltas
     finally:
         await client.aclose()
     return deltas, on_hand

@@ -31,7 +31,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,12 +41,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from atp.core.availability import LocationCounts, channel_status  # noqa: E402
 from atp.core.movements import Effect, Movement  # noqa: E402
 from atp.network_file import load_network  # noqa: E402
 from atp.store import keys  # noqa: E402
 from atp.store.client import client_from_url  # noqa: E402
-from atp.store.ledger import LedgerStore, StatusFn  # noqa: E402
+from atp.store.ledger import LedgerStore  # noqa: E402
 from atp.tools import embedded  # noqa: E402
 
 LOCATIONS = ("WH-NJ", "WH-IL", "WH-CA")
@@ -58,22 +57,11 @@ def sku_name(i: int) -> str:
     return f"SKU-{i:07d}"
 
 
-def worker_statuses() -> StatusFn:
-    """What the worker passes LedgerStore (stream/app.py): every write that moves a count also
-    records the SKU's stock status per channel (`s:<channel>` in its ledger hash)."""
-    network = load_network(ROOT / "config" / "network.yaml")
-
-    def statuses(sku: str, counts: Mapping[str, LocationCounts]) -> list[tuple[str, str]]:
-        return [(ch, channel_status(network, ch, sku, counts)) for ch in network.channels]
-
-    return statuses
-
-
 async def load(url: str, pairs: int, deltas: int, now: int) -> None:
     """PAIRS pairs through the real LedgerStore, set up as the worker sets it up: a count each,
     then `deltas` deltas after it."""
     client = client_from_url(url)
-    store = LedgerStore(client, statuses=worker_statuses())
+    store = LedgerStore(client, network=load_network(ROOT / "config" / "network.yaml"))
     skus = pairs // len(LOCATIONS)
     try:
         batch: list[Movement] = []

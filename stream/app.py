@@ -25,6 +25,8 @@ from atp.core.freshness import PartitionProgress
 from atp.core.network import Network
 from atp.kafka import topics
 from atp.settings import Settings
+from atp.store.client import client_from_url
+from atp.store.migrate import find_v2_ledger
 from atp.store.progress import write_progress
 from stream.metrics import ConsumerLag, WorkerMetrics
 from stream.parts import Parts
@@ -115,8 +117,16 @@ def run_worker(settings: Settings, network: Network) -> None:
     loop = asyncio.new_event_loop()
     try:
         loop.run_until_complete(topics.ensure_topics(settings))
+        v2 = loop.run_until_complete(_v2_ledger(settings))
     finally:
         loop.close()
+    if v2 is not None:
+        log.error(
+            "Redis has a ledger in the v2 layout (%s): stop every worker, run `atp migrate`, "
+            "then start them again (docs/operations.md, Upgrades)",
+            v2,
+        )
+        raise SystemExit(2)
     asyncio.set_event_loop(asyncio.new_event_loop())
     app = create_app(settings, network)
     # What is loaded by now lives as long as the process: out of the collector's sight. And
@@ -127,3 +137,16 @@ def run_worker(settings: Settings, network: Network) -> None:
     gc.set_threshold(20_000, 20, 20)
     worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True)
     worker.execute_from_commandline()
+
+
+async def _v2_ledger(settings: Settings) -> str | None:
+    """A v2 ledger key in Redis, if any (None also when Redis cannot be asked now: then the
+    ledger function refuses each v2 SKU it meets, loudly)."""
+    client = client_from_url(settings.redis_url)
+    try:
+        return await find_v2_ledger(client)
+    except StoreUnavailable as exc:
+        log.warning("could not check Redis for a v2 ledger: %s", exc)
+        return None
+    finally:
+        await client.aclose()

@@ -9,7 +9,6 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from atp.clock import now_ms
-from atp.core.availability import channel_statuses
 from atp.core.network import Network
 from atp.core.sources import ADAPTERS
 from atp.kafka import topics
@@ -39,7 +38,7 @@ class Parts:
     @classmethod
     def build(cls, settings: Settings, network: Network, metrics: WorkerMetrics) -> Parts:
         redis = client_from_url(settings.redis_url)
-        store = LedgerStore(redis, settings.ledger_policy, statuses=channel_statuses(network))
+        store = LedgerStore(redis, settings.ledger_policy, network=network)
         reservations = ReservationStore(redis, settings.reservation_replay_ms)
         forwarder = Forwarder(
             settings.kafka_bootstrap,

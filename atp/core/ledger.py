@@ -94,6 +94,38 @@ class LedgerState:
 
 
 @dataclass(frozen=True, slots=True)
+class LedgerSummary:
+    """What a pair's ledger says without its deltas one by one: the store keeps this per pair
+    beside its deltas (atp/store/lua/ledger/apply.lua), and /explain shows it."""
+
+    base_qty: int = 0
+    base_ms: int | None = None
+    count_ms: int | None = None
+    count_id: str | None = None
+    last_movement_ms: int | None = None
+    delta_sum: int = 0
+    deltas: int = 0  # how many deltas are kept after the base
+    inbound: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    @property
+    def on_hand(self) -> int:
+        return self.base_qty + self.delta_sum
+
+    @classmethod
+    def of(cls, s: LedgerState) -> LedgerSummary:
+        return cls(
+            s.base_qty,
+            s.base_ms,
+            s.count_ms,
+            s.count_id,
+            s.last_movement_ms,
+            sum(d.qty for d in s.deltas.values()),
+            len(s.deltas),
+            dict(s.inbound),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     """The windows the fold works with; `now_ms` is passed separately, never read from a clock."""
 

@@ -245,7 +245,7 @@ def hold_member(reservation_id: str, location_id: str) -> str:
 def use_holds(held: Mapping[str, int], shipments: Sequence[tuple[str, str, int]]) -> list[int]:
     """Units each shipment (location, reservation id, units), in order, uses up of the hold it
     names: as much of what is still held as it shipped. 0 where nothing is held (an unknown or
-    closed reservation). `held` maps hold members to units; apply_ledger.lua does the same."""
+    closed reservation). `held` maps hold members to units; ledger/apply.lua does the same."""
     left = dict(held)
     used = []
     for loc, rid, units in shipments:

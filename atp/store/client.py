@@ -165,6 +165,14 @@ class _GatedCluster(RedisCluster):
         finally:
             self._gate.release()
 
+    async def _determine_slot(self, command: str, *args: Any) -> int:
+        # redis-py asks the server (COMMAND GETKEYS, a round trip) for the keys of FCALL, whose
+        # keys follow numkeys as EVALSHA's do; it reads EVALSHA's itself. The ledger's
+        # function touches one slot, so its first key names it.
+        if command.upper() == "FCALL" and len(args) > 2 and int(args[1]) > 0:
+            return self.keyslot(args[2])
+        return await super()._determine_slot(command, *args)  # type: ignore[no-any-return]
+
     def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ClusterPipeline:
         if shard_hint:
             return super().pipeline(transaction, shard_hint)  # raises, as redis-py does

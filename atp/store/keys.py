@@ -4,12 +4,23 @@ Every script touches keys of one hash slot only, so the same scripts run on one 
 Redis Cluster. `v2` is the schema version: a layout change gets a new version and a migration,
 never a silent reinterpretation (docs/operations.md, Upgrades).
 
+Each structure's name carries the version of its layout. The ledger's is v3 (incremental
+structures, written only by atp/store/lua/ledger/apply.lua); the rest is v2. A v2 ledger
+(one JSON value per pair) is converted by `atp migrate` (atp/store/migrate.py), and the v3
+function refuses a SKU that still has one.
+
 Per SKU, hash tag `{SKU}` (one slot per SKU):
 
-    atp:v2:{SKU}:ledger  hash, owned by the stream worker
-        v            version, incremented by every write (guards against a stale writer)
-        l:<loc>      ledger state of (SKU, loc), compact JSON (atp.core.ledger.LedgerState.to_list)
+    atp:v3:{SKU}:ledger  hash, owned by the stream worker
+        v            writes so far (the first one counts the SKU in the stats)
+        l:<loc>      summary of (SKU, loc): "base_qty,base_ms,count_ms,last_ms,delta_sum,
+                     deltas,count_id" (atp.core.ledger.LedgerSummary)
         s:<channel>  the SKU's recorded status on the channel (i, l, o), moves the counters
+    atp:v3:{SKU}:d:<loc> sorted set: event ids of the deltas kept after the base, by time
+    atp:v3:{SKU}:q:<loc> hash: event id -> "qty" or "qty:<ASN id>" (a receipt)
+    atp:v3:{SKU}:n:<loc> hash: ASN id -> "eta_ms:qty" expected inbound
+    atp:v3:{SKU}:r:<loc> hash: ASN id -> kept receipts naming it
+    atp:v2:{SKU}:ledger  the v2 ledger (JSON per pair); must not exist beside v3
     atp:v2:{SKU}:stock   hash, what the API serves
         oh:<loc>     reconciled on-hand (worker)
         rs:<loc>     units reserved by held and confirmed reservations (reservation scripts)
@@ -22,7 +33,7 @@ Per SKU, hash tag `{SKU}` (one slot per SKU):
 Per hash slot, hash tag `{<slot tag>}` chosen so that the key lives in that slot:
 
     atp:v2:{<tag>}:stats  hash, the ledger's counters for the SKUs of that slot (skus, pairs,
-                          <channel>:<status code>); apply_ledger.lua keeps the one in its SKU's
+                          <channel>:<status code>); ledger/apply.lua keeps the one in its SKU's
                           slot, readers sum all of them (`stats_keys()`, at most 16,384)
 
 Per reservation shard, hash tag `{r<n>}` with n = crc32(reservation id) mod 16:
@@ -51,6 +62,7 @@ import zlib
 from functools import cache
 
 PREFIX = "atp:v2"
+LEDGER_V3 = "atp:v3"
 
 VERSION_FIELD = "v"
 UPDATED_FIELD = "ts"
@@ -66,7 +78,19 @@ RESERVATION_SHARDS = 16
 
 
 def ledger(sku: str) -> str:
+    """The SKU's ledger hash (v3): pair summaries, statuses, writes so far."""
+    return f"{LEDGER_V3}:{{{sku}}}:ledger"
+
+
+def ledger_v2(sku: str) -> str:
+    """The v2 ledger hash of a SKU (only `atp migrate` reads it)."""
     return f"{PREFIX}:{{{sku}}}:ledger"
+
+
+def pair_keys(sku: str, location_id: str) -> list[str]:
+    """A pair's deltas by time, delta quantities, inbound and receipts (ledger/apply.lua)."""
+    tag = f"{LEDGER_V3}:{{{sku}}}"
+    return [f"{tag}:{part}:{location_id}" for part in ("d", "q", "n", "r")]
 
 
 def stock(sku: str) -> str:
@@ -86,9 +110,12 @@ def sku_keys(sku: str) -> list[str]:
     return [stock(sku), holds(sku), expiry(sku)]
 
 
-def ledger_keys(sku: str) -> list[str]:
-    """The keys `apply_ledger.lua` needs for one SKU, in its order (the stats hash last)."""
-    return [ledger(sku), stock(sku), holds(sku), expiry(sku), stats(sku)]
+def ledger_keys(sku: str, location_ids: list[str]) -> list[str]:
+    """The keys ledger/apply.lua needs for one SKU and these locations, in its order."""
+    out = [ledger(sku), stock(sku), holds(sku), expiry(sku), stats(sku), ledger_v2(sku)]
+    for loc in location_ids:
+        out += pair_keys(sku, loc)
+    return out
 
 
 def key_slot(key: str) -> int:

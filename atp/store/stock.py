@@ -7,14 +7,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 import redis.asyncio as aioredis
 
 from atp.core.availability import LocationCounts
-from atp.core.ledger import LedgerState
+from atp.core.ledger import LedgerSummary
 from atp.store import keys
 from atp.store.client import REDIS_DOWN, unavailable, unavailable_as_error
 from atp.store.scripts import eval_pipelined, eval_replies, load_script
+from atp.store.summaries import pair_summaries
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +93,9 @@ class StockReader:
 
     async def read_with_ledger(
         self, sku: str, now_ms: int
-    ) -> tuple[StockRecord, dict[str, LedgerState]]:
-        """Served counts and every location's ledger state, in one round trip (for /explain)."""
+    ) -> tuple[StockRecord, dict[str, LedgerSummary]]:
+        """Served counts and every location's ledger summary with its inbound (for /explain):
+        the counts and the ledger hash in one round trip, the pairs' inbound in a second."""
         with unavailable_as_error():
             (flat, overdue), ledger = await eval_pipelined(
                 self._redis,
@@ -102,12 +103,8 @@ class StockReader:
                 [(keys.sku_keys(sku), [now_ms])],
                 then=[("HGETALL", keys.ledger(sku))],
             )
-        states = {
-            k.decode()[len(keys.LEDGER_PREFIX) :]: LedgerState.from_list(orjson.loads(v))
-            for k, v in ledger.items()
-            if k.decode().startswith(keys.LEDGER_PREFIX)
-        }
-        return parse_stock(_pairs(flat), _pairs(overdue)), states
+            summaries = await pair_summaries(self._redis, sku, ledger)
+        return parse_stock(_pairs(flat), _pairs(overdue)), summaries
 
     async def ping(self) -> bool:
         try:

@@ -1,4 +1,4 @@
-"""The `atp` command line: up, worker, api, simulate, rebuild, rejected."""
+"""The `atp` command line: up, worker, api, simulate, rebuild, migrate, rejected."""
 
 from __future__ import annotations
 
@@ -139,6 +139,32 @@ def rebuild_cmd() -> None:
             typer.echo(f"atp rebuild: {exc.message}", err=True)
             raise typer.Exit(1) from None
     typer.echo(report.summary())
+
+
+@app.command("migrate")
+def migrate_cmd() -> None:
+    """Convert a v2 ledger in Redis to the v3 layout (docs/operations.md, Upgrades).
+
+    Stop every worker first (a worker refuses to start on a v2 ledger); the API may keep
+    serving. Each SKU is converted atomically; running it again converts what is left.
+    """
+    from atp.store.client import client_from_url
+    from atp.store.migrate import migrate_ledger
+
+    settings, _ = load_or_exit()
+
+    async def run() -> str:
+        client = client_from_url(settings.redis_url, timeout_s=30.0)
+        try:
+            return (await migrate_ledger(client)).summary()
+        finally:
+            await client.aclose()
+
+    try:
+        typer.echo(asyncio.run(run()))
+    except ATPError as exc:
+        typer.echo(f"atp migrate: {exc.message}", err=True)
+        raise typer.Exit(1) from None
 
 
 rejected_app = typer.Typer(no_args_is_help=True, help="Inspect and replay rejected input.")

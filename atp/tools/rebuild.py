@@ -37,7 +37,6 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from atp.clock import now_ms
-from atp.core.availability import channel_statuses
 from atp.core.errors import (
     ATPError,
     InvalidTransition,
@@ -170,7 +169,7 @@ async def rebuild(
             raise RebuildError(f"Redis at {settings.redis_url} is unavailable: {exc}") from exc
         reservations = ReservationStore(redis, settings.reservation_replay_ms)
         await _restore_reservations(settings, reservations, progress, report, clock())
-        store = LedgerStore(redis, settings.ledger_policy, statuses=channel_statuses(network))
+        store = LedgerStore(redis, settings.ledger_policy, network=network)
         consumed = await _replay_movements(settings, store, progress, report, clock)
         # Holds used up by the replayed shipments: close the reservations they used up whole,
         # as the worker does (where that was published already, they came back closed).

@@ -213,7 +213,7 @@ def scan_ledger(r: redis.Redis) -> tuple[int, int, Counter[tuple[str, str]], lis
     skus = pairs = 0
     statuses: Counter[tuple[str, str]] = Counter()
     names = []
-    for key in r.scan_iter(match=f"{keys.PREFIX}:{{*}}:ledger", count=1000):
+    for key in r.scan_iter(match=f"{keys.LEDGER_V3}:{{*}}:ledger", count=1000):
         skus += 1
         names.append(key.decode().split("{", 1)[1].rsplit("}", 1)[0])
         for field, value in r.hgetall(key).items():

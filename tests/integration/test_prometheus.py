@@ -346,13 +346,10 @@ def test_a_shipment_records_the_status_after_the_holds_it_used(settings, demo_ne
     now = time.time_ns() // 1_000_000
     r = redis_sync.Redis.from_url(settings.redis_url)
 
-    def statuses(s: str, counts: Any) -> list[tuple[str, str]]:
-        return [(ch, channel_status(demo_network, ch, s, counts)) for ch in demo_network.channels]
-
     async def apply(moves: list[Movement]) -> None:
         client = client_from_url(settings.redis_url)
         try:
-            await LedgerStore(client, statuses=statuses).apply(moves, now)
+            await LedgerStore(client, network=demo_network).apply(moves, now)
         finally:
             await client.aclose()
 

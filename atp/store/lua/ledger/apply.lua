@@ -1,0 +1,402 @@
+#!lua name=__LIBRARY__
+-- ledger/apply.lua: a Redis Function library that applies one SKU's movements to its ledger in
+-- Redis (layout v3), uses up the holds its shipments fulfil and records its status per channel
+-- with the ledger's counters: one atomic call per SKU, in the SKU's hash slot, whose work per
+-- movement does not grow with the pair's history.
+--
+-- Python originals (the executable specification; tests/integration/test_ledger_v3.py runs both
+-- on the same generated inputs): the fold is atp.core.ledger (apply_in_place, compact,
+-- next_inbound), a batch's effect on a SKU atp.core.updates.update_sku, the holds
+-- atp.core.reservations.use_holds, a channel's status atp.core.availability.channel_total with
+-- atp.core.network.Network.safety_rule.
+--
+-- atp/store/ledger_function.py fills in __LIBRARY__, __FUNCTION__ and __CHANNELS__ (the
+-- network's channels, low-stock thresholds and safety stock, resolved per level) and loads the
+-- library on every master. The library's top level runs once, at load: CHANNELS is built once.
+--
+-- Per (SKU, location), hash tag {SKU} (atp.store.keys):
+--   ledger hash  l:<loc>  summary "base_qty,base_ms,count_ms,last_ms,delta_sum,deltas,count_id"
+--                         (empty for none; count_id last, it may hold commas)
+--   d  sorted set: event ids of the deltas kept after the base, scored by occurred_ms
+--   q  hash: event id -> "qty" or "qty:ref" (ref: the ASN a positive delta receives)
+--   n  hash: ASN id -> "eta_ms:qty" expected inbound
+--   r  hash: ASN id -> kept positive deltas naming it (a receipt seen: its ASN is not inbound)
+-- on_hand = base_qty + delta_sum; kept deltas are those after base_ms (DESIGN.md, ledger).
+--
+-- KEYS  1 ledger (v3)  2 stock  3 holds  4 expiry  5 stats  6 the SKU's v2 ledger (must not
+--       exist: run `atp migrate`), then per location i of ARGV: d_i, q_i, n_i, r_i
+-- ARGV  1 sku  2 now_ms  3 retention_ms  4 inbound_grace_ms  5 number of locations L, then
+--       the L location ids, then the number of movements, then per movement (grouped by
+--       location, in the order of ARGV's locations; batch order within one):
+--       location index (1..L), effect (d delta, c count, i inbound), event id, occurred_ms,
+--       qty, ref ('' none), eta_ms ('' none), ships ('1': an applied one uses up the hold of
+--       reservation <ref> at its location, atp.core.reservations.shipment)
+-- Returns {outcomes, 0} when nothing changed (outcomes: one letter per movement in ARGV
+-- order: a applied, d duplicate, s superseded, t too late), else {outcomes, 1, stock before
+-- (flat field/value list), stock after, consumed {rid, loc, units, ...}, unmatched {rid, loc,
+-- ...}}.
+
+local CHANNELS = __CHANNELS__
+
+local function num(s)
+  if s == nil or s == '' then
+    return nil
+  end
+  return tonumber(s)
+end
+
+local function str(n)
+  if n == nil then
+    return ''
+  end
+  return string.format('%d', n)
+end
+
+-- Python compares strings by code point; UTF-8 bytes sort the same way. Lua's `<` on strings
+-- uses the server's locale (strcoll), so compare bytes.
+local function bytes_lt(a, b)
+  local n = math.min(#a, #b)
+  for i = 1, n do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then
+      return x < y
+    end
+  end
+  return #a < #b
+end
+
+local function hash_map(key)
+  local flat, map = redis.call('HGETALL', key), {}
+  for i = 1, #flat, 2 do
+    map[flat[i]] = flat[i + 1]
+  end
+  return map
+end
+
+local function same_map(a, b)
+  for k, v in pairs(a) do
+    if b[k] ~= v then
+      return false
+    end
+  end
+  for k in pairs(b) do
+    if a[k] == nil then
+      return false
+    end
+  end
+  return true
+end
+
+-- The pair's summary, and its inbound as it was: a pair is written when either differs at the
+-- end (update_sku compares the folded state with the stored one; an ASN added and dropped as
+-- overdue in the same call changes nothing).
+local function load_pair(ledger, loc, k)
+  local raw = redis.call('HGET', ledger, 'l:' .. loc)
+  if not raw then
+    return {new = true, base_qty = 0, dsum = 0, n = 0, inbound0 = {}}
+  end
+  local f, start = {}, 1
+  for i = 1, 6 do
+    local comma = string.find(raw, ',', start, true)
+    f[i] = string.sub(raw, start, comma - 1)
+    start = comma + 1
+  end
+  local count_id = string.sub(raw, start)
+  return {
+    new = false, raw = raw, inbound0 = hash_map(k.n),
+    base_qty = tonumber(f[1]), base_ms = num(f[2]), count_ms = num(f[3]), last_ms = num(f[4]),
+    dsum = tonumber(f[5]), n = tonumber(f[6]), count_id = count_id ~= '' and count_id or nil,
+  }
+end
+
+local function encode_pair(p)
+  return table.concat({
+    str(p.base_qty), str(p.base_ms), str(p.count_ms), str(p.last_ms), str(p.dsum), str(p.n),
+    p.count_id or '',
+  }, ',')
+end
+
+local function parse_delta(v)
+  local colon = string.find(v, ':', 1, true)
+  if colon then
+    return tonumber(string.sub(v, 1, colon - 1)), string.sub(v, colon + 1)
+  end
+  return tonumber(v), nil
+end
+
+-- Drop the kept deltas scored up to `max_score` ('(' for exclusive); returns the sum of their
+-- qty and the newest one's time (nil when none). Each delta is dropped once: amortised O(1).
+local function drop_deltas(p, k, max_score)
+  local ids = redis.call('ZRANGEBYSCORE', k.d, '-inf', max_score, 'WITHSCORES')
+  if #ids == 0 then
+    return 0, nil
+  end
+  local sum, newest = 0, nil
+  for i = 1, #ids, 2 do
+    local qty, ref = parse_delta(redis.call('HGET', k.q, ids[i]))
+    sum = sum + qty
+    if ref and qty > 0 and redis.call('HINCRBY', k.r, ref, -1) <= 0 then
+      redis.call('HDEL', k.r, ref)
+    end
+    redis.call('HDEL', k.q, ids[i])
+    newest = tonumber(ids[i + 1])
+  end
+  redis.call('ZREMRANGEBYSCORE', k.d, '-inf', max_score)
+  p.n = p.n - #ids / 2
+  p.dsum = p.dsum - sum
+  return sum, newest
+end
+
+-- A receipt naming an ASN: those units are no longer inbound (atp.core.ledger._close_inbound).
+local function close_inbound(k, m)
+  if m.ref and m.qty > 0 then
+    redis.call('HDEL', k.n, m.ref)
+  end
+end
+
+local function apply_delta(p, k, m, horizon)
+  if redis.call('ZSCORE', k.d, m.id) then
+    return 'd'
+  end
+  if m.occ < horizon then
+    return 't'
+  end
+  if p.base_ms and m.occ <= p.base_ms then
+    if p.count_ms and m.occ <= p.count_ms then
+      close_inbound(k, m)
+      return 's'
+    end
+    return 't'
+  end
+  close_inbound(k, m)
+  redis.call('ZADD', k.d, m.occ, m.id)
+  if m.ref and m.qty > 0 then
+    redis.call('HSET', k.q, m.id, str(m.qty) .. ':' .. m.ref)
+    redis.call('HINCRBY', k.r, m.ref, 1)
+  else
+    redis.call('HSET', k.q, m.id, str(m.qty))
+  end
+  p.dsum = p.dsum + m.qty
+  p.n = p.n + 1
+  return 'a'
+end
+
+local function apply_count(p, k, m)
+  if p.count_ms then
+    if m.occ == p.count_ms and m.id == p.count_id then
+      return 'd'
+    end
+    if m.occ < p.count_ms or (m.occ == p.count_ms and bytes_lt(m.id, p.count_id)) then
+      return 's'
+    end
+  end
+  if p.base_ms and m.occ <= p.base_ms and p.base_ms ~= p.count_ms then
+    return 't'  -- the base moved past this time by compaction: the deltas between are unknown
+  end
+  drop_deltas(p, k, str(m.occ))
+  p.base_qty, p.base_ms, p.count_ms, p.count_id = m.qty, m.occ, m.occ, m.id
+  return 'a'
+end
+
+local function apply_inbound(p, k, m)
+  if redis.call('HEXISTS', k.n, m.id) == 1 then
+    return 'd'
+  end
+  local receipts = redis.call('HGET', k.r, m.id)
+  if receipts and tonumber(receipts) > 0 then
+    return 's'  -- its receipt arrived first: nothing is inbound any more
+  end
+  redis.call('HSET', k.n, m.id, str(m.eta or m.occ) .. ':' .. str(m.qty))
+  return 'a'
+end
+
+-- Deltas older than the window into the base; overdue inbound dropped; the next inbound
+-- ("eta:qty" summed over the earliest eta, or '') for the served hash.
+local function compact(p, k, now, retention, grace)
+  local sum, newest = drop_deltas(p, k, '(' .. str(now - retention))
+  if newest then
+    p.base_qty = p.base_qty + sum
+    if p.base_ms == nil or newest > p.base_ms then
+      p.base_ms = newest
+    end
+  end
+  local overdue = now - grace
+  local inbound = hash_map(k.n)
+  local eta_best, qty_best = nil, 0
+  for asn, v in pairs(inbound) do
+    local colon = string.find(v, ':', 1, true)
+    local eta, qty = tonumber(string.sub(v, 1, colon - 1)), tonumber(string.sub(v, colon + 1))
+    if eta < overdue then
+      redis.call('HDEL', k.n, asn)
+      inbound[asn] = nil
+    elseif eta_best == nil or eta < eta_best then
+      eta_best, qty_best = eta, qty
+    elseif eta == eta_best then
+      qty_best = qty_best + qty
+    end
+  end
+  p.next_inbound = eta_best and (str(eta_best) .. ':' .. str(qty_best)) or ''
+  return p.new or encode_pair(p) ~= p.raw or not same_map(p.inbound0, inbound)
+end
+
+-- The SKU's status code per channel from its served hash (atp.core.availability.channel_total).
+local function statuses(sku, stock)
+  local oh, rs, locs = {}, {}, {}
+  for i = 1, #stock, 2 do
+    local field, prefix = stock[i], string.sub(stock[i], 1, 3)
+    if prefix == 'oh:' then
+      oh[string.sub(field, 4)] = tonumber(stock[i + 1])
+      locs[string.sub(field, 4)] = true
+    elseif prefix == 'rs:' then
+      rs[string.sub(field, 4)] = tonumber(stock[i + 1])
+      locs[string.sub(field, 4)] = true
+    end
+  end
+  local out = {}
+  for _, ch in ipairs(CHANNELS) do
+    local total = 0
+    local pair, sku_rule = ch.pair[sku], ch.sku[sku]
+    for loc in pairs(locs) do
+      local safety = ch.base[loc]  -- nil: the location does not count for the channel
+      if safety then
+        local rule = pair and pair[loc]
+        if rule == nil then
+          rule = sku_rule
+        end
+        if rule ~= nil then
+          safety = rule
+        end
+        total = total + math.max(0, (oh[loc] or 0) - (rs[loc] or 0) - safety)
+      end
+    end
+    local status = 'i'
+    if total <= 0 then
+      status = 'o'
+    elseif total <= ch.low then
+      status = 'l'
+    end
+    table.insert(out, {ch.id, status})
+  end
+  return out
+end
+
+local function record_statuses(ledger, stats, sku, stock)
+  for _, st in ipairs(statuses(sku, stock)) do
+    local channel, status = st[1], st[2]
+    local old = redis.call('HGET', ledger, 's:' .. channel)
+    if old ~= status then
+      redis.call('HSET', ledger, 's:' .. channel, status)
+      if old then
+        redis.call('HINCRBY', stats, channel .. ':' .. old, -1)
+      end
+      redis.call('HINCRBY', stats, channel .. ':' .. status, 1)
+    end
+  end
+end
+
+-- Shipments use up min(held, units) of the hold they name, in order (use_holds).
+local function use_holds(keys, shipments)
+  local consumed, unmatched, left = {}, {}, {}
+  for _, s in ipairs(shipments) do
+    local loc, rid, units = s[1], s[2], s[3]
+    local member = rid .. '@' .. loc
+    local held = left[member] or tonumber(redis.call('HGET', keys[3], member) or '0')
+    if held > 0 then
+      local used = math.min(held, units)
+      left[member] = held - used
+      if used == held then
+        redis.call('HDEL', keys[3], member)
+        redis.call('ZREM', keys[4], member)
+      else
+        redis.call('HSET', keys[3], member, str(held - used))
+      end
+      redis.call('HINCRBY', keys[2], 'rs:' .. loc, -used)
+      for _, x in ipairs({rid, loc, str(used)}) do
+        table.insert(consumed, x)
+      end
+    else
+      left[member] = held
+      table.insert(unmatched, rid)
+      table.insert(unmatched, loc)
+    end
+  end
+  return consumed, unmatched
+end
+
+local APPLY = {d = apply_delta, c = apply_count, i = apply_inbound}
+
+local function apply(keys, args)
+  if redis.call('EXISTS', keys[6]) == 1 then
+    return redis.error_reply('ATP_V2_LEDGER ' .. keys[6] ..
+      ' has the v2 layout: stop the workers and run `atp migrate` (docs/operations.md)')
+  end
+  local sku, now = args[1], tonumber(args[2])
+  local retention, grace = tonumber(args[3]), tonumber(args[4])
+  local nlocs = tonumber(args[5])
+  local pos = 6 + nlocs
+  local outcomes, shipments = {}, {}
+  local pairs_of = {}
+  for li = 1, nlocs do
+    local base = 6 + 4 * (li - 1)
+    local k = {d = keys[base + 1], q = keys[base + 2], n = keys[base + 3], r = keys[base + 4]}
+    pairs_of[li] = {loc = args[5 + li], p = load_pair(keys[1], args[5 + li], k), k = k}
+  end
+  local horizon = now - retention
+  for _ = 1, tonumber(args[pos]) do
+    local pair = pairs_of[tonumber(args[pos + 1])]
+    local ref, eta = args[pos + 6], args[pos + 7]
+    local m = {
+      effect = args[pos + 2], id = args[pos + 3], occ = tonumber(args[pos + 4]),
+      qty = tonumber(args[pos + 5]), ref = ref ~= '' and ref or nil, eta = num(eta),
+    }
+    local out = APPLY[m.effect](pair.p, pair.k, m, horizon)
+    if out == 'a' then
+      if pair.p.last_ms == nil or m.occ > pair.p.last_ms then
+        pair.p.last_ms = m.occ
+      end
+      if args[pos + 8] == '1' then
+        table.insert(shipments, {pair.loc, m.ref, -m.qty})
+      end
+    end
+    table.insert(outcomes, out)
+    pos = pos + 8
+  end
+  local changed = {}
+  for _, pair in ipairs(pairs_of) do
+    if compact(pair.p, pair.k, now, retention, grace) then
+      table.insert(changed, pair)
+    end
+  end
+  outcomes = table.concat(outcomes)
+  if #changed == 0 and #shipments == 0 then
+    return {outcomes, 0}
+  end
+  local before = redis.call('HGETALL', keys[2])
+  local new_pairs = 0
+  for _, pair in ipairs(changed) do
+    local p, loc = pair.p, pair.loc
+    redis.call('HSET', keys[1], 'l:' .. loc, encode_pair(p))
+    redis.call('HSET', keys[2], 'oh:' .. loc, str(p.base_qty + p.dsum))
+    if p.next_inbound == '' then
+      redis.call('HDEL', keys[2], 'ib:' .. loc)
+    else
+      redis.call('HSET', keys[2], 'ib:' .. loc, p.next_inbound)
+    end
+    if p.new then
+      new_pairs = new_pairs + 1
+    end
+  end
+  local consumed, unmatched = use_holds(keys, shipments)
+  if redis.call('HINCRBY', keys[1], 'v', 1) == 1 then
+    redis.call('HINCRBY', keys[5], 'skus', 1)
+  end
+  if new_pairs > 0 then
+    redis.call('HINCRBY', keys[5], 'pairs', new_pairs)
+  end
+  redis.call('HSET', keys[2], 'ts', args[2])
+  local after = redis.call('HGETALL', keys[2])
+  record_statuses(keys[1], keys[5], sku, after)
+  return {outcomes, 1, before, after, consumed, unmatched}
+end
+
+redis.register_function('__FUNCTION__', apply)

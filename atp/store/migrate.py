@@ -1,0 +1,108 @@
+"""`atp migrate`: the v2 ledger (one JSON value per pair) into the v3 layout (keys.py).
+
+Each SKU is converted in one atomic script (lua/migrate_ledger.lua) that writes its pairs'
+v3 structures and deletes its v2 hash, so a SKU is either v2 or v3, never half of each, and
+running the command again converts only what is left. The served counts, holds and counters
+keep their keys. Stop the workers first: ledger/apply.lua refuses a SKU that still has a v2
+ledger (the batch waits and is tried again), and a worker started on a v2 Redis stops at once
+with a message naming this command (`find_v2_ledger`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+
+from atp.core.ledger import LedgerState, LedgerSummary
+from atp.store import keys
+from atp.store.client import unavailable_as_error
+from atp.store.scripts import load_script
+from atp.store.summaries import encode_summary
+
+V2_LEDGERS = f"{keys.PREFIX}:{{*}}:ledger"
+
+
+@dataclass(slots=True)
+class MigrationReport:
+    skus: int = 0
+    pairs: int = 0
+    deltas: int = 0
+    already: int = 0  # converted meanwhile (another run)
+
+    def summary(self) -> str:
+        return (
+            f"ledger v2 -> v3: {self.skus} SKUs ({self.pairs} pairs, {self.deltas} kept "
+            f"deltas) converted, {self.already} already converted"
+        )
+
+
+def pair_args(loc: str, state: LedgerState) -> list[str | int]:
+    """ARGV of one pair for migrate_ledger.lua: its summary, deltas, inbound and receipts."""
+    args: list[str | int] = [loc, encode_summary(LedgerSummary.of(state)), len(state.deltas)]
+    receipts: dict[str, int] = {}
+    for event_id, d in state.deltas.items():
+        receipt = d.ref is not None and d.qty > 0
+        args += [event_id, d.occurred_ms, f"{d.qty}:{d.ref}" if receipt else str(d.qty)]
+        if receipt:
+            receipts[d.ref] = receipts.get(d.ref, 0) + 1  # type: ignore[index]
+    args.append(len(state.inbound))
+    for asn, (eta, qty) in state.inbound.items():
+        args += [asn, f"{eta}:{qty}"]
+    args.append(len(receipts))
+    for asn, n in receipts.items():
+        args += [asn, n]
+    return args
+
+
+async def migrate_ledger(
+    client: aioredis.Redis, progress: Callable[[int], None] = lambda n: None
+) -> MigrationReport:
+    """Convert every v2 ledger hash (SCAN on every master)."""
+    script = client.register_script(load_script("migrate_ledger.lua"))
+    report = MigrationReport()
+    with unavailable_as_error():
+        async for key in client.scan_iter(match=V2_LEDGERS, count=1000):
+            name = key.decode() if isinstance(key, bytes) else key
+            sku = name[name.index("{") + 1 : name.rindex("}")]
+            raw: dict[bytes, bytes] = await client.hgetall(name)
+            await _convert(script, sku, raw, report)
+            progress(1)
+    return report
+
+
+async def _convert(script: Any, sku: str, raw: dict[bytes, bytes], report: MigrationReport) -> None:
+    states = {}
+    keep: list[str] = []
+    for field, value in raw.items():
+        f = field.decode()
+        if f.startswith(keys.LEDGER_PREFIX):
+            states[f[len(keys.LEDGER_PREFIX) :]] = LedgerState.from_list(orjson.loads(value))
+        else:
+            keep += [f, value.decode()]  # v (writes) and s:<channel> (statuses)
+    locs = sorted(states)
+    argv: list[str | int] = [len(locs)]
+    for loc in locs:
+        argv += pair_args(loc, states[loc])
+    argv += [len(keep) // 2, *keep]
+    kv = [keys.ledger_v2(sku), keys.ledger(sku)]
+    for loc in locs:
+        kv += keys.pair_keys(sku, loc)
+    if await script(keys=kv, args=argv):
+        report.skus += 1
+        report.pairs += len(locs)
+        report.deltas += sum(len(s.deltas) for s in states.values())
+    else:
+        report.already += 1
+
+
+async def find_v2_ledger(client: aioredis.Redis) -> str | None:
+    """A v2 ledger key, or None: one SCAN of the keyspace (about a second per million keys),
+    run when a worker starts."""
+    with unavailable_as_error():
+        async for key in client.scan_iter(match=V2_LEDGERS, count=10_000):
+            return key.decode() if isinstance(key, bytes) else str(key)
+    return None

@@ -1,0 +1,335 @@
+"""The ledger's Redis Function against its Python original, on the same generated inputs.
+
+`atp.core.updates.update_sku` (with `atp.core.ledger.fold`) is the executable specification;
+`tests.unit.stream.fakes.MemoryLedger` applies batches with it. The same batches go through
+`LedgerStore.apply` (atp/store/lua/ledger/apply.lua) on a real Redis, and after every batch
+both must agree on every outcome, the holds used up, the counts before and after, each pair's
+summary (on hand, base, last count, last movement, deltas kept), its inbound and the served
+next inbound. The batches have duplicates (the same event id, also with other contents), any
+order, late counts, receipts before and after their ASN, shipments against holds, and a clock
+that moves across a short retention window (compaction) and inbound grace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+from collections.abc import Iterator
+
+import orjson
+import pytest
+import redis
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from atp.core.availability import LocationCounts, channel_statuses
+from atp.core.ledger import LedgerSummary, Policy, next_inbound
+from atp.core.movements import Effect, Movement
+from atp.core.network import Network, SafetyRules
+from atp.core.reservations import hold_member
+from atp.store import keys
+from atp.store.client import client_from_url
+from atp.store.ledger import STATUS_CODES, STATUS_NAMES, LedgerStore, StoreConflict
+from atp.store.migrate import migrate_ledger
+from tests.integration.conftest import isolated_redis_url, redis_client
+from tests.unit.stream.fakes import MemoryLedger
+
+pytestmark = pytest.mark.integration
+
+T0 = 1_790_000_000_000
+POLICY = Policy(retention_ms=120, inbound_grace_ms=60)
+LOCS = ("WH-NJ", "S-0101")
+ASNS = ("A-1", "A-2", "A-3")
+RIDS = ("R-1", "R-2")
+DIFF = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+when = st.integers(T0, T0 + 240)
+delta = st.builds(
+    lambda eid, loc, qty, at: Movement(eid, "S", loc, Effect.DELTA, qty, at, "ADJUSTED", "wms"),
+    st.sampled_from(("d1", "d2", "d3", "d4", "d5")),
+    st.sampled_from(LOCS),
+    st.integers(-5, 5),
+    when,
+)
+receipt = st.builds(
+    lambda eid, loc, qty, at, asn: Movement(
+        eid, "S", loc, Effect.DELTA, qty, at, "RECEIVED", "wms", asn
+    ),
+    st.sampled_from(("g1", "g2", "g3")),
+    st.sampled_from(LOCS),
+    st.integers(1, 9),
+    when,
+    st.sampled_from(ASNS),
+)
+ship = st.builds(
+    lambda eid, loc, qty, at, rid: Movement(
+        eid, "S", loc, Effect.DELTA, -qty, at, "SHIPPED", "wms", rid
+    ),
+    st.sampled_from(("p1", "p2", "p3")),
+    st.sampled_from(LOCS),
+    st.integers(1, 4),
+    when,
+    st.sampled_from(RIDS),
+)
+count = st.builds(
+    lambda eid, loc, qty, at: Movement(eid, "S", loc, Effect.COUNT, qty, at, "CYCLE_COUNT", "wms"),
+    st.sampled_from(("c1", "c2", "c3")),
+    st.sampled_from(LOCS),
+    st.integers(0, 20),
+    when,
+)
+inbound = st.builds(
+    lambda eid, loc, qty, at, eta: Movement(
+        eid, "S", loc, Effect.INBOUND, qty, at, "ASN", "wms", eta_ms=eta
+    ),
+    st.sampled_from(ASNS),
+    st.sampled_from(LOCS),
+    st.integers(1, 9),
+    when,
+    st.none() | st.integers(T0, T0 + 400),
+)
+movement = st.one_of(delta, receipt, ship, count, inbound)
+batches = st.lists(
+    st.tuples(st.lists(movement, min_size=1, max_size=8), st.integers(0, 90)),
+    min_size=1,
+    max_size=6,
+)
+holds = st.dictionaries(
+    st.tuples(st.sampled_from(RIDS), st.sampled_from(LOCS)), st.integers(1, 5), max_size=4
+)
+
+
+@pytest.fixture(scope="module")
+def url(redis_url: str) -> str:
+    """Database 3 of the session's Redis (emptied after the module)."""
+    return isolated_redis_url(redis_url)
+
+
+@pytest.fixture(scope="module")
+def r(url: str) -> Iterator[redis.Redis]:
+    client = redis_client(url)
+    try:
+        yield client
+    finally:
+        client.flushdb()
+        client.close()
+
+
+def rename(m: Movement, sku: str) -> Movement:
+    return dataclasses.replace(m, sku=sku)
+
+
+def served(r: redis.Redis, sku: str) -> dict[str, bytes]:
+    return {k.decode(): v for k, v in r.hgetall(keys.stock(sku)).items()}
+
+
+def plant_holds(r: redis.Redis, memory: MemoryLedger, sku: str, held: dict) -> None:
+    """The same holds (and the units they reserve) for both ledgers."""
+    members = {hold_member(rid, loc): units for (rid, loc), units in held.items()}
+    reserved: dict[str, int] = {}
+    for (_, loc), units in held.items():
+        reserved[loc] = reserved.get(loc, 0) + units
+    memory.holds[sku] = dict(members)
+    memory.counts[sku] = {loc: LocationCounts(0, units) for loc, units in reserved.items()}
+    if members:
+        r.hset(keys.holds(sku), mapping=members)
+        r.hset(keys.stock(sku), mapping={f"rs:{loc}": n for loc, n in reserved.items()})
+
+
+async def apply_both(
+    r: redis.Redis,
+    store: LedgerStore,
+    memory: MemoryLedger,
+    network: Network,
+    batch: list[Movement],
+    now: int,
+) -> None:
+    """One batch through both ledgers; everything either says must agree."""
+    sku = batch[0].sku
+    want = await memory.apply(batch, now)
+    got = await store.apply(batch, now)
+    assert [(m.event_id, m.location_id, o) for m, o in got.outcomes] == [
+        (m.event_id, m.location_id, o) for m, o in want.outcomes
+    ]
+    for _, o in got.outcomes:
+        event(f"outcome {o.value}")
+    if got.consumed:
+        event("a shipment used up a hold")
+    assert sorted(got.consumed) == sorted(want.consumed)
+    assert sorted(got.unmatched) == sorted(want.unmatched)
+    assert got.changes == want.changes
+    summaries = await store.summaries(sku)
+    stock = served(r, sku)
+    for (_, loc), state in memory.states.items():
+        if state.base_ms is not None and state.base_ms != state.count_ms:
+            event("deltas compacted into the base")
+        assert summaries[loc] == LedgerSummary.of(state), loc
+        assert int(stock[f"oh:{loc}"]) == state.on_hand
+        ib = next_inbound(state)
+        assert stock.get(f"ib:{loc}") == (None if ib is None else f"{ib[0]}:{ib[1]}".encode())
+    assert set(summaries) == {loc for (_, loc) in memory.states}
+    if summaries:  # every SKU with a ledger has its status on every channel
+        expected = channel_statuses(network)(sku, memory.counts[sku])
+        assert recorded_statuses(r, sku, expected) == expected
+
+
+async def apply_all(
+    r: redis.Redis,
+    store: LedgerStore,
+    memory: MemoryLedger,
+    network: Network,
+    sku: str,
+    batches: list,
+    now: int,
+) -> None:
+    """The generated batches for `sku`, each `step` ms after the one before."""
+    for moves, step in batches:
+        now += step
+        await apply_both(r, store, memory, network, [rename(m, sku) for m in moves], now)
+
+
+@DIFF
+@given(batches=batches, held=holds)
+def test_the_function_folds_as_the_python_original(
+    r: redis.Redis, url: str, demo_network: Network, batches: list, held: dict
+) -> None:
+    sku = f"V3-{uuid.uuid4().hex[:10]}"
+    memory = MemoryLedger(POLICY)
+    plant_holds(r, memory, sku, held)
+
+    async def run() -> None:
+        client = client_from_url(url)
+        store = LedgerStore(client, POLICY, network=demo_network)
+        try:
+            await apply_all(r, store, memory, demo_network, sku, batches, T0 + 60)
+        finally:
+            await client.aclose()
+
+    asyncio.run(run())
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(before=batches, after=batches)
+def test_a_v2_ledger_is_migrated_and_goes_on_as_the_python_original(
+    r: redis.Redis, url: str, demo_network: Network, before: list, after: list
+) -> None:
+    """A SKU folded by the v2 code (its JSON state per pair, written as the v2 store wrote
+    it) is refused by the function until `atp migrate` converts it; then both go on alike."""
+    sku = f"MG-{uuid.uuid4().hex[:10]}"
+    memory = MemoryLedger(POLICY)
+    now = T0 + 60
+
+    async def fold_in_python() -> None:
+        nonlocal now
+        for moves, step in before:
+            now += step
+            await memory.apply([rename(m, sku) for m in moves], now)
+
+    asyncio.run(fold_in_python())
+    if not memory.states:
+        return
+    v2 = {f"l:{loc}": orjson.dumps(state.to_list()) for (_, loc), state in memory.states.items()}
+    recorded = {
+        f"s:{ch}": STATUS_CODES[st]
+        for ch, st in channel_statuses(demo_network)(sku, memory.counts[sku])
+    }
+    r.hset(keys.ledger_v2(sku), mapping={**v2, **recorded, "v": 1})
+    served_v2: dict[str, object] = {}
+    for (_, loc), state in memory.states.items():
+        served_v2[f"oh:{loc}"] = state.on_hand
+        ib = next_inbound(state)
+        if ib is not None:
+            served_v2[f"ib:{loc}"] = f"{ib[0]}:{ib[1]}"
+    r.hset(keys.stock(sku), mapping=served_v2)  # as the v2 store served them
+
+    async def run() -> None:
+        client = client_from_url(url)
+        store = LedgerStore(client, POLICY, network=demo_network)
+        try:
+            with pytest.raises(StoreConflict, match="atp migrate"):
+                await store.apply([rename(before[0][0][0], sku)], now)
+            report = await migrate_ledger(client)
+            assert (report.skus, report.pairs) == (1, len(memory.states))
+            assert r.exists(keys.ledger_v2(sku)) == 0
+            assert (await migrate_ledger(client)).skus == 0  # nothing left to convert
+            summaries = await store.summaries(sku)
+            assert summaries == {loc: LedgerSummary.of(s) for (_, loc), s in memory.states.items()}
+            await apply_all(r, store, memory, demo_network, sku, after, now)
+        finally:
+            await client.aclose()
+
+    asyncio.run(run())
+
+
+types_st = st.dictionaries(
+    st.sampled_from(("warehouse", "store", "3pl")), st.integers(0, 4), max_size=2
+)
+locs_st = st.dictionaries(
+    st.sampled_from(("WH-NJ", "WH-TX", "S-0101", "S-0102")), st.integers(0, 4), max_size=2
+)
+# (type rules, location rules, SKU rule, (SKU, location) rules), made for the example's SKU.
+rules_st = st.tuples(types_st, locs_st, st.none() | st.integers(0, 4), locs_st)
+counts_st = st.dictionaries(
+    st.sampled_from(("WH-NJ", "WH-TX", "S-0101", "S-0102", "S-0901")),
+    st.tuples(st.integers(0, 12), st.integers(0, 6)),
+    min_size=1,
+    max_size=5,
+)
+
+
+def safety_rules(sku: str, rules: tuple) -> SafetyRules:
+    types, locs, sku_rule, pairs = rules
+    return SafetyRules(
+        by_sku_location={(sku, loc): n for loc, n in pairs.items()},
+        by_sku={} if sku_rule is None else {sku: sku_rule},
+        by_location=locs,
+        by_type=types,
+    )
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(common=rules_st, online=rules_st, pickup=rules_st, counts=counts_st)
+def test_statuses_follow_the_atp_formula_and_safety_rules(
+    r: redis.Redis, url: str, demo_network: Network, common, online, pickup, counts
+) -> None:
+    """The status the function records per channel is `channel_status`'s, whatever the safety
+    rules (every level, network-wide and per channel)."""
+    sku = f"ST-{uuid.uuid4().hex[:10]}"
+    network = dataclasses.replace(
+        demo_network,
+        safety=safety_rules(sku, common),
+        channel_safety={"online": safety_rules(sku, online), "pickup": safety_rules(sku, pickup)},
+    )
+    r.hset(keys.stock(sku), mapping={f"rs:{loc}": rs for loc, (_, rs) in counts.items()})
+    moves = [
+        Movement(f"{sku}-{loc}", sku, loc, Effect.COUNT, oh, T0, "CYCLE_COUNT", "wms")
+        for loc, (oh, _) in counts.items()
+    ]
+
+    async def run() -> None:
+        client = client_from_url(url)
+        try:
+            await LedgerStore(client, Policy(), network=network).apply(moves, T0 + 1)
+        finally:
+            await client.aclose()
+
+    asyncio.run(run())
+    stock = served(r, sku)
+    served_counts = {
+        loc: LocationCounts(int(stock.get(f"oh:{loc}", 0)), int(stock.get(f"rs:{loc}", 0)))
+        for loc in counts
+    }
+    expected = channel_statuses(network)(sku, served_counts)
+    assert recorded_statuses(r, sku, expected) == expected
+
+
+def recorded_statuses(r: redis.Redis, sku: str, expected: list) -> list[tuple[str, str]]:
+    recorded = r.hgetall(keys.ledger(sku))
+    return [(ch, STATUS_NAMES[recorded[f"s:{ch}".encode()].decode()]) for ch, _ in expected]
