@@ -241,10 +241,8 @@ def measure(args: argparse.Namespace) -> MemoryResult:
     served, _ = bytes_per_pair(pairs, lambda url: load_served_only(url, pairs, now))
     print(f"served counts only (baseline): {served:.0f} bytes/pair", flush=True)
     result = MemoryResult(pairs, shipped, served, proposals, encodings=encodings, load_s=load_s)
-    if args.no_proposals:
-        return result
     n = args.delta_pairs - args.delta_pairs % len(LOCATIONS)
-    for d in (10, 50):
+    for d in (10, 50, 200):
         for setting, config in (
             ("default", None),
             ("listpack-value 1024", {"hash-max-listpack-value": "1024"}),

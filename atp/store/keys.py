@@ -12,7 +12,6 @@ function refuses a SKU that still has one.
 Per SKU, hash tag `{SKU}` (one slot per SKU):
 
     atp:v3:{SKU}:ledger  hash, owned by the stream worker
-        v            writes so far (the first one counts the SKU in the stats)
         l:<loc>      summary of (SKU, loc): "base_qty,base_ms,count_ms,last_ms,delta_sum,
                      deltas,count_id" (atp.core.ledger.LedgerSummary)
         s:<channel>  the SKU's recorded status on the channel (i, l, o), moves the counters

@@ -81,8 +81,8 @@ async def _convert(script: Any, sku: str, raw: dict[bytes, bytes], report: Migra
         f = field.decode()
         if f.startswith(keys.LEDGER_PREFIX):
             states[f[len(keys.LEDGER_PREFIX) :]] = LedgerState.from_list(orjson.loads(value))
-        else:
-            keep += [f, value.decode()]  # v (writes) and s:<channel> (statuses)
+        elif f.startswith("s:"):
+            keep += [f, value.decode()]  # the statuses (and not v2's write version `v`)
     locs = sorted(states)
     argv: list[str | int] = [len(locs)]
     for loc in locs:

@@ -36,6 +36,7 @@ from tests.integration.conftest import isolated_redis_url, redis_client
 from tests.unit.stream.fakes import MemoryLedger
 
 pytestmark = pytest.mark.integration
+REDIS = ("node", "cluster")  # the function is loaded on every master and called in each slot
 
 T0 = 1_790_000_000_000
 POLICY = Policy(retention_ms=120, inbound_grace_ms=60)
@@ -43,7 +44,7 @@ LOCS = ("WH-NJ", "S-0101")
 ASNS = ("A-1", "A-2", "A-3")
 RIDS = ("R-1", "R-2")
 DIFF = settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 
 when = st.integers(T0, T0 + 240)
@@ -104,7 +105,7 @@ holds = st.dictionaries(
 
 @pytest.fixture(scope="module")
 def url(redis_url: str) -> str:
-    """Database 3 of the session's Redis (emptied after the module)."""
+    """Database 3 of the session's Redis, or the emptied cluster (emptied after the module)."""
     return isolated_redis_url(redis_url)
 
 

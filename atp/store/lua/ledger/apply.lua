@@ -323,6 +323,18 @@ local function use_holds(keys, shipments)
   return consumed, unmatched
 end
 
+local function append(list, field, value)
+  table.insert(list, field)
+  table.insert(list, value)
+end
+
+-- `cmd key items...` in commands of at most 2,000 items (unpack has a small stack).
+local function in_chunks(cmd, key, items)
+  for first = 1, #items, 2000 do
+    redis.call(cmd, key, unpack(items, first, math.min(#items, first + 1999)))
+  end
+end
+
 local APPLY = {d = apply_delta, c = apply_count, i = apply_inbound}
 
 local function apply(keys, args)
@@ -371,29 +383,43 @@ local function apply(keys, args)
   if #changed == 0 and #shipments == 0 then
     return {outcomes, 0}
   end
+  local first = redis.call('EXISTS', keys[1]) == 0
   local before = redis.call('HGETALL', keys[2])
-  local new_pairs = 0
+  local served = {}
+  for i = 1, #before, 2 do
+    served[before[i]] = before[i + 1]
+  end
+  -- One HSET per hash (each command is a record in the AOF), and only the fields that change.
+  local summaries, stock, gone, new_pairs = {}, {}, {}, 0
   for _, pair in ipairs(changed) do
     local p, loc = pair.p, pair.loc
-    redis.call('HSET', keys[1], 'l:' .. loc, encode_pair(p))
-    redis.call('HSET', keys[2], 'oh:' .. loc, str(p.base_qty + p.dsum))
-    if p.next_inbound == '' then
-      redis.call('HDEL', keys[2], 'ib:' .. loc)
-    else
-      redis.call('HSET', keys[2], 'ib:' .. loc, p.next_inbound)
+    append(summaries, 'l:' .. loc, encode_pair(p))
+    local oh, ib = str(p.base_qty + p.dsum), p.next_inbound
+    if served['oh:' .. loc] ~= oh then
+      append(stock, 'oh:' .. loc, oh)
+    end
+    if ib == '' then
+      if served['ib:' .. loc] then
+        table.insert(gone, 'ib:' .. loc)
+      end
+    elseif served['ib:' .. loc] ~= ib then
+      append(stock, 'ib:' .. loc, ib)
     end
     if p.new then
       new_pairs = new_pairs + 1
     end
   end
+  append(stock, 'ts', args[2])
+  in_chunks('HSET', keys[1], summaries)
+  in_chunks('HSET', keys[2], stock)
+  in_chunks('HDEL', keys[2], gone)
   local consumed, unmatched = use_holds(keys, shipments)
-  if redis.call('HINCRBY', keys[1], 'v', 1) == 1 then
+  if first then
     redis.call('HINCRBY', keys[5], 'skus', 1)
   end
   if new_pairs > 0 then
     redis.call('HINCRBY', keys[5], 'pairs', new_pairs)
   end
-  redis.call('HSET', keys[2], 'ts', args[2])
   local after = redis.call('HGETALL', keys[2])
   record_statuses(keys[1], keys[5], sku, after)
   return {outcomes, 1, before, after, consumed, unmatched}
