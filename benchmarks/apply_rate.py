@@ -347,6 +347,8 @@ async def first_record_ms(bootstrap: str, topic: str) -> int:
 
 async def redis_totals(redis_url: str) -> tuple[int, int]:
     """(applied deltas kept in every pair's ledger, sum of on-hand served) from Redis itself."""
+    import orjson
+
     from atp.store.client import client_from_url
 
     client = client_from_url(redis_url)
@@ -359,10 +361,12 @@ async def redis_totals(redis_url: str) -> tuple[int, int]:
             for name, value in raw.items():
                 if name.startswith(keys.ON_HAND_PREFIX.encode()):
                     on_hand += int(value)
-        async for key in client.scan_iter(match=f"{keys.LEDGER_V3}:*:ledger", count=1000):
+        # v3 summaries ("...,delta_sum,deltas,count_id"), or a --baseline tree's v2 JSON states
+        async for key in client.scan_iter(match="atp:v*:{*}:ledger", count=1000):
+            v2 = key.startswith(f"{keys.PREFIX}:".encode())
             for name, value in (await client.hgetall(key)).items():
                 if name.startswith(keys.LEDGER_PREFIX.encode()):
-                    deltas += int(value.split(b",")[5])  # the summary's kept deltas
+                    deltas += len(orjson.loads(value)[4]) if v2 else int(value.split(b",")[5])
     finally:
         await client.aclose()
     return deltas, on_hand

@@ -87,6 +87,18 @@ local function same_map(a, b)
   return true
 end
 
+local function append(list, field, value)
+  table.insert(list, field)
+  table.insert(list, value)
+end
+
+-- `cmd key items...` in commands of at most 2,000 items (unpack has a small stack).
+local function in_chunks(cmd, key, items)
+  for first = 1, #items, 2000 do
+    redis.call(cmd, key, unpack(items, first, math.min(#items, first + 1999)))
+  end
+end
+
 -- The pair's summary, and its inbound as it was: a pair is written when either differs at the
 -- end (update_sku compares the folded state with the stored one; an ASN added and dropped as
 -- overdue in the same call changes nothing).
@@ -240,15 +252,15 @@ local function compact(p, k, now, retention, grace)
 end
 
 -- The SKU's status code per channel from its served hash (atp.core.availability.channel_total).
-local function statuses(sku, stock)
+local function statuses(sku, served)
   local oh, rs, locs = {}, {}, {}
-  for i = 1, #stock, 2 do
-    local field, prefix = stock[i], string.sub(stock[i], 1, 3)
+  for field, value in pairs(served) do
+    local prefix = string.sub(field, 1, 3)
     if prefix == 'oh:' then
-      oh[string.sub(field, 4)] = tonumber(stock[i + 1])
+      oh[string.sub(field, 4)] = tonumber(value)
       locs[string.sub(field, 4)] = true
     elseif prefix == 'rs:' then
-      rs[string.sub(field, 4)] = tonumber(stock[i + 1])
+      rs[string.sub(field, 4)] = tonumber(value)
       locs[string.sub(field, 4)] = true
     end
   end
@@ -280,22 +292,33 @@ local function statuses(sku, stock)
   return out
 end
 
-local function record_statuses(ledger, stats, sku, stock)
-  for _, st in ipairs(statuses(sku, stock)) do
+local function record_statuses(ledger, stats, sku, served)
+  local now = statuses(sku, served)
+  if #now == 0 then
+    return
+  end
+  local fields = {}
+  for _, st in ipairs(now) do
+    table.insert(fields, 's:' .. st[1])
+  end
+  local old, changed = redis.call('HMGET', ledger, unpack(fields)), {}
+  for i, st in ipairs(now) do
     local channel, status = st[1], st[2]
-    local old = redis.call('HGET', ledger, 's:' .. channel)
-    if old ~= status then
-      redis.call('HSET', ledger, 's:' .. channel, status)
-      if old then
-        redis.call('HINCRBY', stats, channel .. ':' .. old, -1)
+    if old[i] ~= status then
+      append(changed, fields[i], status)
+      if old[i] then
+        redis.call('HINCRBY', stats, channel .. ':' .. old[i], -1)
       end
       redis.call('HINCRBY', stats, channel .. ':' .. status, 1)
     end
   end
+  if #changed > 0 then
+    redis.call('HSET', ledger, unpack(changed))
+  end
 end
 
 -- Shipments use up min(held, units) of the hold they name, in order (use_holds).
-local function use_holds(keys, shipments)
+local function use_holds(keys, shipments, served)
   local consumed, unmatched, left = {}, {}, {}
   for _, s in ipairs(shipments) do
     local loc, rid, units = s[1], s[2], s[3]
@@ -310,7 +333,7 @@ local function use_holds(keys, shipments)
       else
         redis.call('HSET', keys[3], member, str(held - used))
       end
-      redis.call('HINCRBY', keys[2], 'rs:' .. loc, -used)
+      served['rs:' .. loc] = str(redis.call('HINCRBY', keys[2], 'rs:' .. loc, -used))
       for _, x in ipairs({rid, loc, str(used)}) do
         table.insert(consumed, x)
       end
@@ -321,18 +344,6 @@ local function use_holds(keys, shipments)
     end
   end
   return consumed, unmatched
-end
-
-local function append(list, field, value)
-  table.insert(list, field)
-  table.insert(list, value)
-end
-
--- `cmd key items...` in commands of at most 2,000 items (unpack has a small stack).
-local function in_chunks(cmd, key, items)
-  for first = 1, #items, 2000 do
-    redis.call(cmd, key, unpack(items, first, math.min(#items, first + 1999)))
-  end
 end
 
 local APPLY = {d = apply_delta, c = apply_count, i = apply_inbound}
@@ -413,15 +424,24 @@ local function apply(keys, args)
   in_chunks('HSET', keys[1], summaries)
   in_chunks('HSET', keys[2], stock)
   in_chunks('HDEL', keys[2], gone)
-  local consumed, unmatched = use_holds(keys, shipments)
+  for i = 1, #stock, 2 do
+    served[stock[i]] = stock[i + 1]
+  end
+  for _, field in ipairs(gone) do
+    served[field] = nil
+  end
+  local consumed, unmatched = use_holds(keys, shipments, served)
   if first then
     redis.call('HINCRBY', keys[5], 'skus', 1)
   end
   if new_pairs > 0 then
     redis.call('HINCRBY', keys[5], 'pairs', new_pairs)
   end
-  local after = redis.call('HGETALL', keys[2])
-  record_statuses(keys[1], keys[5], sku, after)
+  record_statuses(keys[1], keys[5], sku, served)
+  local after = {}
+  for field, value in pairs(served) do
+    append(after, field, value)
+  end
   return {outcomes, 1, before, after, consumed, unmatched}
 end
 
