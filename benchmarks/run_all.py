@@ -13,6 +13,7 @@ ports, started and stopped by PID inside the benchmark):
   freshness  freshness.py: p50/p99 from production to Redis at fixed offered rates, vs idle
   api        api_bench.py: lookups, batches, reservations and hold/take.lua vs a bare endpoint
   memory     ledger_memory.py: Redis bytes per (SKU, location) with 1M pairs vs served-only
+  hotpair    hot_pair.py: one pair with 50,000 kept deltas in the mix vs the same with none
 
 and prints one markdown table: figure, baseline, ratio, target, met/missed. Figures are printed,
 never asserted; a section that fails is reported in the table and the exit status is 1.
@@ -40,11 +41,12 @@ from benchmarks import (  # noqa: E402
     api_bench,
     apply_rate,
     freshness,
+    hot_pair,
     ledger_memory,
     mixed_sources,
 )
 
-SECTIONS = ("apply", "mixed", "freshness", "api", "memory")
+SECTIONS = ("apply", "mixed", "freshness", "api", "memory", "hotpair")
 FRESHNESS_TARGET_RATE = 5000.0
 FRESHNESS_TARGET_S = 0.100
 
@@ -305,12 +307,45 @@ def run_memory(opts: argparse.Namespace) -> list[Figure]:
     return out
 
 
+def run_hotpair(opts: argparse.Namespace) -> list[Figure]:
+    batches = 100 if opts.quick else 300
+    cold, hot = (hot_pair.run_tree(ROOT, kept, batches) for kept in (0, 50_000))
+    return [
+        Figure(
+            "hotpair",
+            "LedgerStore.apply movements/s, 5 % on a pair with 50,000 kept deltas, vs none kept",
+            f"{hot['rate']:,.0f}/s",
+            f"{cold['rate']:,.0f}/s",
+            fmt_ratio(hot["rate"] / cold["rate"]),
+            ">= 0.90",
+            at_least(hot["rate"] / cold["rate"], 0.90),
+        ),
+        Figure(
+            "hotpair",
+            "batch apply time p99 (100 movements), 50,000 kept vs none",
+            f"{hot['p99_ms']:.1f} ms",
+            f"{cold['p99_ms']:.1f} ms",
+            fmt_ratio(hot["p99_ms"] / cold["p99_ms"]),
+        ),
+        Figure(
+            "hotpair",
+            "AOF bytes per movement, 50,000 kept",
+            f"{hot['aof_per_movement']:,.0f} B",
+            f"{cold['aof_per_movement']:,.0f} B",
+            fmt_ratio(hot["aof_per_movement"] / cold["aof_per_movement"]),
+            "< 300 B",
+            below(hot["aof_per_movement"], 300, "B"),
+        ),
+    ]
+
+
 RUNNERS: dict[str, Callable[[argparse.Namespace], list[Figure]]] = {
     "apply": run_apply,
     "mixed": run_mixed,
     "freshness": run_freshness,
     "api": run_api,
     "memory": run_memory,
+    "hotpair": run_hotpair,
 }
 
 
