@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable, Mapping
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from atp.core.errors import StoreUnavailable
 from atp.core.freshness import PartitionProgress, behind_ms
@@ -47,8 +48,9 @@ class BehindReader:
     """`behind_ms` for the API's answers, reading the progress at most every `refresh_ms`.
 
     Answers share one read (a product page's lookups cost no extra round trip); concurrent
-    callers that find it old wait for the same refresh. When Redis cannot be read the last
-    known progress is used and ages, so a stalled read shows as growing `behind_ms`.
+    callers that find it old wait for the same refresh. When it cannot be read the last known
+    progress is used and ages, so a stalled read shows as growing `behind_ms`; an availability
+    answer never fails for it.
     """
 
     def __init__(
@@ -79,6 +81,8 @@ class BehindReader:
             self._progress = await read_progress(self._redis, self._group)
         except StoreUnavailable as exc:
             log.debug("stream progress not read: %s", exc)
+        except RedisError as exc:  # e.g. an ACL without HGETALL: the answers go on without it
+            log.warning("stream progress not read (behind_ms stays as last read): %r", exc)
         finally:
             self._read_at = now
             self._refreshing = None
