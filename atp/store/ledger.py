@@ -27,7 +27,7 @@ from atp.core.reservations import shipment
 from atp.store import keys
 from atp.store.client import unavailable_as_error
 from atp.store.ledger_function import LedgerFunction, is_missing_function
-from atp.store.stock import parse_stock
+from atp.store.stock import flat_pairs, parse_stock
 from atp.store.summaries import pair_summaries
 
 
@@ -200,7 +200,9 @@ def _add_reply(result: BatchResult, order: list[Movement], reply: list[Any]) -> 
     before, after, consumed, unmatched = reply[2], reply[3], reply[4], reply[5]
     result.skus_written += 1
     result.changes.append(
-        SkuChange(sku, parse_stock(_pairs(before)).counts, parse_stock(_pairs(after)).counts)
+        SkuChange(
+            sku, parse_stock(flat_pairs(before)).counts, parse_stock(flat_pairs(after)).counts
+        )
     )
     for i in range(0, len(consumed), 3):
         rid, loc, units = consumed[i : i + 3]
@@ -208,10 +210,6 @@ def _add_reply(result: BatchResult, order: list[Movement], reply: list[Any]) -> 
     for i in range(0, len(unmatched), 2):
         rid, loc = unmatched[i : i + 2]
         result.unmatched.append((rid.decode(), sku, loc.decode()))
-
-
-def _pairs(flat: list[bytes]) -> list[tuple[bytes, bytes]]:
-    return list(zip(flat[::2], flat[1::2], strict=True))
 
 
 def sum_stats(rows: Sequence[Mapping[bytes | str, bytes | str]]) -> LedgerStats:

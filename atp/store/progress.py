@@ -12,7 +12,7 @@ from redis.exceptions import RedisError
 from atp.core.errors import StoreUnavailable
 from atp.core.freshness import PartitionProgress, behind_ms
 from atp.store import keys
-from atp.store.client import REDIS_DOWN, unavailable
+from atp.store.client import unavailable_as_error
 
 log = logging.getLogger(__name__)
 
@@ -24,17 +24,13 @@ async def write_progress(
     if not progress:
         return
     mapping = {field: p.encode() for field, p in progress.items()}
-    try:
+    with unavailable_as_error():
         await client.hset(keys.progress(group_id), mapping=mapping)
-    except REDIS_DOWN as exc:
-        raise unavailable(exc) from exc
 
 
 async def read_progress(client: aioredis.Redis, group_id: str) -> list[PartitionProgress]:
-    try:
+    with unavailable_as_error():
         raw = await client.hgetall(keys.progress(group_id))
-    except REDIS_DOWN as exc:
-        raise unavailable(exc) from exc
     out = []
     for field, value in raw.items():
         try:

@@ -81,7 +81,7 @@ class StockReader:
                 answer.set_exception(_read_error(reply))
             else:
                 flat, overdue = reply
-                answer.set_result(parse_stock(_pairs(flat), _pairs(overdue)))
+                answer.set_result(parse_stock(flat_pairs(flat), flat_pairs(overdue)))
 
     async def read_many(self, skus: Sequence[str], now_ms: int) -> list[StockRecord]:
         """Several SKUs in one pipelined round trip."""
@@ -89,7 +89,7 @@ class StockReader:
             rows = await eval_pipelined(
                 self._redis, self._read, [(keys.sku_keys(sku), [now_ms]) for sku in skus]
             )
-        return [parse_stock(_pairs(flat), _pairs(overdue)) for flat, overdue in rows]
+        return [parse_stock(flat_pairs(flat), flat_pairs(overdue)) for flat, overdue in rows]
 
     async def read_with_ledger(
         self, sku: str, now_ms: int
@@ -104,7 +104,7 @@ class StockReader:
                 then=[("HGETALL", keys.ledger(sku))],
             )
             summaries = await pair_summaries(self._redis, sku, ledger)
-        return parse_stock(_pairs(flat), _pairs(overdue)), summaries
+        return parse_stock(flat_pairs(flat), flat_pairs(overdue)), summaries
 
     async def ping(self) -> bool:
         try:
@@ -117,7 +117,8 @@ def _read_error(exc: Exception) -> Exception:
     return unavailable(exc) if isinstance(exc, REDIS_DOWN) else exc
 
 
-def _pairs(flat: list[bytes]) -> list[tuple[bytes, bytes]]:
+def flat_pairs(flat: list[bytes]) -> list[tuple[bytes, bytes]]:
+    """A Redis flat field/value reply (HGETALL from a script) as pairs."""
     return list(zip(flat[::2], flat[1::2], strict=True))
 
 
