@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     group_id: str = "atp-worker"
     # Tansu joins a group in about half the session timeout: keep it short (DESIGN.md).
     session_timeout_s: float = Field(10.0, ge=3.0, le=300.0)
+    # 2: source topics -> normaliser -> stock.movements (keyed by SKU) -> ledger hop -> Redis.
+    # 1: each batch of source messages applied straight to the ledger, its movements still
+    # published to stock.movements (stream/direct.py; benchmarks/README.md, One hop or two).
+    hops: int = Field(2, ge=1, le=2)
     worker_web_host: str = "127.0.0.1"
     worker_web_port: int = Field(6066, ge=1, le=65535)
     batch_max: int = Field(1000, ge=1, le=100_000)

@@ -12,6 +12,8 @@ messages, and measures on that one broker, in one run:
                      that only acks: the worker's shape (normalise, then apply) with no work
   atp worker         `python -m stream`: normalise stock.wms -> stock.movements, apply the
                      movements to the ledger in Redis
+  atp worker, 1 hop  the same with ATP_HOPS=1: stock.wms applied straight to the ledger, the
+                     movements still published to stock.movements (stream/direct.py)
 
 With --py-spy, py-spy records the worker for S seconds from its first applied batch and the
 top frames are printed (py-spy pauses the worker to sample: that run's rate is lower). Importable:
@@ -34,7 +36,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -321,30 +323,6 @@ def worker_metrics(metrics_url: str) -> dict[str, float]:
     return totals
 
 
-async def first_record_ms(bootstrap: str, topic: str) -> int:
-    """The earliest producer timestamp at offset 0 of the topic's partitions."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        consumer.assign([TopicPartition(topic, p) for p in range(PARTITIONS)])
-        await consumer.seek_to_beginning()
-        firsts: dict[int, int] = {}
-        deadline = time.monotonic() + 5
-        while len(firsts) < PARTITIONS and time.monotonic() < deadline:
-            batches = await consumer.getmany(timeout_ms=500, max_records=PARTITIONS * 10)
-            for tp, records in batches.items():
-                if records and tp.partition not in firsts:
-                    firsts[tp.partition] = records[0].timestamp
-                    consumer.pause(tp)
-        if not firsts:
-            raise RuntimeError(f"{topic} is empty")
-        return min(firsts.values())
-    finally:
-        await consumer.stop()
-
-
 async def redis_totals(redis_url: str) -> tuple[int, int]:
     """(applied deltas kept in every pair's ledger, sum of on-hand served) from Redis itself."""
     import orjson
@@ -478,9 +456,9 @@ def run_worker(
     the path of a py-spy profile (raw collapsed stacks) of the worker taken from its first
     applied batch for `spy_seconds`, when `py_spy` names the py-spy binary (else None).
 
-    Hop 1 starts at the first movement the normaliser produced. Each `tag` gets its own topics
-    and group; `env` adds to the worker's environment; `tree` runs the worker from another
-    source tree (its `atp` and `stream` packages) instead of this one.
+    The run starts when the polls first see movements counted (the first batch in hand). Each
+    `tag` gets its own topics and group; `env` adds to the worker's environment; `tree` runs
+    the worker from another source tree (its `atp` and `stream` packages) instead of this one.
     """
     n = len(messages)
     prefix = f"bench{os.getpid()}{tag}."
@@ -509,6 +487,8 @@ def run_worker(
                 last = worker_metrics(url)
                 normalised, folded, rejected = (int(last[k]) for k in WORKER_SERIES[:3])
                 now_ms = time.time() * 1000
+                if normalised:
+                    seen_ms.setdefault("hop1_first", now_ms)
                 if folded:
                     seen_ms.setdefault("hop2_first", now_ms)
                     if py_spy and spy is None:
@@ -525,7 +505,10 @@ def run_worker(
         if spy is not None:
             spy.stop(grace_s=5)
         proc.stop(grace_s=15)
-    start_ms = asyncio.run(first_record_ms(bootstrap, settings.topic(topics.MOVEMENTS)))
+    # From the first batch the worker handled (the first movements it counted, seen by the
+    # polls, each 50 ms): the records on stock.movements carry their source message's time, so
+    # their first timestamp would count the worker's start and group join too.
+    start_ms = seen_ms["hop1_first"]
     marks = {k: round((v - start_ms) / 1000, 3) for k, v in seen_ms.items()}
     batches = last["atp_apply_seconds_count"]
     print(
@@ -544,6 +527,7 @@ FLOOR2 = "faust floor, 2 hops (topic.send)"
 FLOOR2W = "faust floor, 2 hops (worker transport)"
 WORKER = "atp worker (normalise + apply)"
 EVERYSEC = "atp worker, Redis appendfsync everysec"
+ONE_HOP = "atp worker, 1 hop (ATP_HOPS=1)"
 
 
 @dataclass
@@ -553,6 +537,7 @@ class ApplyResult:
     latencies: list[float]  # trickle latencies after the worker's run, seconds
     verified: bool  # Redis held exactly what was sent, for the worker and every baseline
     profile: Path | None = None  # py-spy raw stacks of the worker, when asked for
+    one_hop_latencies: list[float] = field(default_factory=list)  # the same, ATP_HOPS=1
 
     def rate(self, path: str) -> float:
         return self.n / self.seconds[path]
@@ -624,6 +609,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--spy-seconds", type=float, default=10.0, help="py-spy duration (10)")
     parser.add_argument(
+        "--no-one-hop",
+        action="store_true",
+        help="skip the worker run with ATP_HOPS=1 (source topics straight into the ledger)",
+    )
+    parser.add_argument(
         "--also-everysec",
         action="store_true",
         help="run the worker once more with Redis at appendfsync everysec (the cost of always)",
@@ -664,6 +654,7 @@ def measure(args: argparse.Namespace) -> ApplyResult:
         print(f"aiokafka ceiling: {ceiling_s:.3f} s (best of 3)", flush=True)
         timings = {CEILING: ceiling_s}
         latencies: list[float] = []
+        one_hop_latencies: list[float] = []
         profile: Path | None = None
         baselines = {
             f"atp worker, {tree.resolve().name}": (tree.resolve(), f"{redis_url[:-2]}/{db}")
@@ -678,6 +669,27 @@ def measure(args: argparse.Namespace) -> ApplyResult:
             )
             for db, (name, (tree, url)) in enumerate(baselines.items(), start=1)
         ]
+        if not args.no_one_hop:
+            # The same worker with ATP_HOPS=1 (stream/direct.py), into its own database.
+            url = f"{redis_url[:-2]}/8"
+            baselines[ONE_HOP] = (ROOT, url)
+            one_hop_env = {**worker_env, "ATP_HOPS": "1"}
+            runs.insert(
+                0,
+                (
+                    ONE_HOP,
+                    lambda url=url: run_worker(
+                        bootstrap,
+                        url,
+                        messages,
+                        work,
+                        procs,
+                        tag="-1h",
+                        env=one_hop_env,
+                        probes=args.probes,
+                    ),
+                ),
+            )
         if args.also_everysec:
             # The same worker again, into its own database, with Redis switched to fsync once a
             # second: what `appendfsync always` (as the service runs Redis) costs the worker.
@@ -724,6 +736,8 @@ def measure(args: argparse.Namespace) -> ApplyResult:
             timings[name] = secs
             if name == WORKER:
                 latencies, profile = extra
+            elif name == ONE_HOP:
+                one_hop_latencies = extra[0]
             timeline = ", ".join(f"{k} {v:.2f}" for k, v in sorted(marks.items(), key=_second))
             print(f"{name}: {secs:.2f} s (start+join {join_s:.1f} s; at s: {timeline})", flush=True)
         deltas, on_hand = asyncio.run(redis_totals(redis_url))
@@ -737,7 +751,8 @@ def measure(args: argparse.Namespace) -> ApplyResult:
 
         for name, (_, url) in baselines.items():
             base_deltas, base_on_hand = asyncio.run(redis_totals(url))
-            base_ok = base_deltas == n and base_on_hand == net_qty
+            probed = len(one_hop_latencies) if name == ONE_HOP else 0
+            base_ok = base_deltas == n + probed and base_on_hand == net_qty + probed
             print(
                 f"Redis check, {name} (db {url.rsplit('/', 1)[1]}): {base_deltas} applied "
                 f"deltas, on-hand sum {base_on_hand}: {'OK' if base_ok else 'MISMATCH'}"
@@ -758,7 +773,7 @@ def measure(args: argparse.Namespace) -> ApplyResult:
         if worker_env:
             print("worker settings: " + " ".join(f"{k}={v}" for k, v in worker_env.items()))
         ok = verified
-        return ApplyResult(n, timings, latencies, verified, profile)
+        return ApplyResult(n, timings, latencies, verified, profile, one_hop_latencies)
     finally:
         stop_all(procs, work, keep_logs=not ok)
 
@@ -776,12 +791,13 @@ def table(result: ApplyResult) -> None:
         )
     ratio = result.seconds[FLOOR2W] / result.seconds[WORKER]
     print(f"\natp worker / faust floor 2 hops (worker transport): {ratio:.2f}")
-    if result.latencies:
-        ms = sorted(1000 * x for x in result.latencies)
-        print(
-            f"trickle latency, produce -> Redis, {len(ms)} probes: median "
-            f"{ms[len(ms) // 2]:.0f} ms, min {ms[0]:.0f} ms, max {ms[-1]:.0f} ms"
-        )
+    for what, latencies in (("", result.latencies), (", 1 hop", result.one_hop_latencies)):
+        if latencies:
+            ms = sorted(1000 * x for x in latencies)
+            print(
+                f"trickle latency{what}, produce -> Redis, {len(ms)} probes: median "
+                f"{ms[len(ms) // 2]:.0f} ms, min {ms[0]:.0f} ms, max {ms[-1]:.0f} ms"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,7 +6,8 @@ the reservation outbox relay, the ledger gauges, and the `/metrics` and `/health
 
 Each hop is a `BatchConsumer` (a plain aiokafka consumer in a group of its own, below faust's
 per-event machinery; benchmarks/README.md) handing batches to `stream.normalise.Normaliser` and
-`stream.apply.Applier`. Delivery is at least once; the ledger makes replays harmless.
+`stream.apply.Applier`; with `ATP_HOPS=1` the first hop applies too (`stream.direct.Direct`).
+Delivery is at least once; the ledger makes replays harmless.
 """
 
 from __future__ import annotations

@@ -25,7 +25,8 @@ from atp.core.network import Network
 from atp.core.sources.common import SCHEMA, TOO_LATE
 from atp.store.ledger import BatchResult, StoreConflict
 from stream.metrics import WorkerMetrics
-from stream.records import Record, Records, Sink, rejected
+from stream.normalise import Sourced
+from stream.records import Record, Records, Sink, is_applied, rejected
 from stream.retry import Backoff
 
 log = logging.getLogger(__name__)
@@ -69,32 +70,46 @@ class Applier:
         self._clock = clock
 
     async def handle(self, records: Records) -> None:
-        """Apply one batch and publish what follows from it; returns once the ledger has it (the
-        consumer commits the batch once Redis has it on disk: stream.acks)."""
+        """Apply one batch of `stock.movements` and publish what follows from it; returns once
+        the ledger has it (the consumer commits the batch once Redis has it on disk:
+        stream.acks)."""
         out: list[Record] = []
-        batch: list[Movement] = []
-        origin: dict[int, ConsumerRecord[bytes, bytes]] = {}
+        batch: list[Sourced] = []
         for record in records:
+            if is_applied(record):  # by the one-hop worker that published it (stream.direct)
+                continue
             try:
                 m = Movement.from_wire(orjson.loads(record.value))  # type: ignore[arg-type]
             except (orjson.JSONDecodeError, KeyError, ValueError, TypeError) as exc:
                 out.append(self._reject(record, SCHEMA, f"not a canonical movement: {exc}"))
                 continue
-            origin[id(m)] = record
-            batch.append(m)
-        result = await self._apply_until_done(batch)
+            batch.append((m, record))
+        if batch:
+            out += await self.apply(batch)
+        await self._sink.send(out)
+
+    async def apply(self, batch: Sequence[Sourced]) -> list[Record]:
+        """Fold the movements into the ledger (retried until Redis has them), use up the holds
+        their shipments fulfil, and return the records that follow: change and oversell events,
+        and a rejection (of the record it came from) for each movement too late to place."""
+        movements = [m for m, _ in batch]
+        result = await self._apply_until_done(movements)
         visible_s = self._clock() / 1000
-        for m in batch:  # from the source message reaching Kafka to its count in Redis
+        for m in movements:  # from the source message reaching Kafka to its count in Redis
             if m.produced_ms is not None:
                 self._metrics.freshness.observe(max(0.0, visible_s - m.produced_ms / 1000))
-        self._metrics.batch_size.observe(len(batch))
-        out += self._events(result)
+        self._metrics.batch_size.observe(len(movements))
+        out = self._events(result)
         await self._fulfil(result)
+        origin = {id(m): record for m, record in batch}
         for m, outcome in result.outcomes:
             self._metrics.outcomes.labels(outcome.value).inc()
             if outcome is Outcome.TOO_LATE:
-                out.append(self._reject(origin[id(m)], TOO_LATE, TOO_LATE_MESSAGE))
-        await self._sink.send(out)
+                message = (
+                    f"{TOO_LATE_MESSAGE} (movement {m.event_id} of {m.sku} at {m.location_id})"
+                )
+                out.append(self._reject(origin[id(m)], TOO_LATE, message))
+        return out
 
     async def _apply_until_done(self, batch: Sequence[Movement]) -> BatchResult:
         """Redis trouble stops consumption (nothing is acknowledged) until Redis is back."""

@@ -176,4 +176,6 @@ class Forwarder:
 
 def _append(batch: BatchBuilder, rec: Record) -> object:
     """Add a record to an aiokafka batch; None when the batch is full."""
-    return batch.append(timestamp=rec.timestamp_ms, key=rec.key, value=rec.value)
+    return batch.append(
+        timestamp=rec.timestamp_ms, key=rec.key, value=rec.value, headers=list(rec.headers)
+    )

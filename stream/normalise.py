@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 import orjson
 from aiokafka import ConsumerRecord
@@ -14,18 +15,14 @@ from atp.core.movements import Movement
 from atp.core.network import Network
 from atp.core.sources import Adapter
 from stream.metrics import WorkerMetrics
-from stream.records import Record, Records, Sink, rejected
+from stream.records import APPLIED, Record, Records, Sink, rejected
 
 log = logging.getLogger(__name__)
 
 ADAPTER_ERROR = "adapter_error"  # an adapter raised something other than InvalidMovement: a bug
 
-
-def wire(m: Movement, produced_ms: int | float | None) -> dict[str, object]:
-    """The movement as `stock.movements` carries it, with its source message's Kafka time."""
-    out = m.to_wire()
-    out["produced_ms"] = None if produced_ms is None else int(produced_ms)
-    return out
+# A movement and the consumed record it came from (a source message, or a stock.movements record).
+Sourced = tuple[Movement, ConsumerRecord[bytes, bytes]]
 
 
 class Normaliser:
@@ -52,12 +49,24 @@ class Normaliser:
     async def handle(self, records: Records) -> None:
         """One batch: its movements and rejections, published; returns once the broker has all
         of them (the consumer then commits the batch)."""
+        _, out = self.convert(records)
+        await self._sink.send(out)
+
+    def convert(
+        self, records: Records, *, applied: bool = False
+    ) -> tuple[list[Sourced], list[Record]]:
+        """The batch's movements, each with the source record it came from, and the records to
+        publish: every movement for `stock.movements` and every rejection, in batch order.
+        `applied`: the caller applies the movements itself (stream.direct); their records say
+        so, and the ledger hop skips them."""
+        headers = APPLIED if applied else ()
         network = self._network
+        movements: list[Sourced] = []
         out: list[Record] = []
         for record in records:
             adapter = self._adapters[record.topic]
             try:
-                movements = adapter(record.value, network)  # type: ignore[arg-type]
+                converted = adapter(record.value, network)  # type: ignore[arg-type]
             except InvalidMovement as err:
                 out.append(self._reject(record, err.code, err.message))
                 continue
@@ -68,12 +77,14 @@ class Normaliser:
             # The source message's Kafka timestamp, epoch ms: in the movement (freshness
             # metrics) and as the movement record's own, so that the ledger hop's progress
             # (`behind_ms`) is measured from when the source message arrived.
-            produced = record.timestamp
-            for m in movements:
+            produced = int(record.timestamp)
+            for m in converted:
+                m = replace(m, produced_ms=produced)
                 self._metrics.movements.labels(m.source, m.kind).inc()
-                value = orjson.dumps(wire(m, produced))
-                out.append(Record(self._movements, m.sku.encode(), value, produced))
-        await self._sink.send(out)
+                movements.append((m, record))
+                value = orjson.dumps(m.to_wire())
+                out.append(Record(self._movements, m.sku.encode(), value, produced, headers))
+        return movements, out
 
     def _reject(self, record: ConsumerRecord[bytes, bytes], reason: str, message: str) -> Record:
         self._metrics.rejected.labels(reason).inc()

@@ -1,5 +1,6 @@
-"""What a worker is made of, wired from the settings: the two hops (normaliser and ledger),
-their consumers, the forwarder they publish through, the outbox relay and the ledger store."""
+"""What a worker is made of, wired from the settings: the two hops (normaliser and ledger, or
+with `ATP_HOPS=1` the direct hop and the ledger hop), their consumers, the forwarder they
+publish through, the outbox relay and the ledger store."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ from atp.settings import Settings
 from atp.store.client import client_from_url
 from atp.store.ledger import LedgerStore
 from atp.store.reservations import ReservationStore
-from stream.acks import DurableAcker
+from stream.acks import Commit, DurableAcker
 from stream.apply import Applier
 from stream.consumer import BatchConsumer
+from stream.direct import Direct
 from stream.forward import Forwarder
 from stream.metrics import WorkerMetrics
 from stream.normalise import Normaliser
@@ -57,17 +59,23 @@ class Parts:
         applier = Applier(
             store, reservations, network, forwarder, availability_topic=availability, **common
         )
+        durable = settings.durable_acks
+
+        def acker(commit: Commit) -> DurableAcker:
+            return DurableAcker(redis, commit, durable=durable)
+
+        sources = list(adapters)
+        if settings.hops == 1:
+            # The source hop keeps the normaliser's group, so a switch from two hops resumes
+            # where the normaliser was; the ledger hop still applies what a two-hop normaliser
+            # published (during a rolling switch) and skips what a one-hop worker applied.
+            direct = Direct(normaliser, applier, forwarder)
+            first = BatchConsumer.for_hop(settings, sources, "normalise", direct.handle, acker)
+        else:
+            first = BatchConsumer.for_hop(settings, sources, "normalise", normaliser.handle)
         hops = [
-            BatchConsumer.for_hop(settings, list(adapters), "normalise", normaliser.handle),
-            BatchConsumer.for_hop(
-                settings,
-                [movements],
-                "ledger",
-                applier.handle,
-                make_acker=lambda commit: DurableAcker(
-                    redis, commit, durable=settings.durable_acks
-                ),
-            ),
+            first,
+            BatchConsumer.for_hop(settings, [movements], "ledger", applier.handle, acker),
         ]
         relay = OutboxRelay(redis, forwarder, settings.topic(topics.RESERVATIONS))
         return cls(hops, relay, forwarder, store, redis)

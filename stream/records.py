@@ -12,6 +12,13 @@ from atp.kafka.rejected import rejection
 Records = list[ConsumerRecord[bytes, bytes]]
 
 
+Headers = tuple[tuple[str, bytes], ...]
+
+# The header a one-hop worker (stream.direct) puts on the movements it has applied itself: the
+# ledger hop skips them (it applies only what a two-hop normaliser published).
+APPLIED: Headers = (("atp-applied", b"1"),)
+
+
 class Record(NamedTuple):
     """A record to publish; without `timestamp_ms` the producer stamps it with its own clock."""
 
@@ -19,6 +26,12 @@ class Record(NamedTuple):
     key: bytes | None
     value: bytes
     timestamp_ms: int | None = None
+    headers: Headers = ()
+
+
+def is_applied(record: ConsumerRecord[bytes, bytes]) -> bool:
+    """Whether a `stock.movements` record was applied by the worker that published it."""
+    return any(h == APPLIED[0] for h in record.headers)
 
 
 class Sink(Protocol):

@@ -132,8 +132,11 @@ class Processes:
         self.log_dir = log_dir
         self.started: list[ManagedProcess] = []
 
-    def start(self, command: str, name: str | None = None) -> ManagedProcess:
-        env = {**os.environ, **self.settings.to_env(), "PYTHONPATH": str(ROOT)}
+    def start(
+        self, command: str, name: str | None = None, env: dict[str, str] | None = None
+    ) -> ManagedProcess:
+        """`env` adds to (or overrides) the settings' ATP_* variables for this process."""
+        env = {**os.environ, **self.settings.to_env(), **(env or {}), "PYTHONPATH": str(ROOT)}
         proc = embedded.spawn(
             name or command, [sys.executable, "-m", "atp", command], self.log_dir, env=env
         )

@@ -102,13 +102,16 @@ def own_broker(tmp_path: Path) -> Iterator[OwnBroker]:
         proc.stop()
 
 
-def start_worker(processes: Processes, name: str, web_port: int | None = None) -> ManagedProcess:
-    """A worker; `web_port` gives it its own /metrics port, so several can run side by side."""
+def start_worker(
+    processes: Processes, name: str, web_port: int | None = None, hops: int = 2
+) -> ManagedProcess:
+    """A worker; `web_port` gives it its own /metrics port, so several can run side by side;
+    `hops` 1 applies the source topics straight to the ledger (stream/direct.py)."""
     base = processes.settings
     if web_port is not None:
         processes.settings = base.model_copy(update={"worker_web_port": web_port})
     try:
-        return processes.start("worker", name=name)
+        return processes.start("worker", name=name, env={"ATP_HOPS": str(hops)})
     finally:
         processes.settings = base
 
@@ -207,7 +210,10 @@ def test_a_worker_killed_at_random_points_again_and_again_ends_with_the_truth(
 ):
     rng = random.Random(808)
     truth = tmp_path / "truth.json"
-    worker = start_worker(processes, "worker-0")
+    # Two hops and one by turns: each kind is killed while applying, and each takes over from
+    # the other (a switch either way: what a two-hop normaliser published and its ledger hop
+    # had not applied yet is applied by the one-hop worker's ledger hop).
+    worker = start_worker(processes, "worker-0", hops=2)
     sim = simulate(
         settings, truth, "--rate", "250", "--duration", "14", "--skus", "30", "--seed", "808"
     )
@@ -217,7 +223,7 @@ def test_a_worker_killed_at_random_points_again_and_again_ends_with_the_truth(
             wait_applying(settings, worker, settings.worker_web_port)
             time.sleep(rng.uniform(0.0, 2.0))
             worker.stop(sig=signal.SIGKILL)
-            worker = start_worker(processes, f"worker-{i}")
+            worker = start_worker(processes, f"worker-{i}", hops=2 if i % 2 == 0 else 1)
         assert sim.wait(120) == 0, (tmp_path / "simulator.log").read_text()
     finally:
         stop_sim(sim)

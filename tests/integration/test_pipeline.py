@@ -56,16 +56,17 @@ def metric(url: str, name: str, labels: str) -> float:
     return 0.0
 
 
-def test_movements_become_exact_counts_and_bad_input_is_rejected(settings, processes):
-    sc = warehouse_traffic("p1", skus=12, events=300, seed=7)
+@pytest.mark.parametrize("hops", [2, 1], ids=["two-hops", "one-hop"])
+def test_movements_become_exact_counts_and_bad_input_is_rejected(settings, processes, hops):
+    sc = warehouse_traffic(f"p{hops}", skus=12, events=300, seed=7)
     rng = random.Random(1)
     duplicates = rng.sample(sc.messages, 40)
     malformed = b'{"event_id": "broken'
     unknown = orjson.dumps(
         {
-            "event_id": "p1-X",
+            "event_id": f"p{hops}-X",
             "warehouse_id": "WH-XX",
-            "sku": "p1-SKU-000",
+            "sku": f"p{hops}-SKU-000",
             "kind": "RECEIVED",
             "qty": 1,
             "occurred_at": "2026-11-26T10:00:00Z",
@@ -74,7 +75,7 @@ def test_movements_become_exact_counts_and_bad_input_is_rejected(settings, proce
     traffic = [*sc.messages[:150], (b"WH-NJ", malformed), *sc.messages[150:]]
     traffic += [*duplicates, (b"WH-XX", unknown)]
 
-    worker = processes.start("worker")
+    worker = processes.start("worker", env={"ATP_HOPS": str(hops)})
     api = processes.start("api")
     base = f"http://127.0.0.1:{settings.api_port}"
     wait_http_ok(f"{base}/readyz", api)
@@ -107,6 +108,18 @@ def test_movements_become_exact_counts_and_bad_input_is_rejected(settings, proce
     assert timed == len(sc.messages) + len(duplicates)
     assert metric(metrics_url, "atp_freshness_seconds_bucket", 'le="60.0"') == timed
     assert metric(metrics_url, "atp_rejected_total", 'reason="malformed_json"') == 1
+    # The log `atp rebuild` reads has every movement, in either shape of the worker (the
+    # second hop's records skipped by the ledger hop in one-hop mode are still there).
+    logged = len(sc.messages) + len(duplicates)
+    movements = asyncio.run(
+        read_all(settings.kafka_bootstrap, settings.topic(topics.MOVEMENTS), logged, headers=True)
+    )
+    assert sorted(m["event_id"] for m in movements) == sorted(
+        orjson.loads(v)["event_id"] for _, v in [*sc.messages, *duplicates]
+    )
+    # Applied where they were published (one hop), or left to the ledger hop (two).
+    marked = [m["_headers"] == [("atp-applied", b"1")] for m in movements]
+    assert marked == [hops == 1] * logged
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])

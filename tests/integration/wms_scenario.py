@@ -108,8 +108,11 @@ async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]
         await producer.stop()
 
 
-async def read_all(bootstrap: str, topic: str, want: int, timeout_s: float = 30.0) -> list[dict]:
-    """Read a topic from the beginning until `want` records arrived or the time is up."""
+async def read_all(
+    bootstrap: str, topic: str, want: int, timeout_s: float = 30.0, *, headers: bool = False
+) -> list[dict]:
+    """Read a topic from the beginning until `want` records arrived or the time is up; with
+    `headers`, each value also has its record's headers under "_headers"."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     records: list[dict] = []
@@ -125,7 +128,11 @@ async def read_all(bootstrap: str, topic: str, want: int, timeout_s: float = 30.
         while len(records) < want and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=500)
             for msgs in batch.values():
-                records.extend(orjson.loads(m.value) for m in msgs)
+                for m in msgs:
+                    value = orjson.loads(m.value)
+                    if headers:
+                        value["_headers"] = [(k, bytes(v)) for k, v in m.headers]
+                    records.append(value)
     finally:
         await consumer.stop()
     return records

@@ -23,8 +23,10 @@ from stream.records import Record
 NOW = 1_790_000_000_000
 
 
-def record(topic: str, value: bytes, offset: int = 0, key: bytes | None = None) -> Any:
-    return ConsumerRecord(topic, 0, offset, NOW - 50, 0, key, value, None, 0, len(value), ())
+def record(
+    topic: str, value: bytes, offset: int = 0, key: bytes | None = None, headers: Any = ()
+) -> Any:
+    return ConsumerRecord(topic, 0, offset, NOW - 50, 0, key, value, None, 0, len(value), headers)
 
 
 def metrics() -> WorkerMetrics:
