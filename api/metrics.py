@@ -17,6 +17,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.admission import QUEUE_FULL, QUEUE_TIMEOUT
+from atp.core.reservations import DONE
+from atp.prometheus import with_labels
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 REDIS_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.0)
@@ -34,6 +36,14 @@ RESERVATION_OUTCOMES = {
     "unknown_channel": "invalid",
     "store_unavailable": "unavailable",
 }
+LOOKUP_KINDS = ("single", "batch", "explain", "delivery_options", "sourcing_plans")
+# The outcomes with a series from the start: made, replayed, each change, each refusal above.
+RESERVATION_LABELS = (
+    "held",
+    "idempotent_replay",
+    *DONE.values(),
+    *dict.fromkeys(RESERVATION_OUTCOMES.values()),
+)
 
 
 @dataclass(frozen=True)
@@ -56,17 +66,23 @@ class ApiMetrics:
                 buckets=LATENCY_BUCKETS,
                 registry=registry,
             ),
-            lookups=Counter(
-                "atp_availability_lookups_total",
-                "SKUs answered, per kind of request (single, batch, explain).",
-                ["kind"],
-                registry=registry,
+            lookups=with_labels(
+                Counter(
+                    "atp_availability_lookups_total",
+                    "SKUs answered, per kind of request (single, batch, explain, ...).",
+                    ["kind"],
+                    registry=registry,
+                ),
+                LOOKUP_KINDS,
             ),
-            reservations=Counter(
-                "atp_reservations_total",
-                "Reservation requests and changes, per outcome.",
-                ["outcome"],
-                registry=registry,
+            reservations=with_labels(
+                Counter(
+                    "atp_reservations_total",
+                    "Reservation requests and changes, per outcome.",
+                    ["outcome"],
+                    registry=registry,
+                ),
+                RESERVATION_LABELS,
             ),
             stale=Counter(
                 "atp_stale_answers_total",
@@ -85,7 +101,7 @@ class ApiMetrics:
                 buckets=REDIS_BUCKETS,
                 registry=registry,
             ),
-            refused=_with_labels(
+            refused=with_labels(
                 Counter(
                     "atp_api_overload_refusals_total",
                     "Requests refused with 503 overloaded (api/admission.py), per reason.",
@@ -105,13 +121,6 @@ class ApiMetrics:
     def observe_redis(self, call: str, seconds: float) -> None:
         """For `atp.store.client.client_from_url(observe=...)`."""
         self.redis.labels(call).observe(seconds)
-
-
-def _with_labels(counter: Counter, values: list[str]) -> Counter:
-    """A labelled counter whose known series exist (at 0) before the first event."""
-    for value in values:
-        counter.labels(value)
-    return counter
 
 
 def exposition(registry: CollectorRegistry) -> bytes:

@@ -41,7 +41,7 @@ def create_app(
     settings: Settings, network: Network, registry: CollectorRegistry | None = None
 ) -> faust.App:
     registry = registry if registry is not None else CollectorRegistry()
-    metrics = WorkerMetrics.create(registry)
+    metrics = WorkerMetrics.create(registry, network.channels)
     parts = Parts.build(settings, network, metrics)
     app = faust_app(settings)
     for job in (*(hop.run for hop in parts.hops), parts.relay.run):

@@ -10,6 +10,10 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from atp.core.availability import IN_STOCK, LOW_STOCK, OUT_OF_STOCK
+from atp.core.ledger import Outcome
+from atp.core.sources import KINDS
+from atp.core.sources.common import REASONS
+from atp.prometheus import with_labels
 from atp.store.ledger import LedgerStats
 
 STATUSES = (IN_STOCK, LOW_STOCK, OUT_OF_STOCK)
@@ -66,25 +70,36 @@ class WorkerMetrics:
                 self.skus_by_status.labels(channel, status).set(count)
 
     @classmethod
-    def create(cls, registry: CollectorRegistry) -> WorkerMetrics:
+    def create(cls, registry: CollectorRegistry, channels: Iterable[str] = ()) -> WorkerMetrics:
+        """Every labelled series whose label values are known (the sources' kinds, rejection
+        reasons, outcomes, the network's `channels`) exists at 0 from the start."""
         return cls(
-            movements=Counter(
-                "atp_movements_consumed_total",
-                "Canonical movements produced by the normaliser, per source and kind.",
-                ["source", "kind"],
-                registry=registry,
+            movements=with_labels(
+                Counter(
+                    "atp_movements_consumed_total",
+                    "Canonical movements produced by the normaliser, per source and kind.",
+                    ["source", "kind"],
+                    registry=registry,
+                ),
+                KINDS,
             ),
-            rejected=Counter(
-                "atp_rejected_total",
-                "Messages sent to the rejected topic, per reason.",
-                ["reason"],
-                registry=registry,
+            rejected=with_labels(
+                Counter(
+                    "atp_rejected_total",
+                    "Messages sent to the rejected topic, per reason.",
+                    ["reason"],
+                    registry=registry,
+                ),
+                REASONS,
             ),
-            outcomes=Counter(
-                "atp_ledger_outcomes_total",
-                "Movements folded into the ledger, per outcome (applied, duplicate, ...).",
-                ["outcome"],
-                registry=registry,
+            outcomes=with_labels(
+                Counter(
+                    "atp_ledger_outcomes_total",
+                    "Movements folded into the ledger, per outcome (applied, duplicate, ...).",
+                    ["outcome"],
+                    registry=registry,
+                ),
+                (o.value for o in Outcome),
             ),
             batch_size=Histogram(
                 "atp_apply_batch_size",
@@ -98,11 +113,14 @@ class WorkerMetrics:
                 buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
                 registry=registry,
             ),
-            availability_events=Counter(
-                "atp_availability_events_total",
-                "Availability change events published to stock.availability, per channel.",
-                ["channel"],
-                registry=registry,
+            availability_events=with_labels(
+                Counter(
+                    "atp_availability_events_total",
+                    "Availability change events published to stock.availability, per channel.",
+                    ["channel"],
+                    registry=registry,
+                ),
+                channels,
             ),
             fulfilment_consumed=Counter(
                 "atp_fulfilments_total",

@@ -14,12 +14,12 @@ from atp.core.errors import InvalidMovement
 from atp.core.movements import Movement
 from atp.core.network import Network
 from atp.core.sources import Adapter
+from atp.core.sources.common import ADAPTER_ERROR
 from stream.metrics import WorkerMetrics
 from stream.records import APPLIED, Record, Records, Sink, rejected
 
 log = logging.getLogger(__name__)
 
-ADAPTER_ERROR = "adapter_error"  # an adapter raised something other than InvalidMovement: a bug
 
 # A movement and the consumed record it came from (a source message, or a stock.movements record).
 Sourced = tuple[Movement, ConsumerRecord[bytes, bytes]]

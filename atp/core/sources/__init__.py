@@ -20,3 +20,10 @@ ADAPTERS: dict[str, Adapter] = {
     pos.SOURCE: pos.parse,
     tpl.SOURCE: tpl.parse,
 }
+
+# The (source, kind) pairs movements can have.
+KINDS: tuple[tuple[str, str], ...] = (
+    *((wms.SOURCE, k) for k in wms.KINDS),
+    *((pos.SOURCE, t) for t in pos.TYPES),
+    (tpl.SOURCE, tpl.KIND),
+)

@@ -16,6 +16,17 @@ UNKNOWN_LOCATION = "unknown_location"
 NEGATIVE_QUANTITY = "negative_quantity"
 QUANTITY_OUT_OF_RANGE = "quantity_out_of_range"
 TOO_LATE = "too_late"
+ADAPTER_ERROR = "adapter_error"  # an adapter raised something other than InvalidMovement: a bug
+# Every reason a source message or a movement is rejected with.
+REASONS = (
+    MALFORMED_JSON,
+    SCHEMA,
+    UNKNOWN_LOCATION,
+    NEGATIVE_QUANTITY,
+    QUANTITY_OUT_OF_RANGE,
+    TOO_LATE,
+    ADAPTER_ERROR,
+)
 
 
 def load_object(raw: bytes) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from atp.core.network import Network
 from atp.core.sources import common
 
 SOURCE = "3pl"
+KIND = "REPORT"  # every item of a stock report is an absolute count
 MAX_ITEMS = 100_000
 
 
@@ -44,7 +45,7 @@ def parse(raw: bytes, network: Network) -> list[Movement]:
                 effect=Effect.COUNT,
                 qty=on_hand,
                 occurred_ms=as_of_ms,
-                kind="REPORT",
+                kind=KIND,
                 source=SOURCE,
             )
         )
