@@ -17,6 +17,7 @@ from redis.asyncio.cluster import RedisCluster
 from api import problems
 from api.admission import AdmissionMiddleware
 from api.auth import Authenticator
+from api.body_limit import BodyLimitMiddleware
 from api.deps import Services
 from api.metrics import ApiMetrics, TimingMiddleware
 from api.network_watch import NetworkHolder
@@ -65,6 +66,8 @@ def create_app(
         max_wait_s=settings.api_queue_wait_s,
         refused=metrics.refused,
     )
+    # Before admission: a body too large is refused without taking a slot.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(TimingMiddleware, metrics=metrics)  # outermost: refusals are timed too
     problems.install(app)
     app.include_router(health.router)

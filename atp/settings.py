@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     api_max_in_flight: int = Field(128, ge=1, le=100_000)
     api_max_queued: int = Field(512, ge=0, le=1_000_000)
     api_queue_wait_s: float = Field(1.0, ge=0, le=60)
+    # A request body larger than this is refused with 413 before it is read (api/body_limit.py).
+    api_max_body_bytes: int = Field(1_048_576, ge=1024, le=1_073_741_824)
     network_file: Path = Path("config/network.yaml")
 
     # Topic names are `<topic_prefix>stock.wms` and so on; a prefix lets tests share a broker.
