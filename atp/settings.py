@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     # uvicorn worker processes for `atp api`; above 1 the metrics of all of them are summed
     # through prometheus_client's multiprocess mode (README, Metrics).
     api_workers: int = Field(1, ge=1, le=64)
+    # uvicorn's HTTP parser: "auto" takes httptools (installed with the service), "h11" the
+    # pure-Python one (benchmarks/api.md compares them).
+    api_http: Literal["auto", "h11", "httptools"] = "auto"
     # Admission control, per API process (api/admission.py): at most this many requests at
     # once, then up to ATP_API_MAX_QUEUED waiting at most ATP_API_QUEUE_WAIT_S; the rest get
     # 503 overloaded at once. /healthz, /readyz and /metrics are never held back.

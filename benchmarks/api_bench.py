@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/api_bench.py [--duration 10] [--connections 32] [--threads 1]
                                              [--skus 10000] [--py-spy /tmp/spyvenv/bin/py-spy]
+                                             [--api-env ATP_API_LOOP=asyncio ...]
 
 Starts its own Redis (AOF on, as in production) and one `python -m api` process (uvicorn,
 one worker) on free 127.0.0.1 ports, seeds stock through `LedgerStore`, and drives the API with
@@ -399,6 +400,7 @@ class Bench:
             "ATP_NETWORK_FILE": NETWORK_FILE,
             "ATP_LOG_LEVEL": "warning",
             "ATP_DATA_DIR": str(self.tmp / "data"),
+            **dict(kv.split("=", 1) for kv in self.args.api_env),
         }
         self.api = embedded.spawn("api", [sys.executable, "-m", "atp", "api"], self.log_dir, env)
         self.base = f"http://127.0.0.1:{api_port}"
@@ -850,6 +852,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--raw-tasks", type=int, default=32)
     parser.add_argument("--py-spy", metavar="PATH", help="py-spy binary: profile the API too")
     parser.add_argument("--keep-logs", action="store_true")
+    parser.add_argument(
+        "--api-env",
+        action="append",
+        default=[],
+        metavar="ATP_X=V",
+        help="a setting for the API process, e.g. ATP_API_LOOP=asyncio (repeatable)",
+    )
     return parser
 
 
@@ -871,8 +880,13 @@ def measure(args: argparse.Namespace) -> list[Row]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not all(kv.startswith("ATP_") and "=" in kv for kv in args.api_env):
+        parser.error("--api-env takes ATP_NAME=VALUE")
     header()
+    if args.api_env:
+        print("API settings: " + " ".join(args.api_env), flush=True)
     rows = measure(args)
     table(rows)
     return 0
