@@ -656,15 +656,17 @@ class Bench:
             flush=True,
         )
 
-    def profile(self, spy_bin: str) -> None:
-        """py-spy the API process in the middle of an extra (unreported) single-lookup run."""
+    def profile(self, spy_bin: str, route: str = "single") -> None:
+        """py-spy the API process in the middle of an extra (unreported) run of `route`
+        (single lookups, or batches of BATCH_SKUS)."""
         import threading
 
         assert self.api is not None
-        out = self.tmp / "pyspy-single.txt"
+        out = self.tmp / f"pyspy-{route}.txt"
+        args = ["11", str(self.args.skus)] + ([str(BATCH_SKUS)] if route == "batch" else [])
         load = threading.Thread(
             target=self.run_wrk,
-            args=("profiled", "single (profiled)", "single", "/", ["11", str(self.args.skus)]),
+            args=("profiled", f"{route} (profiled)", route, "/", args),
             kwargs={"duration": SPY_SECONDS + 5, "report": False},
         )
         load.start()
@@ -781,8 +783,8 @@ class Bench:
             "bare_again", "a'. bare again, at the end (drift check)", "bare", "/_bench/bare", []
         )
         if a.py_spy:
-            print("\nprofile: py-spy record -d 8 of the API during single lookups", flush=True)
-            self.profile(a.py_spy)
+            print(f"\nprofile: py-spy record of the API during {a.spy_route} runs", flush=True)
+            self.profile(a.py_spy, a.spy_route)
 
 
 def table(rows: list[Row]) -> None:
@@ -851,6 +853,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--raw-seconds", type=float, default=5.0)
     parser.add_argument("--raw-tasks", type=int, default=32)
     parser.add_argument("--py-spy", metavar="PATH", help="py-spy binary: profile the API too")
+    parser.add_argument(
+        "--spy-route", choices=["single", "batch"], default="single", help="what to profile"
+    )
     parser.add_argument("--keep-logs", action="store_true")
     parser.add_argument(
         "--api-env",
