@@ -23,12 +23,12 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        length = _content_length(scope)
-        if length is not None:
-            if length > self.max_bytes:
-                await self._refuse(scope, receive, send, length)
-                return
-            await self.app(scope, receive, send)  # the server reads no more than it says
+        length, chunked = _framing(scope)
+        if length is not None and length > self.max_bytes:
+            await self._refuse(scope, receive, send, length)
+            return
+        if not chunked:  # no body (a GET), or one the server reads no more of than it says
+            await self.app(scope, receive, send)
             return
         taken: list[Message] = []
         size = 0
@@ -66,11 +66,16 @@ class BodyLimitMiddleware:
         await refusal(scope, receive, send)
 
 
-def _content_length(scope: Scope) -> int | None:
+def _framing(scope: Scope) -> tuple[int | None, bool]:
+    """The request's Content-Length (None when absent or not a number), and whether its body
+    comes chunked."""
+    length, chunked = None, False
     for name, value in scope["headers"]:
         if name == b"content-length":
             try:
-                return int(value)
+                length = int(value)
             except ValueError:
-                return None
-    return None
+                length = None
+        elif name == b"transfer-encoding":
+            chunked = b"chunked" in value.lower()
+    return length, chunked
