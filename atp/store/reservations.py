@@ -1,5 +1,5 @@
 """Reservations in Redis: a saga of single-slot scripts, their reply codes turned into typed
-errors in one table (RECORD_ERRORS).
+errors in one table (`atp.store.replies.RECORD_ERRORS`).
 
 A reservation's record, its shard's expiring index and outbox share one slot (`{r<n>}`); each
 SKU's stock, holds and expiry share the SKU's slot. So no script touches two slots, and the same
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -37,18 +36,13 @@ import redis.asyncio as aioredis
 
 from atp.core.errors import (
     ATPError,
-    IdempotencyConflict,
     InsufficientStock,
-    InvalidTransition,
     ReservationExpired,
     ReservationInProgress,
-    ReservationNotFound,
-    StoreUnavailable,
 )
 from atp.core.network import Network
 from atp.core.reservations import (
     CONFIRMED,
-    DONE,
     HELD,
     PENDING,
     ReservationRequest,
@@ -59,33 +53,10 @@ from atp.core.reservations import (
 )
 from atp.store import keys
 from atp.store.client import unavailable_as_error
+from atp.store.replies import RECORD_ERRORS, ReservationLost, short_lines, stored_from, text
 from atp.store.scripts import Scripts
 
 log = logging.getLogger(__name__)
-
-
-class ReservationLost(StoreUnavailable):
-    """The pending mark expired before the holds were all taken (a stall longer than the TTL);
-    what was held is given back."""
-
-    def __init__(self, reservation_id: str) -> None:
-        super().__init__(f"reservation {reservation_id!r} took longer than its TTL to make")
-
-
-# A record script's reply code -> the error it means, from the reservation id, the change asked
-# for and the reply's other fields. Every other code is an answer (begun, replay, held, ok, ...).
-RECORD_ERRORS: dict[str, Callable[[str, str, list[str]], ATPError]] = {
-    "conflict": lambda rid, op, _: IdempotencyConflict(rid),
-    "pending": lambda rid, op, fields: ReservationInProgress(rid, int(fields[0]) / 1000),
-    "not_found": lambda rid, op, _: ReservationNotFound(rid),
-    "invalid": lambda rid, op, fields: InvalidTransition(rid, fields[0], DONE.get(op, op)),
-    "expired": lambda rid, op, _: ReservationExpired(rid),
-    "lost": lambda rid, op, _: ReservationLost(rid),
-}
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class ReservationStore:
@@ -101,7 +72,7 @@ class ReservationStore:
         """Run `record/<op>.lua`; a reply code of RECORD_ERRORS is raised as its error."""
         script = self._scripts[f"record/{op}.lua"]
         reply = [
-            _text(x) for x in await script(keys=keys.record_keys(rid), args=[rid, now_ms, *args])
+            text(x) for x in await script(keys=keys.record_keys(rid), args=[rid, now_ms, *args])
         ]
         error = RECORD_ERRORS.get(reply[0])
         if error is not None:
@@ -112,7 +83,7 @@ class ReservationStore:
         """Run `hold/<op>.lua` on the SKU's keys; its reply with the code as text."""
         script = self._scripts[f"hold/{op}.lua"]
         reply = await script(keys=keys.sku_keys(sku), args=[rid, now_ms, *args])
-        return [_text(reply[0]), *reply[1:]]
+        return [text(reply[0]), *reply[1:]]
 
     async def reserve(
         self, req: ReservationRequest, network: Network, now_ms: int
@@ -155,7 +126,7 @@ class ReservationStore:
             if shortages:
                 await self._give_back(rid, now_ms, locs, attempt)
                 await self._record("abort", rid, now_ms, fingerprint, attempt)
-                raise InsufficientStock(_short_lines(req, shortages))
+                raise InsufficientStock(short_lines(req, shortages))
             allocations = orjson.dumps([parts[i] for i in range(len(req.lines))])
             record_until = attempt + self._replay_ttl_ms
             try:
@@ -220,17 +191,7 @@ class ReservationStore:
     async def _stored(self, reservation_id: str) -> Stored:
         with unavailable_as_error():
             raw = await self._redis.hgetall(keys.reservation(reservation_id))
-        record = {k.decode(): v.decode() for k, v in raw.items()}
-        if not record or record.get("state") == PENDING:
-            raise ReservationNotFound(reservation_id)
-        return Stored(
-            state=record["state"],
-            request=orjson.loads(record["request"]),
-            allocations=orjson.loads(record.get("allocations") or "[]"),
-            created_ms=int(record["created_ms"]),
-            updated_ms=int(record["updated_ms"]),
-            expires_ms=int(record["expires_ms"]),
-        )
+        return stored_from(reservation_id, {k.decode(): v.decode() for k, v in raw.items()})
 
     async def get(self, reservation_id: str, now_ms: int) -> dict[str, Any]:
         return view(reservation_id, await self._stored(reservation_id), now_ms)
@@ -354,16 +315,3 @@ class ReservationStore:
         await self._record("abort", rid, now_ms, record["fingerprint"], attempt)
         log.info("half-made reservation %s abandoned: nobody asked again", rid)
         return True
-
-
-def _short_lines(req: ReservationRequest, shortages: list[list[int]]) -> list[dict[str, object]]:
-    return [
-        {
-            "line": line,
-            "sku": req.lines[line].sku,
-            "location_id": req.lines[line].location_id,
-            "requested": requested,
-            "available": available,
-        }
-        for line, requested, available in sorted(shortages)
-    ]
