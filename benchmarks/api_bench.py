@@ -44,7 +44,6 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -55,7 +54,6 @@ import redis as redis_sync  # noqa: E402
 from atp.core.movements import Effect, Movement  # noqa: E402
 from atp.core.reservations import ReservationLine, ReservationRequest  # noqa: E402
 from atp.network_file import load_network  # noqa: E402
-from atp.store import keys  # noqa: E402
 from atp.store.client import client_from_url  # noqa: E402
 from atp.store.ledger import LedgerStore  # noqa: E402
 from atp.store.reservations import ReservationStore  # noqa: E402
@@ -565,19 +563,15 @@ class Bench:
 
     async def raw_reserve(self, mode: str, seconds: float, tasks: int) -> Row:
         """Reserving on the hot SKU from this process, `tasks` concurrent loops, no HTTP: the whole
-        ReservationStore.reserve (mode "store"), or its check-and-hold, hold/take.lua, alone."""
+        ReservationStore.reserve (mode "store"), or the one script it runs on one Redis,
+        reserve/make.lua, alone."""
         network = load_network(Path(NETWORK_FILE))
         client = client_from_url(self.redis_url, max_connections=max(64, tasks))
         store = ReservationStore(client, 24 * 3600 * 1000)
-        script = client.register_script(load_script("hold/take.lua"))
+        script = client.register_script(load_script("reserve/make.lua"))
         latencies: list[float] = []
         outcomes: Counter[str] = Counter()
         stop_at = 0.0
-
-        def args_for(req: ReservationRequest, now: int) -> tuple[list[str], list[Any]]:
-            take = store.take_args(req, network)[HOT_SKU]
-            expires = now + req.ttl_seconds * 1000
-            return keys.sku_keys(HOT_SKU), [req.reservation_id, now, expires, *take]
 
         async def loop(tid: int) -> None:
             n = 0
@@ -598,7 +592,7 @@ class Bench:
                     except Exception as exc:  # counted and shown in the statuses
                         outcomes[type(exc).__name__] += 1
                 else:
-                    key_list, args = args_for(req, now)
+                    key_list, args = store.make_call(req, network, now)
                     reply = await script(keys=key_list, args=args)
                     outcomes[reply[0].decode()] += 1
                 latencies.append(time.perf_counter() - t0)
@@ -623,7 +617,7 @@ class Bench:
         label = (
             "e. ReservationStore.reserve (no HTTP)"
             if mode == "store"
-            else "e. hold/take.lua alone, EVALSHA (no HTTP)"
+            else "e. reserve/make.lua alone, EVALSHA (no HTTP)"
         )
         row = Row(
             key=f"raw_{mode}",
@@ -658,12 +652,17 @@ class Bench:
 
     def profile(self, spy_bin: str, route: str = "single") -> None:
         """py-spy the API process in the middle of an extra (unreported) run of `route`
-        (single lookups, or batches of BATCH_SKUS)."""
+        (single lookups, batches of BATCH_SKUS, or reservations of a random SKU)."""
         import threading
 
         assert self.api is not None
         out = self.tmp / f"pyspy-{route}.txt"
-        args = ["11", str(self.args.skus)] + ([str(BATCH_SKUS)] if route == "batch" else [])
+        skus = str(self.args.skus)
+        args = {
+            "single": ["11", skus],
+            "batch": ["11", skus, str(BATCH_SKUS)],
+            "reserve": ["11", self.tag + "p", TOKEN, "spread", HOT_SKU, skus],
+        }[route]
         load = threading.Thread(
             target=self.run_wrk,
             args=("profiled", f"{route} (profiled)", route, "/", args),
@@ -854,7 +853,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--raw-tasks", type=int, default=32)
     parser.add_argument("--py-spy", metavar="PATH", help="py-spy binary: profile the API too")
     parser.add_argument(
-        "--spy-route", choices=["single", "batch"], default="single", help="what to profile"
+        "--spy-route",
+        choices=["single", "batch", "reserve"],
+        default="single",
+        help="what to profile",
     )
     parser.add_argument("--keep-logs", action="store_true")
     parser.add_argument(

@@ -14,6 +14,10 @@ code runs on one Redis and on Redis Cluster. A reservation is made in steps:
 3. `record/commit.lua`: pending -> held, indexed for the sweeper, and its event in the outbox,
    in one step.
 
+Where every key is on one server (one Redis, not a cluster), `reserve/make.lua` does all three
+in one atomic call instead, with the same replies and the same state afterwards; a repeat of a
+request a saga left pending takes over from it as a saga's repeat would.
+
 Holds carry the reservation's expiry, like the pending mark, so if the process dies between
 steps both vanish at the TTL (reads and the next take already discount overdue holds). The
 price of the steps: while a request holds its first SKUs it may make a concurrent request for
@@ -33,6 +37,7 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 
 from atp.core.errors import (
     ATPError,
@@ -60,12 +65,20 @@ log = logging.getLogger(__name__)
 
 
 class ReservationStore:
-    def __init__(self, client: aioredis.Redis, replay_ttl_ms: int, takeover_ms: int = 3000) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        replay_ttl_ms: int,
+        takeover_ms: int = 3000,
+        atomic: bool | None = None,
+    ) -> None:
         """`takeover_ms`: how long an attempt at a pending reservation owns it; after that the
-        same request again takes over (its earlier attempt's answer was lost)."""
+        same request again takes over (its earlier attempt's answer was lost). `atomic`: make a
+        reservation in one call (`reserve/make.lua`); by default on one Redis, not a cluster."""
         self.client = self._redis = client
         self._replay_ttl_ms = replay_ttl_ms
         self._takeover_ms = takeover_ms
+        self._atomic = not isinstance(client, RedisCluster) if atomic is None else atomic
         self._scripts = Scripts(client)
 
     async def _record(self, op: str, rid: str, now_ms: int, *args: Any) -> list[str]:
@@ -96,6 +109,8 @@ class ReservationStore:
         (hold/take.lua), so each unit is held once, and the earlier attempt, should it resume,
         can neither commit nor give back what the new one holds (both are fenced by the new
         attempt's expires_at)."""
+        if self._atomic:
+            return await self._make(req, network, now_ms)
         rid, fingerprint = req.reservation_id, req.fingerprint()
         per_sku, locs = self._plan(req, network)
         with unavailable_as_error():
@@ -138,6 +153,25 @@ class ReservationStore:
                 raise
         return done[0] == "held", await self.get(rid, now_ms)
 
+    async def _make(
+        self, req: ReservationRequest, network: Network, now_ms: int
+    ) -> tuple[bool, dict[str, Any]]:
+        """reserve() in one call of `reserve/make.lua`."""
+        rid = req.reservation_id
+        key_list, args = self.make_call(req, network, now_ms)
+        with unavailable_as_error():
+            reply = await self._scripts["reserve/make.lua"](keys=key_list, args=args)
+        code = text(reply[0])
+        if code in ("held", "replay"):
+            fields = iter(text(x) for x in reply[1:])
+            stored = stored_from(rid, dict(zip(fields, fields, strict=True)))
+            return code == "held", view(rid, stored, now_ms)
+        if code == "short":
+            raise InsufficientStock(short_lines(req, orjson.loads(reply[1])))
+        if code == "lost":  # a newer attempt took over: it answers
+            raise ReservationInProgress(rid, 1.0)
+        raise RECORD_ERRORS[code](rid, "begin", [text(x) for x in reply[1:]])
+
     async def reserve_first(
         self, requests: list[ReservationRequest], network: Network, now_ms: int
     ) -> tuple[int, bool, dict[str, Any]]:
@@ -154,9 +188,27 @@ class ReservationStore:
             return i, created, held
         raise InsufficientStock(shortfalls)
 
-    def take_args(self, req: ReservationRequest, network: Network) -> dict[str, list[Any]]:
-        """ARGV of `hold/take.lua` after expires_at, per SKU in the order they are taken."""
-        return self._plan(req, network)[0]
+    def make_call(
+        self, req: ReservationRequest, network: Network, now_ms: int
+    ) -> tuple[list[str], list[Any]]:
+        """KEYS and ARGV of `reserve/make.lua` for this request."""
+        rid = req.reservation_id
+        per_sku, _ = self._plan(req, network)
+        key_list = keys.record_keys(rid)
+        args: list[Any] = [
+            rid,
+            now_ms,
+            req.fingerprint(),
+            orjson.dumps(req.canonical()),
+            now_ms + req.ttl_seconds * 1000,
+            self._takeover_ms,
+            self._replay_ttl_ms,
+            len(per_sku),
+        ]
+        for sku, lines in per_sku.items():
+            key_list += keys.sku_keys(sku)
+            args += lines
+        return key_list, args
 
     def _plan(
         self, req: ReservationRequest, network: Network

@@ -11,11 +11,16 @@ from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
+# The preludes a group's scripts are given, in order: their own group's, except reserve/, which
+# does in one step what record/ and hold/ do in several.
+PRELUDES = {"reserve": ("record", "hold")}
+
 
 def load_script(name: str) -> str:
     """A script shipped in atp/store/lua/, e.g. `hold/take.lua`: its first line (the shebang
     that declares what it may do: `#!lua`, or `#!lua flags=no-writes` for a read), then its
-    group's `_prelude.lua` (the helpers and KEYS/ARGV its scripts share), then the rest.
+    group's `_prelude.lua` (the helpers and KEYS/ARGV its scripts share; PRELUDES), then the
+    rest.
 
     The shebang matters when Redis is out of memory: a script that may write is refused before
     it runs (nothing half done), a read goes on."""
@@ -26,8 +31,11 @@ def load_script(name: str) -> str:
         raise ValueError(f"{name}: the first line must be #!lua (with its flags)")
     group, _, _ = name.rpartition("/")
     if group:
-        prelude = root.joinpath(group, "_prelude.lua").read_text(encoding="utf-8")
-        body = prelude + "\n" + body
+        preludes = [
+            root.joinpath(part, "_prelude.lua").read_text(encoding="utf-8")
+            for part in PRELUDES.get(group, (group,))
+        ]
+        body = "\n".join([*preludes, body])
     return shebang + "\n" + body
 
 

@@ -2,7 +2,8 @@
 same reservation id and body gets the definite answer: the reservation as it stands, made once,
 or a refusal that left nothing held. In between it hears 409 reservation_in_progress for at most
 the takeover time. Afterwards the units reserved equal the holds of the reservations that
-exist, exactly. Runs on one Redis and on the cluster."""
+exist, exactly. The saga runs on one Redis and on the cluster; the one-call reservation
+(`reserve/make.lua`, one Redis only) has its own tests at the end, taking over from a saga too."""
 
 from __future__ import annotations
 
@@ -87,11 +88,17 @@ def seeded(url: str) -> tuple[str, str]:
 
 
 async def attempt(
-    url: str, network: Network, req: ReservationRequest, now: int, **scripted: Any
+    url: str,
+    network: Network,
+    req: ReservationRequest,
+    now: int,
+    atomic: bool = False,
+    **scripted: Any,
 ) -> tuple[Any, Scripted]:
-    """One try of the request: its answer (or the error it raised), and the scripts it ran."""
+    """One try of the request, by the saga or in one call (`atomic`): its answer (or the error
+    it raised), and the scripts it ran."""
     client = client_from_url(url)
-    store = ReservationStore(client, 3_600_000, takeover_ms=TAKEOVER_MS)
+    store = ReservationStore(client, 3_600_000, takeover_ms=TAKEOVER_MS, atomic=atomic)
     store._scripts = scripts = Scripted(client, **scripted)
     try:
         return await store.reserve(req, network, now), scripts
@@ -228,3 +235,117 @@ def test_a_half_made_reservation_nobody_asks_for_again_gives_back_its_holds(
     asyncio.run(main())
     member = f"{req.reservation_id}@{LOC}"
     assert stock_and_holds(redis_url, [a, b]) == {a: (2, {member: 2}), b: (1, {member: 1})}
+
+
+# The one-call reservation, on one Redis.
+
+
+def test_a_retry_after_the_one_call_lost_its_reply_gets_the_reservation_made_once(
+    redis_node_url: str, demo_network: Network
+) -> None:
+    a, b = seeded(redis_node_url)
+    req = request(f"rt-{uuid.uuid4().hex[:8]}", a, b, 1)
+    t0 = time.time_ns() // 1_000_000
+
+    async def main() -> None:
+        first, scripts = await attempt(redis_node_url, demo_network, req, t0, True, lose=1)
+        assert isinstance(first, StoreUnavailable), first
+        assert scripts.calls == ["reserve/make.lua"]
+        again, _ = await attempt(redis_node_url, demo_network, req, t0 + 10, True)
+        assert not isinstance(again, Exception), again
+        created, view = again
+        assert created is False and view["state"] == "held"  # made by the first: a replay
+        assert [p["quantity"] for ln in view["lines"] for p in ln["allocations"]] == [2, 1]
+
+    asyncio.run(main())
+    member = f"{req.reservation_id}@{LOC}"
+    assert stock_and_holds(redis_node_url, [a, b]) == {a: (2, {member: 2}), b: (1, {member: 1})}
+
+
+def test_the_one_call_that_does_not_fit_holds_nothing_and_leaves_the_id_free(
+    redis_node_url: str, demo_network: Network
+) -> None:
+    a, b = seeded(redis_node_url)
+    req = request(f"rt-{uuid.uuid4().hex[:8]}", a, b, 9)  # 9 of b: 5 there
+
+    async def main() -> None:
+        short, _ = await attempt(redis_node_url, demo_network, req, time.time_ns() // 10**6, True)
+        assert isinstance(short, InsufficientStock), short
+        assert [(ln["sku"], ln["requested"], ln["available"]) for ln in short.lines] == [(b, 9, 5)]
+
+    asyncio.run(main())
+    assert stock_and_holds(redis_node_url, [a, b]) == {a: (0, {}), b: (0, {})}
+    r = redis_client(redis_node_url)
+    assert not r.exists(keys.reservation(req.reservation_id))
+    r.close()
+
+
+@pytest.mark.parametrize("qty_b", [1, 9])  # fits, or short on b
+@pytest.mark.parametrize("lose", [1, 2, 3])
+def test_the_one_call_takes_over_from_a_saga_that_lost_its_reply(
+    redis_node_url: str, demo_network: Network, lose: int, qty_b: int
+) -> None:
+    """A saga (an API process of the version before, during an upgrade) got no answer, pending;
+    the same request in one call waits out the takeover time like a saga's repeat, then gives
+    back what the saga held and answers for good."""
+    a, b = seeded(redis_node_url)
+    req = request(f"rt-{uuid.uuid4().hex[:8]}", a, b, qty_b)
+    t0 = time.time_ns() // 1_000_000
+
+    async def main() -> None:
+        first, _ = await attempt(redis_node_url, demo_network, req, t0, lose=lose)
+        assert isinstance(first, StoreUnavailable), first
+        soon, _ = await attempt(redis_node_url, demo_network, req, t0 + 10, True)
+        assert isinstance(soon, ReservationInProgress), soon
+        assert soon.retry_after_s == (TAKEOVER_MS - 10) / 1000
+        later, _ = await attempt(redis_node_url, demo_network, req, t0 + TAKEOVER_MS + 1, True)
+        if qty_b == 9:
+            assert isinstance(later, InsufficientStock), later
+            return
+        assert not isinstance(later, Exception), later
+        assert later[0] is True and later[1]["state"] == "held"
+
+    asyncio.run(main())
+    member = f"{req.reservation_id}@{LOC}"
+    r = redis_client(redis_node_url)
+    made = r.exists(keys.reservation(req.reservation_id))
+    r.close()
+    if qty_b == 9:
+        assert not made
+        assert stock_and_holds(redis_node_url, [a, b]) == {a: (0, {}), b: (0, {})}
+    else:
+        assert stock_and_holds(redis_node_url, [a, b]) == {a: (2, {member: 2}), b: (1, {member: 1})}
+
+
+@pytest.mark.parametrize("stall_at", [3, 4])  # before the saga's second take, before its commit
+def test_a_saga_that_resumes_after_the_one_call_took_over_changes_nothing(
+    redis_node_url: str, demo_network: Network, stall_at: int
+) -> None:
+    a, b = seeded(redis_node_url)
+    req = request(f"rt-{uuid.uuid4().hex[:8]}", a, b, 1)
+    t0 = time.time_ns() // 1_000_000
+
+    async def main() -> None:
+        stalled, go_on = asyncio.Event(), asyncio.Event()
+
+        async def stall(n: int, name: str) -> None:
+            if n == stall_at:
+                stalled.set()
+                await go_on.wait()
+
+        saga = asyncio.create_task(attempt(redis_node_url, demo_network, req, t0, before=stall))
+        await stalled.wait()
+        retry, _ = await attempt(redis_node_url, demo_network, req, t0 + TAKEOVER_MS + 1, True)
+        assert not isinstance(retry, Exception), retry
+        assert retry[0] is True
+        go_on.set()
+        late, _ = await saga
+        if stall_at == 3:
+            assert isinstance(late, ReservationInProgress), late
+        else:
+            assert not isinstance(late, Exception), late
+            assert late[0] is False and late[1]["state"] == "held"
+
+    asyncio.run(main())
+    member = f"{req.reservation_id}@{LOC}"
+    assert stock_and_holds(redis_node_url, [a, b]) == {a: (2, {member: 2}), b: (1, {member: 1})}

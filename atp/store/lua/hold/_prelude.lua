@@ -4,6 +4,8 @@
 --
 -- KEYS[1]  atp:v2:{SKU}:stock   KEYS[2]  atp:v2:{SKU}:holds   KEYS[3]  atp:v2:{SKU}:expiry
 -- ARGV[1]  reservation id       ARGV[2]  now (epoch ms)       then the script's own
+-- (reserve/make.lua, which places several SKUs' lines, points these three at each SKU's keys
+-- in turn.)
 local stock, holds, expiry = KEYS[1], KEYS[2], KEYS[3]
 local rid, now = ARGV[1], tonumber(ARGV[2])
 
@@ -67,7 +69,8 @@ end
 -- The SKU's lines placed against its counts, from ARGV[pos]: the number of lines, then per line
 -- its index in the request, quantity, number of candidate locations, then per candidate:
 -- location, safety stock. Returns allocations {{line, {{loc, qty}, ...}}, ...}, shortages
--- {{line, requested, available}, ...} and the units taken per location.
+-- {{line, requested, available}, ...}, the units taken per location, and the position in ARGV
+-- after the lines.
 -- The Python original is atp.core.reservations.hold_lines: the ATP formula
 -- (atp.core.availability.location_atp) less what earlier lines took, and the allocation order
 -- (atp.core.reservations.allocate: whole at the first that fits, else split in that order).
@@ -111,5 +114,5 @@ local function place_lines(pos)
     end
     table.insert(allocations, {line, parts})
   end
-  return allocations, shortages, taken
+  return allocations, shortages, taken, pos
 end
