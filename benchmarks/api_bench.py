@@ -652,7 +652,8 @@ class Bench:
 
     def profile(self, spy_bin: str, route: str = "single") -> None:
         """py-spy the API process in the middle of an extra (unreported) run of `route`
-        (single lookups, batches of BATCH_SKUS, or reservations of a random SKU)."""
+        (single lookups, batches of BATCH_SKUS, reservations of a random SKU, or 3-line
+        delivery options)."""
         import threading
 
         assert self.api is not None
@@ -662,6 +663,7 @@ class Bench:
             "single": ["11", skus],
             "batch": ["11", skus, str(BATCH_SKUS)],
             "reserve": ["11", self.tag + "p", TOKEN, "spread", HOT_SKU, skus],
+            "delivery": ["11", skus, "0"],
         }[route]
         load = threading.Thread(
             target=self.run_wrk,
@@ -698,7 +700,7 @@ class Bench:
             print(f"py-spy wrote nothing:\n{spy.stdout}\n{spy.stderr}", flush=True)
             return
         summarize_profile(out, SPY_SECONDS, SPY_RATE)
-        kept = Path("/tmp") / f"atp-api-bench-pyspy-{self.tag}.txt"
+        kept = Path("/tmp") / f"atp-api-bench-pyspy-{self.tag}-{route}.txt"
         shutil.copy(out, kept)
         print(f"raw py-spy samples (collapsed stacks): {kept}", flush=True)
 
@@ -781,9 +783,9 @@ class Bench:
         self.run_wrk(
             "bare_again", "a'. bare again, at the end (drift check)", "bare", "/_bench/bare", []
         )
-        if a.py_spy:
-            print(f"\nprofile: py-spy record of the API during {a.spy_route} runs", flush=True)
-            self.profile(a.py_spy, a.spy_route)
+        for route in a.spy_route if a.py_spy else ():
+            print(f"\nprofile: py-spy record of the API during {route} runs", flush=True)
+            self.profile(a.py_spy, route)
 
 
 def table(rows: list[Row]) -> None:
@@ -854,9 +856,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--py-spy", metavar="PATH", help="py-spy binary: profile the API too")
     parser.add_argument(
         "--spy-route",
-        choices=["single", "batch", "reserve"],
-        default="single",
-        help="what to profile",
+        choices=["single", "batch", "reserve", "delivery"],
+        nargs="+",
+        default=["single"],
+        help="what to profile (one after another)",
     )
     parser.add_argument("--keep-logs", action="store_true")
     parser.add_argument(

@@ -85,10 +85,28 @@ class Network:
     safety: SafetyRules = SafetyRules()
     channel_safety: Mapping[str, SafetyRules] = field(default_factory=dict)
     services: Mapping[str, Service] = field(default_factory=dict)
-    # channel id -> ids of the locations that count for it (filled on first use)
+    # Filled on first use (the network is immutable): channel id -> the locations that count
+    # for it, and their ids; the safety stock of a SKU that no rule names, by (location id,
+    # location type, channel); the SKUs that some rule names.
+    _locations: dict[str, tuple[Location, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
     _members: dict[str, frozenset[str]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    _unnamed_safety: dict[tuple[str, str, str | None], int] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _named_skus: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        scopes = [self.safety, *self.channel_safety.values()]
+        named = frozenset(
+            sku
+            for rules in scopes
+            for sku in (*rules.by_sku, *(sku for sku, _ in rules.by_sku_location))
+        )
+        object.__setattr__(self, "_named_skus", named)
 
     def service(self, service_id: str) -> Service:
         try:
@@ -103,24 +121,35 @@ class Network:
             raise UnknownChannel(channel_id, sorted(self.channels)) from None
 
     def channel_members(self, channel_id: str) -> frozenset[str]:
-        """Ids of the locations that count for the channel (cached: the network is immutable)."""
+        """Ids of the locations that count for the channel."""
         members = self._members.get(channel_id)
         if members is None:
             members = frozenset(loc.id for loc in self.channel_locations(channel_id))
             self._members[channel_id] = members
         return members
 
-    def channel_locations(self, channel_id: str) -> list[Location]:
+    def channel_locations(self, channel_id: str) -> tuple[Location, ...]:
         """Enabled locations that serve the channel, in file order."""
-        ch = self.channel(channel_id)
-        return [
-            loc
-            for loc in self.locations.values()
-            if loc.enabled and loc.type in ch.location_types and ch.requires <= loc.capabilities
-        ]
+        found = self._locations.get(channel_id)
+        if found is None:
+            ch = self.channel(channel_id)
+            found = self._locations[channel_id] = tuple(
+                loc
+                for loc in self.locations.values()
+                if loc.enabled and loc.type in ch.location_types and ch.requires <= loc.capabilities
+            )
+        return found
 
     def safety_stock(self, sku: str, location: Location, channel: str | None = None) -> int:
-        return self.safety_rule(sku, location, channel)[0]
+        """`safety_rule`'s units. For a SKU that no rule names (most SKUs), they depend only on
+        the location and the channel, so they are worked out once per pair of those."""
+        if sku in self._named_skus:
+            return self.safety_rule(sku, location, channel)[0]
+        key = (location.id, location.type, channel)
+        units = self._unnamed_safety.get(key)
+        if units is None:
+            units = self._unnamed_safety[key] = self.safety_rule(sku, location, channel)[0]
+        return units
 
     def safety_rule(
         self, sku: str, location: Location, channel: str | None = None
