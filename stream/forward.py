@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, ProducerClosed
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 class Forwarder:
     def __init__(
         self,
-        bootstrap: str,
+        kafka: Mapping[str, Any],
         *,
         client_id: str,
         linger_ms: int = 0,
@@ -49,7 +50,7 @@ class Forwarder:
     ) -> None:
         # aiokafka wants its producer created inside the event loop: see `start`.
         self._config = dict(
-            bootstrap_servers=bootstrap,
+            **kafka,
             client_id=client_id,
             acks="all",
             enable_idempotence=False,

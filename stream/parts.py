@@ -13,8 +13,9 @@ from atp.clock import now_ms
 from atp.core.network import Network
 from atp.core.sources import ADAPTERS
 from atp.kafka import topics
+from atp.kafka.security import client_options
 from atp.settings import Settings
-from atp.store.client import client_from_url
+from atp.store.client import client_for
 from atp.store.ledger import LedgerStore
 from atp.store.reservations import ReservationStore
 from stream.acks import Commit, DurableAcker
@@ -39,11 +40,11 @@ class Parts:
 
     @classmethod
     def build(cls, settings: Settings, network: Network, metrics: WorkerMetrics) -> Parts:
-        redis = client_from_url(settings.redis_url)
+        redis = client_for(settings)
         store = LedgerStore(redis, settings.ledger_policy, network=network)
         reservations = ReservationStore(redis, settings.reservation_replay_ms)
         forwarder = Forwarder(
-            settings.kafka_bootstrap,
+            client_options(settings),
             client_id=f"{settings.group_id}-forward",
             max_batch_bytes=settings.forward_batch_bytes,
         )

@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Mapping
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord, TopicPartition
@@ -29,7 +30,7 @@ Chunk = list[ConsumerRecord[bytes, bytes]]
 
 
 async def read_to_end(
-    bootstrap: str,
+    kafka: Mapping[str, Any],
     topic: str,
     on_total: Callable[[int], None],
     max_records: int = 5000,
@@ -41,7 +42,7 @@ async def read_to_end(
     The end of each partition is the high watermark of the first fetch response for it.
     Records written after that are left to the running workers.
     """
-    consumer = await _started(bootstrap)
+    consumer = await _started(kafka)
     try:
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         if not tps:
@@ -81,9 +82,9 @@ async def read_to_end(
         await consumer.stop()
 
 
-async def _started(bootstrap: str) -> AIOKafkaConsumer:
+async def _started(kafka: Mapping[str, Any]) -> AIOKafkaConsumer:
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **kafka,
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",

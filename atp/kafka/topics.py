@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError
 
+from atp.kafka.connect import check_connection
+from atp.kafka.security import client_options
 from atp.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -25,20 +25,12 @@ ALL = (*SOURCES, MOVEMENTS, REJECTED, RESERVATIONS, AVAILABILITY)
 
 
 async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
-    """Create every topic the service uses (idempotent); waits for the broker up to `timeout_s`."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while True:
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-        try:
-            await admin.start()
-            break
-        except KafkaConnectionError:
-            await admin.close()
-            if loop.time() > deadline:
-                raise
-            await asyncio.sleep(0.5)
+    """Create every topic the service uses (idempotent); waits for the broker up to `timeout_s`,
+    and stops with a KafkaSetupError when it refuses the security settings."""
+    await check_connection(settings, timeout_s)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     try:
+        await admin.start()
         existing = set(await admin.list_topics())
         wanted = [settings.topic(t) for t in ALL]
         missing = [t for t in wanted if t not in existing]

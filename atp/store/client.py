@@ -23,6 +23,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from atp.core.errors import StoreFull, StoreUnavailable
+from atp.settings import Settings
 
 # Redis (or, on a cluster, the master of a key's slot) cannot take this now; worth trying later.
 # Out of memory (maxmemory, noeviction) too: writes wait until memory is freed, reads go on.
@@ -207,25 +208,47 @@ def is_cluster_url(url: str) -> bool:
     return url.startswith(CLUSTER_SCHEMES)
 
 
+def connection_options(settings: Settings) -> dict[str, Any]:
+    """The ACL user and TLS of the settings, as redis-py takes them (over what the URL says)."""
+    options: dict[str, Any] = {}
+    if settings.redis_username:
+        options["username"] = settings.redis_username
+    if settings.redis_password.get_secret_value():
+        options["password"] = settings.redis_password.get_secret_value()
+    if settings.redis_url.startswith(("rediss://", "rediss+cluster://")):
+        options["ssl_check_hostname"] = settings.redis_ssl_check_hostname
+        if settings.redis_ssl_cafile is not None:
+            options["ssl_ca_certs"] = str(settings.redis_ssl_cafile)
+        if settings.redis_ssl_certfile is not None:
+            options["ssl_certfile"] = str(settings.redis_ssl_certfile)
+            options["ssl_keyfile"] = str(settings.redis_ssl_keyfile)
+    return options
+
+
+def client_for(settings: Settings, **kwargs: Any) -> aioredis.Redis:
+    """`client_from_url` for ATP_REDIS_URL, with the settings' ACL user and TLS."""
+    return client_from_url(settings.redis_url, **kwargs, **connection_options(settings))
+
+
 def client_from_url(
     url: str,
     timeout_s: float = 2.0,
     max_connections: int = 64,
     observe: CallObserver | None = None,
+    **connection: Any,
 ) -> aioredis.Redis:
     """A pooled asyncio client with bounded timeouts, so nothing hangs on a lost Redis.
 
     `redis+cluster://host:port` (or `rediss+cluster://`) names any node of a Redis Cluster: the
-    client learns the others and sends each command to the master of its keys' slot. It returns
-    a `RedisCluster`, which answers the same commands (typed as `Redis` for the callers), with
-    the changes described in `_GatedCluster` and README "Redis Cluster".
+    client learns the others and sends each command to the master of its keys' slot: a
+    `RedisCluster` (typed as `Redis` for the callers), with the changes of `_GatedCluster`.
 
     The pool is bounded and blocking: a burst of requests waits (up to `timeout_s`) for one of
-    `max_connections` connections instead of opening hundreds, which on a busy event loop
-    made connects time out. Redis runs commands one at a time anyway.
+    `max_connections` connections instead of opening hundreds (on a busy event loop connects
+    then timed out); Redis runs commands one at a time anyway.
 
     With `observe`, the client reports the duration of every command and pipeline it runs
-    (the API's Redis latency histogram).
+    (the API's Redis latency histogram); `connection` goes to each connection (TLS, user).
     """
     if is_cluster_url(url):
         cls: type[_GatedCluster] = _GatedCluster if observe is None else _TimedCluster
@@ -242,6 +265,7 @@ def client_from_url(
                 # close every connection, including those other requests are using (they then
                 # fail with "Connection closed" or an AttributeError). Slots move seldom.
                 reinitialize_steps=0,
+                **connection,
             ),
         )
         cluster.set_gate(max_connections, timeout_s)
@@ -260,6 +284,7 @@ def client_from_url(
         # twice (a reservation's `take` would hold twice). Callers see the error instead: the
         # worker retries a whole batch (the ledger is idempotent), the API answers 503.
         retry=Retry(NoBackoff(), 0),
+        **connection,
     )
     client = _Redis(connection_pool=pool)
     client.auto_close_connection_pool = True  # closing the client closes the pool, as from_pool

@@ -148,13 +148,13 @@ def migrate_cmd() -> None:
     Stop every worker first (a worker refuses to start on a v2 ledger); the API may keep
     serving. Each SKU is converted atomically; running it again converts what is left.
     """
-    from atp.store.client import client_from_url
+    from atp.store.client import client_for
     from atp.store.migrate import migrate_ledger
 
     settings, _ = load_or_exit()
 
     async def run() -> str:
-        client = client_from_url(settings.redis_url, timeout_s=30.0)
+        client = client_for(settings, timeout_s=30.0)
         try:
             return (await migrate_ledger(client)).summary()
         finally:
@@ -259,6 +259,9 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except ATPError as exc:  # e.g. Kafka or Redis refused the connection settings
+        print(f"atp: {exc.message}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,7 +125,9 @@ def redis_binary() -> Path:
     return Path(get_binary_path())
 
 
-def start_broker(port: int, log_dir: Path) -> ManagedProcess:
+def start_broker(port: int, log_dir: Path, advertised_port: int | None = None) -> ManagedProcess:
+    """Tansu on 127.0.0.1:`port`, telling clients to use `advertised_port` (a TLS terminator in
+    front of it, say) when given."""
     url = f"tcp://127.0.0.1:{port}"
     proc = spawn(
         "broker",
@@ -134,7 +137,7 @@ def start_broker(port: int, log_dir: Path) -> ManagedProcess:
             "--listener-url",
             url,
             "--advertised-listener-url",
-            url,
+            f"tcp://127.0.0.1:{advertised_port or port}",
             "--storage-engine",
             "memory://tansu/",
         ],
@@ -154,9 +157,11 @@ def start_redis(
     cluster_bus_port: int | None = None,
     name: str = "redis",
     maxmemory_mb: int = 0,
+    extra: Sequence[str] = (),
 ) -> ManagedProcess:
     """A Redis server; with `cluster_bus_port`, a cluster node (its nodes.conf in `data_dir`)
-    that owns no slots yet: see `form_cluster`. `maxmemory_mb` 0: no limit."""
+    that owns no slots yet: see `form_cluster`. `maxmemory_mb` 0: no limit. `extra`: more of
+    the server's options (TLS, an ACL file)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     argv = [
         str(redis_binary()),
@@ -198,7 +203,7 @@ def start_redis(
             "--cluster-port",
             str(cluster_bus_port),
         ]
-    proc = spawn(name, argv, log_dir)
+    proc = spawn(name, [*argv, *extra], log_dir)
     wait_for_port(proc, port)
     return proc
 

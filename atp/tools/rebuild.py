@@ -48,9 +48,11 @@ from atp.core.movements import Movement
 from atp.core.network import Network
 from atp.core.reservations import CONFIRMED, HELD, STATE_AFTER_EVENT
 from atp.kafka import topics
+from atp.kafka.connect import check_connection
 from atp.kafka.reader import read_to_end
+from atp.kafka.security import client_options
 from atp.settings import Settings
-from atp.store.client import REDIS_DOWN, client_from_url
+from atp.store.client import REDIS_DOWN, client_for
 from atp.store.ledger import LedgerStore, StoreConflict
 from atp.store.reservations import ReservationStore
 
@@ -161,12 +163,13 @@ async def rebuild(
     progress = progress or NoProgress()
     started = time.perf_counter()
     report = Report()
-    redis = client_from_url(settings.redis_url, timeout_s=10.0)
+    redis = client_for(settings, timeout_s=10.0)
     try:
         try:
             await redis.ping()
         except REDIS_DOWN as exc:
             raise RebuildError(f"Redis at {settings.redis_url} is unavailable: {exc}") from exc
+        await check_connection(settings, timeout_s=10.0)
         reservations = ReservationStore(redis, settings.reservation_replay_ms)
         await _restore_reservations(settings, reservations, progress, report, clock())
         store = LedgerStore(redis, settings.ledger_policy, network=network)
@@ -194,7 +197,7 @@ async def _restore_reservations(
 ) -> None:
     topic = settings.topic(topics.RESERVATIONS)
     events: list[dict[str, Any]] = []
-    reader = read_to_end(settings.kafka_bootstrap, topic, lambda n: progress.begin(topic, n))
+    reader = read_to_end(client_options(settings), topic, lambda n: progress.begin(topic, n))
     async with contextlib.aclosing(reader):
         async for records in reader:
             events += (orjson.loads(r.value) for r in records)
@@ -253,7 +256,7 @@ async def _replay_movements(
         report.movements += len(records)
         progress.advance(topic, len(records))
 
-    reader = read_to_end(settings.kafka_bootstrap, topic, lambda n: progress.begin(topic, n))
+    reader = read_to_end(client_options(settings), topic, lambda n: progress.begin(topic, n))
     async with contextlib.aclosing(reader):
         async for records in reader:
             for r in records:

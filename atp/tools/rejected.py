@@ -12,8 +12,10 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from atp.kafka import topics
+from atp.kafka.connect import check_connection
 from atp.kafka.reader import read_to_end
 from atp.kafka.rejected import original_bytes
+from atp.kafka.security import client_options
 from atp.settings import Settings
 
 
@@ -38,9 +40,10 @@ class Filter:
 async def read(settings: Settings, flt: Filter = Filter()) -> list[dict[str, Any]]:
     """Every rejected record matching `flt`, oldest first per partition, up to the end the
     topic had when reading started."""
+    await check_connection(settings, timeout_s=10.0)
     topic = settings.topic(topics.REJECTED)
     out: list[dict[str, Any]] = []
-    reader = read_to_end(settings.kafka_bootstrap, topic, lambda total: None)
+    reader = read_to_end(client_options(settings), topic, lambda total: None)
     async with contextlib.aclosing(reader):
         async for chunk in reader:
             for m in chunk:
@@ -53,7 +56,8 @@ async def read(settings: Settings, flt: Filter = Filter()) -> list[dict[str, Any
 
 async def replay(settings: Settings, records: Iterable[dict[str, Any]]) -> int:
     """Send each record's original key and bytes back to its source topic."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    await check_connection(settings, timeout_s=10.0)
+    producer = AIOKafkaProducer(**client_options(settings), acks="all")
     await producer.start()
     n = 0
     try:

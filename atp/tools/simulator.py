@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaProducer
 from atp.clock import now_ms
 from atp.core.network import Network
 from atp.kafka import topics
+from atp.kafka.security import client_options
 from atp.settings import Settings
 
 Message = tuple[str, bytes, bytes]  # (source topic, key, value)
@@ -267,7 +268,7 @@ async def run(
     """
     await topics.ensure_topics(settings)  # the right partition count, no auto-create race
     sim = NetworkSimulator(network, config)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5, acks=1)
+    producer = AIOKafkaProducer(**client_options(settings), linger_ms=5, acks=1)
     await producer.start()
     sent = 0
     tick_s = 0.05

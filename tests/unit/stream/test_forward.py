@@ -12,7 +12,7 @@ from stream.forward import Forwarder
 @given(key=st.binary(min_size=1, max_size=64), n=st.sampled_from([1, 4, 7, 64]))
 def test_partition_is_murmur2_of_the_key(key, n):
     ids = list(range(n))
-    forwarder = Forwarder("127.0.0.1:1", client_id="t")
+    forwarder = Forwarder({"bootstrap_servers": "127.0.0.1:1"}, client_id="t")
     expected = (murmur2(key) & 0x7FFFFFFF) % n
     assert forwarder._partition("t", key, ids) == expected
     assert forwarder._partition("t", key, ids) == expected  # cached
@@ -20,7 +20,7 @@ def test_partition_is_murmur2_of_the_key(key, n):
 
 
 def test_the_cache_follows_a_change_in_partition_count():
-    forwarder = Forwarder("127.0.0.1:1", client_id="t")
+    forwarder = Forwarder({"bootstrap_servers": "127.0.0.1:1"}, client_id="t")
     key = b"SKU-000001"
     four = forwarder._partition("t", key, [0, 1, 2, 3])
     eight = forwarder._partition("t", key, list(range(8)))

@@ -40,7 +40,7 @@ def hop() -> BatchConsumer:
 
     return BatchConsumer(
         ["stock.movements"],
-        bootstrap="127.0.0.1:9",
+        kafka={"bootstrap_servers": "127.0.0.1:9"},
         group_id="atp-ledger",
         client_id="atp-ledger",
         handle=handle,

