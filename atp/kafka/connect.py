@@ -6,7 +6,6 @@ for a TLS client at a plaintext port, wait out their request timeout.)"""
 from __future__ import annotations
 
 import asyncio
-import logging
 import ssl
 
 from aiokafka import errors
@@ -16,8 +15,6 @@ from aiokafka.protocol.metadata import MetadataRequest
 from atp.core.errors import ATPError
 from atp.kafka.security import client_options
 from atp.settings import Settings
-
-log = logging.getLogger(__name__)
 
 
 class KafkaSetupError(ATPError):

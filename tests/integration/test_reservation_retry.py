@@ -170,6 +170,33 @@ def test_a_retry_of_a_request_that_does_not_fit_is_refused_and_leaves_nothing_he
     r.close()
 
 
+async def stall_then_retry(
+    url: str,
+    network: Network,
+    req: ReservationRequest,
+    t0: int,
+    stall_at: int,
+    atomic: bool = False,
+) -> tuple[Any, Scripted]:
+    """A saga's attempt stalls before its `stall_at`-th script; the same request, past the
+    takeover time (by the saga, or in one call when `atomic`), makes the reservation; then the
+    stalled attempt resumes. Its answer and the scripts it ran."""
+    stalled, go_on = asyncio.Event(), asyncio.Event()
+
+    async def stall(n: int, name: str) -> None:
+        if n == stall_at:
+            stalled.set()
+            await go_on.wait()
+
+    first = asyncio.create_task(attempt(url, network, req, t0, before=stall))
+    await stalled.wait()
+    retry, _ = await attempt(url, network, req, t0 + TAKEOVER_MS + 1, atomic)
+    assert not isinstance(retry, Exception), retry
+    assert retry[0] is True  # made by the retry
+    go_on.set()
+    return await first
+
+
 @pytest.mark.parametrize("stall_at", [3, 4])  # before the second take, before the commit
 def test_an_attempt_that_resumes_after_a_takeover_changes_nothing(
     redis_url: str, demo_network: Network, stall_at: int
@@ -181,20 +208,7 @@ def test_an_attempt_that_resumes_after_a_takeover_changes_nothing(
     t0 = time.time_ns() // 1_000_000
 
     async def main() -> None:
-        stalled, go_on = asyncio.Event(), asyncio.Event()
-
-        async def stall(n: int, name: str) -> None:
-            if n == stall_at:
-                stalled.set()
-                await go_on.wait()
-
-        first = asyncio.create_task(attempt(redis_url, demo_network, req, t0, before=stall))
-        await stalled.wait()
-        retry, _ = await attempt(redis_url, demo_network, req, t0 + TAKEOVER_MS + 1)
-        assert not isinstance(retry, Exception), retry
-        assert retry[0] is True  # made by the retry
-        go_on.set()
-        late, scripts = await first
+        late, scripts = await stall_then_retry(redis_url, demo_network, req, t0, stall_at)
         if stall_at == 3:  # its second take meets the retry's hold: it stops, gives back its own
             assert isinstance(late, ReservationInProgress), late
             assert "hold/release.lua" in scripts.calls  # fenced: the retry's holds stay
@@ -326,20 +340,7 @@ def test_a_saga_that_resumes_after_the_one_call_took_over_changes_nothing(
     t0 = time.time_ns() // 1_000_000
 
     async def main() -> None:
-        stalled, go_on = asyncio.Event(), asyncio.Event()
-
-        async def stall(n: int, name: str) -> None:
-            if n == stall_at:
-                stalled.set()
-                await go_on.wait()
-
-        saga = asyncio.create_task(attempt(redis_node_url, demo_network, req, t0, before=stall))
-        await stalled.wait()
-        retry, _ = await attempt(redis_node_url, demo_network, req, t0 + TAKEOVER_MS + 1, True)
-        assert not isinstance(retry, Exception), retry
-        assert retry[0] is True
-        go_on.set()
-        late, _ = await saga
+        late, _ = await stall_then_retry(redis_node_url, demo_network, req, t0, stall_at, True)
         if stall_at == 3:
             assert isinstance(late, ReservationInProgress), late
         else:
