@@ -6,7 +6,7 @@ import pytest
 
 from atp.core.network import Network
 from atp.network_file import load_network
-from tests.pki import Pki, make_pki
+from atp.tools.pki import Pki, make_pki
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_NETWORK = ROOT / "config" / "network.yaml"
@@ -19,5 +19,5 @@ def demo_network() -> Network:
 
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    """A CA and certificates for TLS tests (tests/pki.py), made once per session."""
+    """A CA and certificates for TLS tests (atp/tools/pki.py), made once per session."""
     return make_pki(tmp_path_factory.mktemp("pki"))

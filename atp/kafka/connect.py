@@ -15,6 +15,7 @@ from aiokafka.protocol.metadata import MetadataRequest
 from atp.core.errors import ATPError
 from atp.kafka.security import client_options
 from atp.settings import Settings
+from atp.tls import client_certificate_refused
 
 
 class KafkaSetupError(ATPError):
@@ -94,6 +95,15 @@ async def _metadata(
         raise KafkaSetupError(
             f"Kafka at {where}: TLS failed ({exc.reason or exc}); is it a TLS listener? "
             f"(ATP_KAFKA_SECURITY_PROTOCOL={protocol})"
+        ) from None
+    except errors.KafkaConnectionError as exc:
+        alert = client_certificate_refused(exc)
+        if alert is None:
+            raise
+        raise KafkaSetupError(
+            f"Kafka at {where} refused this client's TLS certificate ({alert}): set "
+            f"ATP_KAFKA_SSL_CERTFILE and ATP_KAFKA_SSL_KEYFILE to a certificate its CA signed "
+            f"(now {settings.kafka_ssl_certfile or 'none'})"
         ) from None
     except (TimeoutError, ConnectionAbortedError) as exc:
         if protocol in ("SSL", "SASL_SSL"):

@@ -15,6 +15,7 @@ from atp.core.errors import ATPError
 from atp.settings import Settings
 from atp.store.client import REDIS_DOWN
 from atp.store.scripts import load_script
+from atp.tls import client_certificate_refused
 
 ACL_DOC = "docs/operations.md, Redis ACL"
 
@@ -68,6 +69,13 @@ async def check_access(client: aioredis.Redis, settings: Settings) -> bool:
             raise StoreAccessError(
                 f"Redis at ATP_REDIS_URL: its TLS certificate is not trusted ({exc}); "
                 f"ATP_REDIS_SSL_CAFILE={settings.redis_ssl_cafile or '(the system CAs)'}"
+            ) from None
+        alert = client_certificate_refused(exc)
+        if alert is not None:
+            raise StoreAccessError(
+                f"Redis at ATP_REDIS_URL refused this client's TLS certificate ({alert}): set "
+                f"ATP_REDIS_SSL_CERTFILE and ATP_REDIS_SSL_KEYFILE to a certificate its CA "
+                f"signed (now {settings.redis_ssl_certfile or 'none'})"
             ) from None
         return False
     return True

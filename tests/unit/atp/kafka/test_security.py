@@ -14,10 +14,10 @@ from atp.kafka import reader, topics
 from atp.kafka.security import TokenFile, client_options
 from atp.settings import Settings, load_settings
 from atp.tools import rejected, simulator
+from atp.tools.pki import Pki
 from stream.app import faust_credentials
 from stream.consumer import BatchConsumer
 from stream.forward import Forwarder
-from tests.pki import Pki
 
 SECURITY = ("security_protocol", "ssl_context", "sasl_mechanism", "sasl_plain_username")
 

@@ -1,11 +1,18 @@
-"""Certificates for the TLS tests, made with the system's `openssl`: a CA, a server certificate
-for 127.0.0.1 and localhost, a client certificate (mutual TLS), and a second, unrelated CA."""
+"""Certificates for `atp up --secure` and the TLS tests, made with the system's `openssl`: a CA,
+a server certificate for 127.0.0.1 and localhost, a client certificate (mutual TLS), and a
+second, unrelated CA. They live two days: a local stack's, never a production PKI."""
 
 from __future__ import annotations
 
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+from atp.core.errors import ATPError
+
+
+class PkiError(ATPError):
+    code = "pki"
 
 
 @dataclass(frozen=True)
@@ -16,10 +23,16 @@ class Pki:
     client_cert: Path
     client_key: Path
     other_ca: Path  # trusts nothing of the above
+    other_ca_key: Path  # its key: with other_ca, a client certificate no one here trusts
 
 
 def _openssl(*args: str | Path, cwd: Path) -> None:
-    subprocess.run(["openssl", *map(str, args)], cwd=cwd, check=True, capture_output=True)
+    try:
+        subprocess.run(["openssl", *map(str, args)], cwd=cwd, check=True, capture_output=True)
+    except FileNotFoundError:
+        raise PkiError("`openssl` is not installed (Debian: apt-get install openssl)") from None
+    except subprocess.CalledProcessError as exc:
+        raise PkiError(f"openssl {args[0]} failed: {exc.stderr.decode(errors='replace')}") from None
 
 
 def _ca(name: str, cn: str, d: Path) -> None:
@@ -62,4 +75,5 @@ def make_pki(d: Path) -> Pki:
         d / "client.crt",
         d / "client.key",
         d / "other-ca.crt",
+        d / "other-ca.key",
     )
