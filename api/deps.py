@@ -1,24 +1,27 @@
-"""What a route may use, as one typed provider: `svc: Svc` in a route's parameters.
+"""What a route may use, and who may call it.
 
 The app builds one `Services` at start (api/app.py, in its lifespan, where the Redis client is
-made) and FastAPI hands it to every route and to the auth check, resolved once per request.
-Tests can put their own in place with `app.dependency_overrides[services]`.
+made); a route takes `request: Request` and reads it with `services_of(request)`. A router
+says which scope its callers need with `route_class=requiring("read")`: the check runs before
+the route's parameters and body are read. Neither is a FastAPI dependency: each dependency costs
+a route about 20 us per request in FastAPI's resolver (benchmarks/api.md, "Dependencies").
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Any, ClassVar
 
-from fastapi import Depends, Request
+from fastapi import Request
+from fastapi.routing import APIRoute
+from starlette.responses import Response
 
 from api.auth import Authenticator
 from api.metrics import ApiMetrics
 from api.network_watch import NetworkHolder
 from api.problems import InvalidRequest
-from atp.api_keys import ApiKey
 from atp.core.network import Network
 from atp.settings import Settings
 from atp.store.progress import BehindReader
@@ -54,18 +57,27 @@ class Services:
             )
 
 
-async def services(request: Request) -> Services:
-    # async: FastAPI calls it on the event loop, not in its thread pool.
+def services_of(request: Request) -> Services:
     return request.app.state.services  # type: ignore[no-any-return]
 
 
-Svc = Annotated[Services, Depends(services)]
+class ScopedRoute(APIRoute):
+    """A route whose caller's API key must hold `scope` (api/auth.py)."""
+
+    scope: ClassVar[str]
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        scope = self.scope
+
+        async def checked(request: Request) -> Response:
+            services_of(request).auth.require(request, scope)
+            return await handler(request)
+
+        return checked
 
 
-def requires(scope: str) -> Callable[..., Awaitable[ApiKey | None]]:
-    """A dependency that checks the caller's key has `scope`: `Depends(requires("reserve"))`."""
-
-    async def check(request: Request, svc: Svc) -> ApiKey | None:
-        return svc.auth.require(request, scope)
-
-    return check
+def requiring(scope: str) -> type[APIRoute]:
+    """The route class of a router whose callers need `scope`:
+    `APIRouter(..., route_class=requiring("reserve"))`."""
+    return type(f"Requires{scope.title()}Route", (ScopedRoute,), {"scope": scope})

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from api import views
-from api.deps import Services, Svc, requires
+from api.deps import Services, requiring, services_of
 from api.problems import PROBLEM_JSON, InvalidRequest
 from api.responses import FastJSON, conditional
 from api.schemas import (
@@ -34,9 +34,7 @@ from atp.core.network import Network
 from atp.core.planning import NearbyStore, pickup_nearby
 from atp.store.stock import StockRecord
 
-router = APIRouter(
-    prefix="/v1/availability", tags=["availability"], dependencies=[Depends(requires("read"))]
-)
+router = APIRouter(prefix="/v1/availability", tags=["availability"], route_class=requiring("read"))
 
 _PROBLEM = {"model": Problem, "content": {PROBLEM_JSON: {}}}
 _PROBLEMS: dict[int | str, dict[str, Any]] = {413: _PROBLEM, 422: _PROBLEM, 503: _PROBLEM}
@@ -88,13 +86,13 @@ def age(updated_ms: int | None, now_ms: int) -> int | None:
 )
 async def get_availability(
     request: Request,
-    svc: Svc,
     sku: str,
     channel: ChannelQ = "online",
     postal_code: PostalQ = None,
     radius_km: RadiusQ = None,
     include: IncludeQ = "locations",
 ) -> Response:
+    svc = services_of(request)
     check_sku(sku)
     network = svc.network
     network.channel(channel)  # unknown channel: 422 before any Redis call
@@ -121,7 +119,8 @@ async def get_availability(
     responses={200: {"model": BatchOut}, **_PROBLEMS},
     summary="Availability of many SKUs at once (one Redis round trip)",
 )
-async def query_availability(svc: Svc, query: BatchQuery) -> Response:
+async def query_availability(request: Request, query: BatchQuery) -> Response:
+    svc = services_of(request)
     limit = svc.settings.max_batch_skus
     if len(query.skus) > limit:
         raise InvalidRequest(
@@ -164,8 +163,9 @@ async def query_availability(svc: Svc, query: BatchQuery) -> Response:
     summary="Every term of the ATP formula per location, and why a location does not count",
 )
 async def explain_availability(
-    request: Request, svc: Svc, sku: str, channel: ChannelQ = "online"
+    request: Request, sku: str, channel: ChannelQ = "online"
 ) -> Response:
+    svc = services_of(request)
     check_sku(sku)
     network = svc.network
     network.channel(channel)

@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from api import views
-from api.deps import Services, Svc, requires
+from api.deps import Services, requiring, services_of
 from api.problems import PROBLEM_JSON, InvalidRequest
 from api.responses import FastJSON
 from api.schemas import (
@@ -32,7 +32,7 @@ from atp.core.planning import Destination, Line, Order, Outcome, Plan, plan
 from atp.core.planning import delivery_options as plan_delivery_options
 from atp.core.reservations import ReservationLine, ReservationRequest
 
-router = APIRouter(prefix="/v1", tags=["delivery"], dependencies=[Depends(requires("read"))])
+router = APIRouter(prefix="/v1", tags=["delivery"], route_class=requiring("read"))
 
 _PROBLEM = {"model": Problem, "content": {PROBLEM_JSON: {}}}
 _ERRORS: dict[int | str, dict[str, Any]] = {s: _PROBLEM for s in (401, 403, 409, 422, 503)}
@@ -84,10 +84,11 @@ async def order_of(
     summary="For each delivery service, the earliest promise the network can keep with stock now",
 )
 async def delivery_options(
-    svc: Svc,
+    request: Request,
     query: DeliveryQuery,
     explain: bool = Query(False, description="List the services not offered, with the reason"),
 ) -> Response:
+    svc = services_of(request)
     network = svc.network
     network.channel(query.channel or "online")
     dest = destination_of(query.destination)
@@ -106,7 +107,8 @@ async def delivery_options(
     responses={200: {"model": PlansOut}, **_ERRORS},
     summary="Ranked plans of which locations fulfil an order; optionally reserve the best",
 )
-async def sourcing_plans(request: Request, svc: Svc, query: PlanQuery) -> Response:
+async def sourcing_plans(request: Request, query: PlanQuery) -> Response:
+    svc = services_of(request)
     if query.reserve is not None:
         svc.auth.require(request, "reserve")
         svc.check_ttl(query.reserve.ttl_seconds)

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
-from api.deps import Svc
+from api.deps import services_of
 from api.metrics import exposition
 from api.problems import PROBLEM_JSON, problem
 from api.responses import FastJSON
@@ -31,7 +31,9 @@ async def healthz() -> FastJSON:
     responses={200: {"model": StatusOut}, 503: {"model": Problem, "content": {PROBLEM_JSON: {}}}},
     summary="Redis answers; ready for traffic",
 )
-async def readyz(request: Request, svc: Svc) -> object:
+async def readyz(request: Request) -> object:
+    svc = services_of(request)
+    svc = services_of(request)
     if await svc.stock.ping():
         return FastJSON({"status": "ready"})
     return problem(503, "not_ready", "Not ready", "Redis does not answer", request.url.path)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from api import views
-from api.deps import Services, Svc, requires
+from api.deps import Services, requiring, services_of
 from api.problems import PROBLEM_JSON
 from api.responses import FastJSON
 from api.schemas import ExtendIn, Problem, ReservationId, ReservationIn, ReservationOut
@@ -16,7 +16,7 @@ from atp.core.errors import ATPError
 from atp.core.reservations import DONE, ReservationLine, ReservationRequest
 
 router = APIRouter(
-    prefix="/v1/reservations", tags=["reservations"], dependencies=[Depends(requires("reserve"))]
+    prefix="/v1/reservations", tags=["reservations"], route_class=requiring("reserve")
 )
 
 _PROBLEM = {"model": Problem, "content": {PROBLEM_JSON: {}}}
@@ -31,7 +31,8 @@ _ANSWERS: dict[int | str, dict[str, Any]] = {200: {"model": ReservationOut}, **_
     responses={201: {"model": ReservationOut}, **_ERRORS},
     summary="Hold stock for every line, or nothing (409 lists every short line)",
 )
-async def create_reservation(svc: Svc, body: ReservationIn) -> Response:
+async def create_reservation(request: Request, body: ReservationIn) -> Response:
+    svc = services_of(request)
     svc.check_ttl(body.ttl_seconds)
     req = ReservationRequest(
         reservation_id=body.reservation_id,
@@ -55,7 +56,8 @@ async def create_reservation(svc: Svc, body: ReservationIn) -> Response:
     responses=_ANSWERS,
     summary="A reservation as it stands",
 )
-async def get_reservation(svc: Svc, reservation_id: ReservationId) -> Response:
+async def get_reservation(request: Request, reservation_id: ReservationId) -> Response:
+    svc = services_of(request)
     view = await svc.reservations.get(reservation_id, svc.clock())
     return FastJSON(views.reservation(view))
 
@@ -76,7 +78,8 @@ async def _transition(svc: Services, rid: str, op: str, ttl: int | None = None) 
     responses=_ANSWERS,
     summary="Turn a cart hold into an order hold (no expiry)",
 )
-async def confirm_reservation(svc: Svc, reservation_id: ReservationId) -> Response:
+async def confirm_reservation(request: Request, reservation_id: ReservationId) -> Response:
+    svc = services_of(request)
     return await _transition(svc, reservation_id, "confirm")
 
 
@@ -86,7 +89,10 @@ async def confirm_reservation(svc: Svc, reservation_id: ReservationId) -> Respon
     responses=_ANSWERS,
     summary="Give a held reservation a new expiry, counted from now",
 )
-async def extend_reservation(svc: Svc, reservation_id: ReservationId, body: ExtendIn) -> Response:
+async def extend_reservation(
+    request: Request, reservation_id: ReservationId, body: ExtendIn
+) -> Response:
+    svc = services_of(request)
     svc.check_ttl(body.ttl_seconds)
     return await _transition(svc, reservation_id, "extend", body.ttl_seconds)
 
@@ -97,5 +103,6 @@ async def extend_reservation(svc: Svc, reservation_id: ReservationId, body: Exte
     responses=_ANSWERS,
     summary="Release the stock (a repeat is harmless)",
 )
-async def release_reservation(svc: Svc, reservation_id: ReservationId) -> Response:
+async def release_reservation(request: Request, reservation_id: ReservationId) -> Response:
+    svc = services_of(request)
     return await _transition(svc, reservation_id, "release")

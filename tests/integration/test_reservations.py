@@ -272,3 +272,27 @@ def test_bad_reservation_requests_are_422(client, body):
     r = reserve(client, body)
     assert r.status_code == 422, r.text
     assert r.headers["content-type"] == "application/problem+json"
+
+
+# Routes anyone may call, whatever the keys: the probes.
+PUBLIC = {"/healthz", "/readyz"}
+
+
+def test_every_route_needs_a_key_when_reads_are_private(settings, demo_network):
+    """A documented route added without `route_class=requiring(...)` would answer here."""
+    private = type(settings).model_validate(
+        settings.model_dump() | {"api_keys": "ops:read:sha256:" + "0" * 64, "public_reads": False}
+    )
+    app = create_app(private, demo_network)
+    checked = 0
+    with TestClient(app) as c:
+        for template, methods in app.openapi()["paths"].items():
+            if template in PUBLIC:
+                continue
+            path = template.replace("{sku}", "X").replace("{reservation_id}", "X")
+            for method in methods:
+                r = c.request(method, path, json={})
+                assert r.status_code == 401, (method, template, r.status_code)
+                assert r.json()["code"] == "unauthorized"
+                checked += 1
+    assert checked >= 10
