@@ -38,6 +38,9 @@ class LocationCounts:
     reserved: int = 0
 
 
+NO_COUNTS = LocationCounts()  # a location with nothing of the SKU (frozen: safe to share)
+
+
 @dataclass(frozen=True, slots=True)
 class Inbound:
     location_id: str
@@ -81,17 +84,11 @@ class ChannelAvailability:
 
 
 def location_availability(
-    network: Network, channel_id: str, sku: str, loc: Location, counts: LocationCounts
+    loc: Location, counts: LocationCounts, safety: int
 ) -> LocationAvailability:
-    safety = network.safety_stock(sku, loc, channel_id)
-    return LocationAvailability(
-        location_id=loc.id,
-        type=loc.type,
-        on_hand=counts.on_hand,
-        reserved=counts.reserved,
-        safety_stock=safety,
-        atp=location_atp(counts.on_hand, counts.reserved, safety),
-    )
+    on_hand, reserved = counts.on_hand, counts.reserved
+    atp = location_atp(on_hand, reserved, safety)
+    return LocationAvailability(loc.id, loc.type, on_hand, reserved, safety, atp)
 
 
 def channel_availability(
@@ -105,8 +102,8 @@ def channel_availability(
     """Sum the ATP of the channel's enabled locations; unknown SKUs simply have no counts."""
     channel = network.channel(channel_id)
     rows = [
-        location_availability(network, channel_id, sku, loc, counts.get(loc.id, LocationCounts()))
-        for loc in network.channel_locations(channel_id)
+        location_availability(loc, counts.get(loc.id, NO_COUNTS), safety)
+        for loc, safety in network.channel_safety_stock(channel_id, sku)
     ]
     total = sum(r.atp for r in rows)
     return ChannelAvailability(

@@ -87,7 +87,7 @@ class Network:
     services: Mapping[str, Service] = field(default_factory=dict)
     # Filled on first use (the network is immutable): channel id -> the locations that count
     # for it, and their ids; the safety stock of a SKU that no rule names, by (location id,
-    # location type, channel); the SKUs that some rule names.
+    # location type, channel), and per channel with its locations; the SKUs that some rule names.
     _locations: dict[str, tuple[Location, ...]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -95,6 +95,9 @@ class Network:
         default_factory=dict, init=False, repr=False, compare=False
     )
     _unnamed_safety: dict[tuple[str, str, str | None], int] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _unnamed_channel_safety: dict[str, tuple[tuple[Location, int], ...]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
     _named_skus: frozenset[str] = field(init=False, repr=False, compare=False)
@@ -150,6 +153,22 @@ class Network:
         if units is None:
             units = self._unnamed_safety[key] = self.safety_rule(sku, location, channel)[0]
         return units
+
+    def channel_safety_stock(self, channel_id: str, sku: str) -> tuple[tuple[Location, int], ...]:
+        """The channel's locations (`channel_locations`), each with the SKU's `safety_stock`
+        there; for SKUs no rule names, worked out once per channel."""
+        if sku in self._named_skus:
+            return tuple(
+                (loc, self.safety_stock(sku, loc, channel_id))
+                for loc in self.channel_locations(channel_id)
+            )
+        found = self._unnamed_channel_safety.get(channel_id)
+        if found is None:
+            found = self._unnamed_channel_safety[channel_id] = tuple(
+                (loc, self.safety_stock(sku, loc, channel_id))
+                for loc in self.channel_locations(channel_id)
+            )
+        return found
 
     def safety_rule(
         self, sku: str, location: Location, channel: str | None = None

@@ -79,3 +79,21 @@ def test_channel_locations_are_the_enabled_ones_of_its_types_with_its_capabiliti
     assert [loc.id for loc in first] == ["W1", "S2"]
     assert net.channel_locations("online") is first  # kept, not worked out again
     assert net.channel_members("online") == {"W1", "S2"}
+
+
+@given(
+    safety=rules_st,
+    channel_safety=st.dictionaries(st.sampled_from(CHANNELS), rules_st),
+    asks=st.lists(st.tuples(st.sampled_from((*SKUS, "UNNAMED")), st.sampled_from(CHANNELS))),
+)
+def test_channel_safety_stock_is_each_locations_safety_stock(
+    safety: SafetyRules, channel_safety: dict[str, SafetyRules], asks: list
+) -> None:
+    """What channel_safety_stock keeps per channel is, SKU after SKU in any order, the channel's
+    locations in order with what safety_rule answers at each."""
+    net = network(safety, channel_safety)
+    for sku, channel in asks:
+        expected = [
+            (loc, net.safety_rule(sku, loc, channel)[0]) for loc in net.channel_locations(channel)
+        ]
+        assert list(net.channel_safety_stock(channel, sku)) == expected
