@@ -58,7 +58,7 @@ def test_metrics_count_what_happened(settings, demo_network):
 def test_redis_calls_are_timed(settings, demo_network):
     with TestClient(create_app(settings, demo_network)) as c:
         c.get("/v1/availability/ANY-SKU")  # one script call
-        c.post("/v1/availability/query", json={"skus": ["A", "B"]})  # one pipeline
+        c.get("/v1/availability/ANY-SKU/explain")  # one pipeline: the counts and the ledger
         text = c.get("/metrics").text
     assert value(text, "atp_api_redis_seconds_count", 'call="command"') >= 1
     assert value(text, "atp_api_redis_seconds_count", 'call="pipeline"') >= 1

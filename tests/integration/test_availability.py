@@ -10,6 +10,7 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 from redis.asyncio.client import Pipeline
+from redis.asyncio.client import Redis as AsyncRedis
 from redis.asyncio.cluster import ClusterPipeline
 
 from api.app import create_app
@@ -17,6 +18,7 @@ from atp.core.movements import Effect, Movement
 from atp.network_file import load_network
 from atp.store import keys
 from atp.store.client import is_cluster_url
+from atp.store.stock import StockReader
 from tests.conftest import DEMO_NETWORK
 from tests.integration.conftest import redis_client
 from tests.integration.conftest import seed as seed_counts
@@ -119,25 +121,58 @@ def test_bad_parameters_are_problems_never_5xx(client, params, code):
     assert r.json()["code"] == code
 
 
+def round_trips(monkeypatch, cluster: bool) -> list[tuple[str, int]]:
+    """What the client sends Redis from now on: ("EVALSHA", number of keys) for a command
+    sent on its own, ("pipeline", number of commands) for a pipeline."""
+    sent: list[tuple[str, int]] = []
+    kind = ClusterPipeline if cluster else Pipeline
+    pipeline_execute, command = kind.execute, AsyncRedis.execute_command
+
+    async def pipeline(self, *a, **kw):
+        sent.append(("pipeline", len(self)))
+        return await pipeline_execute(self, *a, **kw)
+
+    async def execute_command(self, *args, **kw):
+        if args[0] == "EVALSHA":
+            sent.append(("EVALSHA", int(args[2])))
+        return await command(self, *args, **kw)
+
+    monkeypatch.setattr(kind, "execute", pipeline)
+    if not cluster:  # a cluster client routes through its nodes' own clients
+        monkeypatch.setattr(AsyncRedis, "execute_command", execute_command)
+    return sent
+
+
 def test_batch_answers_every_sku_in_one_round_trip(client, settings, sku, monkeypatch):
     seed(settings.redis_url, [count(f"{sku}-1", "WH-NJ", 3), count(f"{sku}-2", "WH-NJ", 30)])
-    calls = []
-    # On Redis Cluster the client's pipeline sends each master its share, all at once.
-    kind = ClusterPipeline if is_cluster_url(settings.redis_url) else Pipeline
-    original = kind.execute
-
-    async def counting(self, *a, **kw):
-        calls.append(len(self))
-        return await original(self, *a, **kw)
-
-    monkeypatch.setattr(kind, "execute", counting)
+    cluster = is_cluster_url(settings.redis_url)
+    sent = round_trips(monkeypatch, cluster)
     skus = [f"{sku}-1", f"{sku}-2", f"{sku}-1", f"{sku}-unknown"]
     r = client.post("/v1/availability/query", json={"skus": skus})
     assert r.status_code == 200
     results = r.json()["results"]
     assert [x["sku"] for x in results] == [f"{sku}-1", f"{sku}-2", f"{sku}-unknown"]
     assert [x["status"] for x in results] == ["low_stock", "in_stock", "out_of_stock"]
-    assert calls == [3]  # one pipeline, one command per distinct SKU
+    # On one Redis, one script call reads the three distinct SKUs; on a cluster, whose SKUs
+    # live in different slots, one pipeline sends each master its share, all at once.
+    assert sent == ([("pipeline", 3)] if cluster else [("EVALSHA", 9)])
+
+
+def test_a_large_batch_is_read_in_calls_of_bounded_size_in_one_round_trip(
+    client, settings, sku, monkeypatch
+):
+    skus = [f"{sku}-{i}" for i in range(120)]
+    seed(settings.redis_url, [count(s, "WH-NJ", i + 1) for i, s in enumerate(skus)])
+    cluster = is_cluster_url(settings.redis_url)
+    sent = round_trips(monkeypatch, cluster)
+    r = client.post("/v1/availability/query", json={"skus": skus, "include": "locations"})
+    assert r.status_code == 200
+    on_hand = [sum(loc["on_hand"] for loc in x["locations"]) for x in r.json()["results"]]
+    assert on_hand == list(range(1, 121))
+    per_call = StockReader.per_call
+    assert [n for what, n in sent if what == "pipeline"] == [
+        120 if cluster else -(-120 // per_call)
+    ]
 
 
 @pytest.mark.parametrize(

@@ -107,7 +107,7 @@ def test_a_hold_is_overdue_exactly_when_is_overdue_says(r: redis.Redis, offset: 
     r.hset(keys.holds(sku), "R-1@L1", 2)
     r.zadd(keys.expiry(sku), {"R-1@L1": expires})
     read = r.register_script(load_script("read_stock.lua"))
-    _, overdue = read(keys=keys.sku_keys(sku), args=[now])
+    [(_, overdue)] = read(keys=keys.sku_keys(sku), args=[now])
     assert bool(overdue) == is_overdue(expires, now)
     persist = r.register_script(load_script("hold/persist.lua"))
     reply = persist(keys=keys.sku_keys(sku), args=["R-1", now, "L1"])
