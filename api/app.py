@@ -55,7 +55,8 @@ def create_app(
     app = FastAPI(
         title="Inventory availability",
         version="0.1.0",
-        description="Real-time available-to-promise counts from warehouse, store and 3PL stock.",
+        description="Real-time available-to-promise counts from warehouse, store and 3PL stock. "
+        "What it reads from and writes to Kafka: [the AsyncAPI document](/asyncapi.yaml).",
         lifespan=lifespan,
     )
     app.state.registry = registry

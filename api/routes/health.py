@@ -1,4 +1,4 @@
-"""Liveness and readiness."""
+"""Liveness, readiness, metrics, and the contract of the Kafka topics."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from api.metrics import exposition
 from api.problems import PROBLEM_JSON, problem
 from api.responses import FastJSON
 from api.schemas import Problem, StatusOut
+from atp.contracts import document_bytes
 
 router = APIRouter(tags=["health"])
 
@@ -43,3 +44,10 @@ async def readyz(request: Request) -> object:
 async def metrics(request: Request) -> Response:
     body = exposition(request.app.state.registry)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get(
+    "/asyncapi.yaml", summary="The Kafka topics' AsyncAPI document", include_in_schema=False
+)
+async def asyncapi() -> Response:
+    return Response(document_bytes(), media_type="application/yaml")

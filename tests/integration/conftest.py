@@ -18,12 +18,14 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 import pytest
 import redis
 import redis.cluster
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from atp import contracts
 from atp.core.movements import Movement
 from atp.core.network import Network
 from atp.settings import Settings, load_settings
@@ -273,3 +275,9 @@ def wait_http_ok(url: str, proc: ManagedProcess, timeout_s: float = 60.0) -> Non
                 return
         time.sleep(0.1)
     raise AssertionError(f"{url} not ready within {timeout_s}s:\n{proc.log_tail()}")
+
+
+def conforms(message: str, payload: dict[str, Any]) -> bool:
+    """`payload` is valid for the message of docs/asyncapi.yaml named `message`."""
+    schema = contracts.payload_schema(message)
+    return bool(jsonschema_rs.Draft7Validator(schema).is_valid(payload))

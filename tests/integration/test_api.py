@@ -6,10 +6,12 @@ import asyncio
 import uuid
 
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 
 from api.app import create_app
 from atp.core.movements import Effect, Movement
+from atp.kafka import topics
 from atp.store.client import client_from_url
 from atp.store.ledger import LedgerStore
 from tests.integration.conftest import seed as seed_counts
@@ -102,6 +104,15 @@ def test_health_ready_and_docs(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").status_code == 200
     assert "/v1/availability/{sku}" in client.get("/openapi.json").json()["paths"]
+
+
+def test_the_kafka_contract_is_served_and_linked_from_the_docs(client):
+    r = client.get("/asyncapi.yaml")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/yaml")
+    served = yaml.safe_load(r.content)
+    assert served["asyncapi"] == "3.0.0"
+    assert {c["address"] for c in served["channels"].values()} == set(topics.ALL)
+    assert "(/asyncapi.yaml)" in client.get("/openapi.json").json()["info"]["description"]
 
 
 def test_redis_away_is_a_quick_503_with_retry_after(settings, demo_network):

@@ -16,7 +16,13 @@ from api.app import create_app
 from atp.kafka import topics
 from atp.store import keys
 from atp.tools import embedded
-from tests.integration.conftest import RESERVE_TOKEN, isolated_redis_url, outbox_len, redis_client
+from tests.integration.conftest import (
+    RESERVE_TOKEN,
+    conforms,
+    isolated_redis_url,
+    outbox_len,
+    redis_client,
+)
 from tests.integration.test_pipeline import metric
 from tests.integration.wms_scenario import produce, read_all
 
@@ -111,6 +117,10 @@ def test_a_shipment_fulfils_its_reservation_once(settings, processes, demo_netwo
 
     wait_until(lambda: relayed() == ["held", "confirmed", "fulfilled"], 60)
     assert relayed() == ["held", "confirmed", "fulfilled"]
+    events = asyncio.run(
+        read_all(settings.kafka_bootstrap, settings.topic(topics.RESERVATIONS), 10**6, 2)
+    )
+    assert events and all(conforms("ReservationEvent", e) for e in events)
 
     # Availability changes were published: back in stock at 10, and the drop to 6.
     changes = asyncio.run(
@@ -131,6 +141,9 @@ def test_a_shipment_fulfils_its_reservation_once(settings, processes, demo_netwo
     assert [(x["location_id"], x["on_hand"], x["reserved"], x["exposure"]) for x in exposures] == [
         ("WH-NJ", 2, 5, 3)
     ]
+    # What the worker published is what docs/asyncapi.yaml says it publishes.
+    for c in changes:
+        assert conforms("OversellExposure" if "type" in c else "AvailabilityChanged", c), c
     # Only real changes are published.
     assert all((c["previous_status"], c["previous_atp"]) != (c["status"], c["atp"]) for c in online)
 

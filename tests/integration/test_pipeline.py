@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from atp.kafka import topics
-from tests.integration.conftest import wait_http_ok
+from tests.integration.conftest import conforms, wait_http_ok
 from tests.integration.wms_scenario import (
     expected_from,
     produce,
@@ -92,6 +92,7 @@ def test_movements_become_exact_counts_and_bad_input_is_rejected(settings, proce
     assert by_reason["malformed_json"]["source_topic"] == settings.topic(topics.WMS)
     assert by_reason["malformed_json"]["offset"] >= 0
     assert orjson.loads(by_reason["unknown_location"]["value"]) == orjson.loads(unknown)
+    assert all(conforms("Rejection", r) for r in rejected)  # as docs/asyncapi.yaml says
 
     metrics_url = f"http://127.0.0.1:{settings.worker_web_port}/metrics"
     outcomes = {
@@ -120,6 +121,9 @@ def test_movements_become_exact_counts_and_bad_input_is_rejected(settings, proce
     # Applied where they were published (one hop), or left to the ledger hop (two).
     marked = [m["_headers"] == [("atp-applied", b"1")] for m in movements]
     assert marked == [hops == 1] * logged
+    assert all(
+        conforms("Movement", {k: v for k, v in m.items() if k != "_headers"}) for m in movements
+    )
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])

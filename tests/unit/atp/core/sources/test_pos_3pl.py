@@ -67,17 +67,20 @@ def test_a_pickup_fulfils_its_reservation(demo_network):
     assert info.value.code == "schema"
 
 
-@pytest.mark.parametrize(
-    ("raw", "reason"),
-    [
-        (transaction(lines=[]), "schema"),
-        (transaction(lines=[{"sku": "A", "qty": 1}, {"sku": "B"}]), "schema"),
-        (transaction(lines=[{"sku": "A", "qty": -1}]), "negative_quantity"),
-        (transaction(store_id="S-9999"), "unknown_location"),
-        (transaction(type="THEFT"), "schema"),
-        (transaction(occurred_at="2026-11-26T15:20:00"), "schema"),
-    ],
-)
+# Ways a transaction can be wrong, with their reasons (held to the published schema too:
+# tests/unit/atp/test_contracts.py).
+POS_REJECTIONS: list[tuple[bytes, str]] = [
+    (transaction(lines=[]), "schema"),
+    (transaction(lines=[{"sku": "A", "qty": 1}, {"sku": "B"}]), "schema"),
+    (transaction(lines=[{"sku": "A", "qty": -1}]), "negative_quantity"),
+    (transaction(store_id="S-9999"), "unknown_location"),
+    (transaction(type="THEFT"), "schema"),
+    (transaction(occurred_at="2026-11-26T15:20:00"), "schema"),
+    (transaction(type="PICKUP"), "schema"),  # names no reservation
+]
+
+
+@pytest.mark.parametrize(("raw", "reason"), POS_REJECTIONS)
 def test_a_bad_line_rejects_the_whole_transaction(demo_network, raw, reason):
     with pytest.raises(InvalidMovement) as info:
         pos.parse(raw, demo_network)
@@ -94,16 +97,17 @@ def test_a_report_is_an_absolute_count_per_listed_sku(demo_network):
     assert tpl.parse(report(items=[]), demo_network) == []
 
 
-@pytest.mark.parametrize(
-    ("raw", "reason"),
-    [
-        (report(facility_id="3PL-NOPE"), "unknown_location"),
-        (report(items=[{"sku": "A", "on_hand": -3}]), "negative_quantity"),
-        (report(items=[{"sku": "A", "on_hand": 1}, {"sku": "A", "on_hand": 2}]), "schema"),
-        (report(items={"sku": "A"}), "schema"),
-        (report(as_of=None), "schema"),
-    ],
-)
+# The same for 3PL reports. A SKU listed twice is the one the schema cannot see.
+TPL_REJECTIONS: list[tuple[bytes, str]] = [
+    (report(facility_id="3PL-NOPE"), "unknown_location"),
+    (report(items=[{"sku": "A", "on_hand": -3}]), "negative_quantity"),
+    (report(items=[{"sku": "A", "on_hand": 1}, {"sku": "A", "on_hand": 2}]), "schema"),
+    (report(items={"sku": "A"}), "schema"),
+    (report(as_of=None), "schema"),
+]
+
+
+@pytest.mark.parametrize(("raw", "reason"), TPL_REJECTIONS)
 def test_report_rejections(demo_network, raw, reason):
     with pytest.raises(InvalidMovement) as info:
         tpl.parse(raw, demo_network)

@@ -62,30 +62,32 @@ def test_offsets_and_z_are_the_same_instant(demo_network):
     assert a.occurred_ms == b.occurred_ms
 
 
-@pytest.mark.parametrize(
-    ("raw", "reason"),
-    [
-        (b"{not json", "malformed_json"),
-        (b"\xff\xfe", "malformed_json"),
-        (b"[1, 2]", "schema"),
-        (message(kind="STOLEN"), "schema"),
-        (message(sku=""), "schema"),
-        (message(sku="x" * 129), "schema"),
-        (message(sku="bad\x07sku"), "schema"),
-        (message(event_id=None), "schema"),
-        (message(qty="24"), "schema"),
-        (message(qty=True), "schema"),
-        (message(qty=2.5), "schema"),
-        (message(occurred_at="2026-11-26T14:03:11"), "schema"),  # naive: refused
-        (message(occurred_at="yesterday"), "schema"),
-        (message(kind="ASN", eta=None), "schema"),
-        (message(warehouse_id="WH-ZZ"), "unknown_location"),
-        (message(qty=-1), "negative_quantity"),
-        (message(kind="CYCLE_COUNT", qty=-1), "negative_quantity"),
-        (message(qty=10**12), "quantity_out_of_range"),
-        (message(kind="ADJUSTED", qty=-(10**9)), "quantity_out_of_range"),
-    ],
-)
+# Every way a message can be wrong, with its reason (tests/unit/atp/test_contracts.py
+# holds the published schema to these too).
+REJECTIONS: list[tuple[bytes, str]] = [
+    (b"{not json", "malformed_json"),
+    (b"\xff\xfe", "malformed_json"),
+    (b"[1, 2]", "schema"),
+    (message(kind="STOLEN"), "schema"),
+    (message(sku=""), "schema"),
+    (message(sku="x" * 129), "schema"),
+    (message(sku="bad\x07sku"), "schema"),
+    (message(event_id=None), "schema"),
+    (message(qty="24"), "schema"),
+    (message(qty=True), "schema"),
+    (message(qty=2.5), "schema"),
+    (message(occurred_at="2026-11-26T14:03:11"), "schema"),  # naive: refused
+    (message(occurred_at="yesterday"), "schema"),
+    (message(kind="ASN", eta=None), "schema"),
+    (message(warehouse_id="WH-ZZ"), "unknown_location"),
+    (message(qty=-1), "negative_quantity"),
+    (message(kind="CYCLE_COUNT", qty=-1), "negative_quantity"),
+    (message(qty=10**12), "quantity_out_of_range"),
+    (message(kind="ADJUSTED", qty=-(10**9)), "quantity_out_of_range"),
+]
+
+
+@pytest.mark.parametrize(("raw", "reason"), REJECTIONS)
 def test_rejections_carry_a_reason(demo_network, raw, reason):
     with pytest.raises(InvalidMovement) as info:
         wms.parse(raw, demo_network)
