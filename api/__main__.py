@@ -21,6 +21,9 @@ from atp.startup import load_or_exit, redis_access_or_exit
 # admitted requests waited 2.3-5.2 s at p99 on uvloop against 1.1-2.7 s on asyncio, and the
 # single-lookup capacity was lower (benchmarks/api.md, uvloop and httptools).
 LOOP = "asyncio"
+# At SIGTERM uvicorn waits for open responses; what is still running after this long (a stuck
+# request; live streams end at once, api/live.py) is cancelled, so the process always stops.
+SHUTDOWN_GRACE_S = 10
 
 
 def from_environment() -> FastAPI:
@@ -40,6 +43,7 @@ def main() -> None:
             access_log=False,
             loop=LOOP,
             http=settings.api_http,
+            timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
         )
         return
     metrics_dir = Path(os.environ.get(MULTIPROC_ENV) or settings.data_dir / "api-metrics")
@@ -57,6 +61,7 @@ def main() -> None:
         access_log=False,
         loop=LOOP,
         http=settings.api_http,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
     )
 
 

@@ -23,7 +23,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.problems import problem
 
-EXEMPT = frozenset({"/healthz", "/readyz", "/metrics"})
+# A live stream holds its connection for as long as its client stays; it has a limit of its own
+# (ATP_STREAM_MAX_CONNECTIONS) and never takes a slot here.
+EXEMPT = frozenset({"/healthz", "/readyz", "/metrics", "/v1/stream/availability"})
 QUEUE_FULL, QUEUE_TIMEOUT = "queue_full", "queue_timeout"
 
 

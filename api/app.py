@@ -19,15 +19,19 @@ from api.admission import AdmissionMiddleware
 from api.auth import Authenticator
 from api.body_limit import BodyLimitMiddleware
 from api.deps import Services
+from api.live import LiveHub, end_streams_on_exit
 from api.metrics import ApiMetrics, TimingMiddleware
 from api.network_watch import NetworkHolder
-from api.routes import availability, delivery, health, reservations
+from api.routes import availability, delivery, health, live, reservations
+from api.routes.availability import origin_of
+from api.routes.live import live_answer
 from atp.api_keys import parse_api_keys
 from atp.clock import now_ms
 from atp.core.geo import nearest_timezone, zip_coordinates
 from atp.core.network import Network
 from atp.settings import Settings
 from atp.store.client import REDIS_DOWN, client_for
+from atp.store.feed import ChangeFeed
 from atp.store.progress import BehindReader
 from atp.store.reservations import ReservationStore
 from atp.store.stock import StockReader
@@ -75,6 +79,7 @@ def create_app(
     app.include_router(availability.router)
     app.include_router(reservations.router)
     app.include_router(delivery.router)
+    app.include_router(live.router)
     if settings.bench_endpoints:
         from api.routes import bench
 
@@ -118,15 +123,24 @@ def _lifespan(
             auth,
             clock,
             BehindReader(client, settings.group_id, clock),
+            LiveHub(
+                ChangeFeed(client),
+                lambda key: live_answer(svc, key, origin_of(key[2])),
+                max_connections=settings.stream_max_connections,
+                on_event=metrics.stream_events.inc,
+            ),
         )
         app.state.services = svc
+        end_streams_on_exit(svc.live)
         tasks = [
             asyncio.create_task(holder.watch(), name="network-watch"),
             asyncio.create_task(sweep(svc), name="reservation-sweeper"),
+            asyncio.create_task(svc.live.run(), name="live-streams"),
         ]
         try:
             yield
         finally:
+            svc.live.close()
             await _stop(tasks, client.aclose())
 
     return lifespan

@@ -19,6 +19,7 @@ from fastapi.routing import APIRoute
 from starlette.responses import Response
 
 from api.auth import Authenticator
+from api.live import LiveHub
 from api.metrics import ApiMetrics
 from api.network_watch import NetworkHolder
 from api.problems import InvalidRequest
@@ -39,6 +40,7 @@ class Services:
     auth: Authenticator
     clock: Callable[[], int]  # epoch milliseconds
     behind: BehindReader  # how far behind the stream the counts are (`behind_ms`)
+    live: LiveHub  # the live streams of this process (api/live.py)
 
     @property
     def network(self) -> Network:

@@ -13,7 +13,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.admission import QUEUE_FULL, QUEUE_TIMEOUT
@@ -55,6 +62,8 @@ class ApiMetrics:
     oversell: Counter
     redis: Histogram
     refused: Counter
+    streams: Gauge
+    stream_events: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> ApiMetrics:
@@ -110,6 +119,17 @@ class ApiMetrics:
                 ),
                 [QUEUE_FULL, QUEUE_TIMEOUT],
             ),
+            streams=Gauge(
+                "atp_api_streams_open",
+                "Live availability streams open (GET /v1/stream/availability).",
+                registry=registry,
+                multiprocess_mode="livesum",
+            ),
+            stream_events=Counter(
+                "atp_api_stream_events_total",
+                "Availability events sent on live streams (one per subscriber).",
+                registry=registry,
+            ),
         )
 
     def reservation(self, outcome: str) -> None:
@@ -133,15 +153,20 @@ def exposition(registry: CollectorRegistry) -> bytes:
     return generate_latest(registry)
 
 
+# Live streams last as long as their client stays: their "latency" would be their lifetime.
+UNTIMED_PREFIX = "/v1/stream/"
+
+
 class TimingMiddleware:
-    """Times every HTTP request; the route label is the matched template, so it stays bounded."""
+    """Times every HTTP request but the live streams; the route label is the matched template,
+    so it stays bounded."""
 
     def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
         self.app = app
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"].startswith(UNTIMED_PREFIX):
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()

@@ -135,6 +135,13 @@ class Settings(BaseSettings):
     # benchmarks compare against. Off unless asked for.
     bench_endpoints: bool = False
 
+    # Live availability (GET /v1/stream/availability): SKUs per stream (413 above), open streams
+    # per API process (429 above), and a comment sent on a quiet stream this often (proxies
+    # close idle connections).
+    stream_max_skus: int = Field(50, ge=1, le=1000)
+    stream_max_connections: int = Field(5000, ge=1, le=100_000)
+    stream_heartbeat_s: float = Field(15.0, gt=0, le=300)
+
     # Reservations and API keys
     api_keys: SecretStr = SecretStr("")  # key_id:scope+scope:secret,...; see api/auth.py
     public_reads: bool = True  # availability reads without a key

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 import orjson
@@ -41,6 +41,10 @@ class Ledger(Protocol):
     async def apply(self, movements: Sequence[Movement], now_ms: int) -> BatchResult: ...
 
 
+class Feed(Protocol):
+    async def publish(self, changes: Iterable[tuple[str, str]]) -> None: ...
+
+
 class Reservations(Protocol):
     async def transition(
         self, reservation_id: str, op: str, now_ms: int, ttl_seconds: int | None = None
@@ -59,8 +63,10 @@ class Applier:
         rejected_topic: str,
         metrics: WorkerMetrics,
         clock: Callable[[], int],
+        feed: Feed | None = None,
     ) -> None:
         self._ledger = ledger
+        self._feed = feed  # the API's live streams (atp/store/feed.py)
         self._reservations = reservations
         self._network = network
         self._sink = sink
@@ -99,7 +105,9 @@ class Applier:
             if m.produced_ms is not None:
                 self._metrics.freshness.observe(max(0.0, visible_s - m.produced_ms / 1000))
         self._metrics.batch_size.observe(len(movements))
-        out = self._events(result)
+        out, changed = self._events(result)
+        if self._feed is not None:
+            await self._feed.publish(changed)
         await self._fulfil(result)
         origin = {id(m): record for m, record in batch}
         for m, outcome in result.outcomes:
@@ -130,14 +138,17 @@ class Applier:
             self._metrics.apply_seconds.observe(time.perf_counter() - started)
             return result
 
-    def _events(self, result: BatchResult) -> list[Record]:
+    def _events(self, result: BatchResult) -> tuple[list[Record], list[tuple[str, str]]]:
         """At most one change event per SKU and channel per batch, only real changes; and an
-        event for every location whose oversell exposure appeared or grew."""
+        event for every location whose oversell exposure appeared or grew. Also the (SKU,
+        channel) pairs that changed."""
         at = self._clock()
         records = []
+        changed = []
         for change in result.changes:
             for c in availability_changes(self._network, change.sku, change.before, change.after):
                 self._metrics.availability_events.labels(c.channel).inc()
+                changed.append((c.sku, c.channel))
                 records.append(
                     Record(self._availability, c.sku.encode(), orjson.dumps(c.to_event(at)))
                 )
@@ -150,7 +161,7 @@ class Applier:
                 records.append(
                     Record(self._availability, x.sku.encode(), orjson.dumps(x.to_event(at)))
                 )
-        return records
+        return records, changed
 
     async def _fulfil(self, result: BatchResult) -> None:
         """Close reservations whose holds shipments used up; report shipments nobody held for."""

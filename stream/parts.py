@@ -16,6 +16,7 @@ from atp.kafka import topics
 from atp.kafka.security import client_options
 from atp.settings import Settings
 from atp.store.client import client_for
+from atp.store.feed import ChangeFeed
 from atp.store.ledger import LedgerStore
 from atp.store.reservations import ReservationStore
 from stream.acks import Commit, DurableAcker
@@ -58,7 +59,13 @@ class Parts:
         normaliser = Normaliser(adapters, network, forwarder, movements_topic=movements, **common)
         availability = settings.topic(topics.AVAILABILITY)
         applier = Applier(
-            store, reservations, network, forwarder, availability_topic=availability, **common
+            store,
+            reservations,
+            network,
+            forwarder,
+            availability_topic=availability,
+            feed=ChangeFeed(redis),
+            **common,
         )
         durable = settings.durable_acks
 

@@ -78,6 +78,30 @@ def age(updated_ms: int | None, now_ms: int) -> int | None:
     return None if updated_ms is None else max(0, now_ms - updated_ms)
 
 
+async def answer(
+    svc: Services,
+    sku: str,
+    channel: str,
+    origin: tuple[float, float] | None,
+    radius_km: float | None,
+    include_locations: bool = True,
+) -> tuple[dict[str, Any], int | None]:
+    """One SKU's answer on a channel (without `age_ms` and `behind_ms`), and its age: what
+    GET /v1/availability/{sku} and the live streams send."""
+    network = svc.network
+    record = await svc.stock.read(sku, svc.clock())
+    radius = radius_km or svc.settings.default_radius_km
+    body = views.availability(
+        network,
+        channel,
+        sku,
+        record,
+        include_locations=include_locations,
+        nearby=nearby(network, sku, record, origin, radius),
+    )
+    return body, age(record.updated_ms, svc.clock())
+
+
 @router.get(
     "/{sku}",
     response_class=FastJSON,
@@ -94,20 +118,9 @@ async def get_availability(
 ) -> Response:
     svc = services_of(request)
     check_sku(sku)
-    network = svc.network
-    network.channel(channel)  # unknown channel: 422 before any Redis call
+    svc.network.channel(channel)  # unknown channel: 422 before any Redis call
     origin = origin_of(postal_code)
-    record = await svc.stock.read(sku, svc.clock())
-    radius = radius_km or svc.settings.default_radius_km
-    body = views.availability(
-        network,
-        channel,
-        sku,
-        record,
-        include_locations=include == "locations",
-        nearby=nearby(network, sku, record, origin, radius),
-    )
-    age_ms = age(record.updated_ms, svc.clock())
+    body, age_ms = await answer(svc, sku, channel, origin, radius_km, include == "locations")
     observe(svc, "single", body, age_ms)
     behind = await svc.behind.behind_ms()
     return conditional(request, body, age_ms, behind, svc.settings.cache_max_age_s)

@@ -46,6 +46,8 @@ async def create_reservation(request: Request, body: ReservationIn) -> Response:
         svc.metrics.reservation_refused(exc.code)
         raise
     svc.metrics.reservation("held" if created else "idempotent_replay")
+    if created:
+        svc.live.notify(ln.sku for ln in body.lines)
     headers = {} if created else {"Idempotent-Replayed": "true"}
     return FastJSON(views.reservation(view), status_code=201, headers=headers)
 
@@ -69,6 +71,8 @@ async def _transition(svc: Services, rid: str, op: str, ttl: int | None = None) 
         svc.metrics.reservation_refused(exc.code)
         raise
     svc.metrics.reservation(DONE[op])
+    if op == "release":  # its units are back on sale
+        svc.live.notify(ln["sku"] for ln in view["lines"])
     return FastJSON(views.reservation(view))
 
 

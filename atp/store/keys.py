@@ -52,6 +52,10 @@ atp/store/reservations.py).
     atp:v2:{progress}:<group>  hash "<hop>/<topic>/<partition>" -> how far that hop has got on
                                that partition (atp.core.freshness.PartitionProgress.encode),
                                written every second by the worker that owns it
+
+    atp:v2:{feed}:availability stream of (sku, channel) whose answer may have changed: the
+                               worker's change events and the API's reservation changes, for
+                               the API's live streams (atp/store/feed.py); capped
 """
 
 from __future__ import annotations
@@ -165,6 +169,11 @@ def fence(slot: int) -> str:
 def progress(group_id: str) -> str:
     """The stream's progress per hop and partition, for `behind_ms` (atp/core/freshness.py)."""
     return f"{PREFIX}:{{progress}}:{group_id}"
+
+
+def feed() -> str:
+    """The live streams' change feed (atp/store/feed.py)."""
+    return f"{PREFIX}:{{feed}}:availability"
 
 
 def shard(reservation_id: str) -> int:

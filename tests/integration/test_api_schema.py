@@ -36,7 +36,13 @@ def test_no_5xx_and_responses_match_the_schema(settings, processes):
     base = f"http://127.0.0.1:{settings.api_port}"
     wait_http_ok(f"{base}/readyz", api)
     schema = schemathesis.openapi.from_url(f"{base}/openapi.json")
-    operations = [result.ok() for result in schema.get_all_operations()]
+    # The live stream's 200 never ends, so a generated call would never return; its refusals
+    # and its events are tested in test_live.py.
+    operations = [
+        op
+        for op in (result.ok() for result in schema.get_all_operations())
+        if op.path != "/v1/stream/availability"
+    ]
     assert len(operations) >= 8
     cases = st.one_of(*(op.as_strategy() for op in operations))
 
