@@ -26,5 +26,9 @@ def client_certificate_refused(exc: BaseException) -> str | None:
         seen.add(id(cause))
         if isinstance(cause, ssl.SSLError) and getattr(cause, "reason", None) in CLIENT_CERT_ALERTS:
             return str(cause.reason)
+        # redis-py re-raises a read's SSLError as a ConnectionError carrying only its text.
+        for alert in CLIENT_CERT_ALERTS:
+            if alert in str(cause):
+                return alert
         cause = cause.__cause__ or cause.__context__
     return None

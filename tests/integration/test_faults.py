@@ -401,7 +401,7 @@ def redis_state(url: str) -> dict[str, object]:
     state: dict[str, object] = {}
     try:
         for key in sorted(client.scan_iter(count=1000)):
-            if key.endswith((":fence", ":outbox")) or ":{progress}:" in key:
+            if key.endswith((":fence", ":outbox")) or ":{progress}:" in key or key == keys.feed():
                 continue
             kind = client.type(key)
             if kind == "hash":
