@@ -189,14 +189,6 @@ def test_what_cannot_work_stops_the_process_at_start_naming_the_setting(
 ):
     if env.get("ATP_KAFKA_SSL_CAFILE") == "other" or env.get("ATP_REDIS_SSL_CAFILE") == "other":
         env = {k: str(pki.other_ca) for k in env}
-    for name, value in list(env.items()):
-        if name.endswith("_SSL_CERTFILE"):  # no client certificate, or one no CA here signed
-            key = name.replace("CERTFILE", "KEYFILE")
-            other = value is not None
-            env = {
-                name: str(pki.other_ca) if other else None,
-                key: str(pki.other_ca_key) if other else None,
-            }
     if env.get("ATP_REDIS_PASSWORD_FILE") == "wrong":
         (tmp_path / "wrong").write_text("not-the-password")
         env = {"ATP_REDIS_PASSWORD_FILE": str(tmp_path / "wrong")}
