@@ -12,8 +12,11 @@ function refuses a SKU that still has one.
 Per SKU, hash tag `{SKU}` (one slot per SKU):
 
     atp:v3:{SKU}:ledger  hash, owned by the stream worker
-        l:<loc>      summary of (SKU, loc): "base_qty,base_ms,count_ms,last_ms,delta_sum,
-                     deltas,count_id" (atp.core.ledger.LedgerSummary)
+        l:<loc>      summary of (SKU, loc): "base_qty,base_ms,count_ms,last_ms,,,count_id",
+                     rewritten only when the base, the last count or the inbound changes
+                     (atp.store.summaries: the kept deltas' sum is oh:<loc> - base_qty, their
+                     number ZCARD d, the last movement the newer of last_ms and d's newest;
+                     fields 5 and 6 held that sum and number before 2026-12-05)
         s:<channel>  the SKU's recorded status on the channel (i, l, o), moves the counters
     atp:v3:{SKU}:d:<loc> sorted set: event ids of the deltas kept after the base, by time
     atp:v3:{SKU}:q:<loc> hash: event id -> "qty" or "qty:<ASN id>" (a receipt)

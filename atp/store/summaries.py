@@ -13,7 +13,9 @@ from atp.store import keys
 async def pair_summaries(
     client: aioredis.Redis, sku: str, ledger: Mapping[bytes, bytes]
 ) -> dict[str, LedgerSummary]:
-    """The summaries in a SKU's ledger hash, with each pair's inbound read in one pipeline."""
+    """The summaries in a SKU's ledger hash, completed from each pair's structures (its
+    inbound, how many deltas are kept and the newest one's time) and the served on-hand, read
+    in one pipeline."""
     encoded = {
         k.decode()[len(keys.LEDGER_PREFIX) :]: v.decode()
         for k, v in ledger.items()
@@ -22,34 +24,56 @@ async def pair_summaries(
     if not encoded:
         return {}
     async with client.pipeline(transaction=False) as pipe:
+        pipe.hmget(keys.stock(sku), [keys.ON_HAND_PREFIX + loc for loc in encoded])
         for loc in encoded:
-            pipe.hgetall(keys.pair_keys(sku, loc)[2])
-        inbound = await pipe.execute()
+            d, _, n, _ = keys.pair_keys(sku, loc)
+            pipe.hgetall(n)
+            pipe.zcard(d)
+            pipe.zrange(d, -1, -1, withscores=True)
+        on_hand, *rows = await pipe.execute()
     return {
-        loc: decode_summary(value, _inbound(rows))
-        for (loc, value), rows in zip(encoded.items(), inbound, strict=True)
+        loc: decode_summary(
+            value,
+            _inbound(rows[3 * i]),
+            on_hand=int(on_hand[i] or 0),
+            deltas=rows[3 * i + 1],
+            newest_delta_ms=int(rows[3 * i + 2][0][1]) if rows[3 * i + 2] else None,
+        )
+        for i, (loc, value) in enumerate(encoded.items())
     }
 
 
-def decode_summary(value: str, inbound: dict[str, tuple[int, int]]) -> LedgerSummary:
-    """A pair's summary as ledger/apply.lua writes it (keys.py)."""
-    base_qty, base_ms, count_ms, last_ms, delta_sum, deltas, count_id = value.split(",", 6)
+def decode_summary(
+    value: str,
+    inbound: dict[str, tuple[int, int]],
+    *,
+    on_hand: int,
+    deltas: int,
+    newest_delta_ms: int | None,
+) -> LedgerSummary:
+    """A pair's summary as ledger/apply.lua writes it (keys.py), with what the function keeps
+    beside it rather than in it: the served on-hand (base plus the kept deltas' sum), how many
+    deltas are kept and the newest one's time. The stored delta sum and count (fields 5 and 6,
+    an older writer's) are not read."""
+    base_qty, base_ms, count_ms, last_ms, _, _, count_id = value.split(",", 6)
+    last = [t for t in (_opt(last_ms), newest_delta_ms) if t is not None]
     return LedgerSummary(
         base_qty=int(base_qty),
         base_ms=_opt(base_ms),
         count_ms=_opt(count_ms),
         count_id=count_id or None,
-        last_movement_ms=_opt(last_ms),
-        delta_sum=int(delta_sum),
-        deltas=int(deltas),
+        last_movement_ms=max(last) if last else None,
+        delta_sum=on_hand - int(base_qty),
+        deltas=deltas,
         inbound=inbound,
     )
 
 
 def encode_summary(s: LedgerSummary) -> str:
-    """The inverse of `decode_summary` (ledger/apply.lua's encode_pair), for `atp migrate`."""
-    numbers = (s.base_qty, s.base_ms, s.count_ms, s.last_movement_ms, s.delta_sum, s.deltas)
-    return ",".join("" if n is None else str(n) for n in numbers) + "," + (s.count_id or "")
+    """What ledger/apply.lua's encode_pair writes for `s` (for `atp migrate`): the delta sum
+    and count are not stored."""
+    numbers = (s.base_qty, s.base_ms, s.count_ms, s.last_movement_ms)
+    return ",".join("" if n is None else str(n) for n in numbers) + ",,," + (s.count_id or "")
 
 
 def _opt(text: str) -> int | None:

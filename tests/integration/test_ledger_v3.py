@@ -215,12 +215,15 @@ def test_the_function_folds_as_the_python_original(
 @settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(before=batches, after=batches)
+@given(before=batches, after=batches, older_v3=st.booleans())
 def test_a_v2_ledger_is_migrated_and_goes_on_as_the_python_original(
-    r: redis.Redis, url: str, demo_network: Network, before: list, after: list
+    r: redis.Redis, url: str, demo_network: Network, before: list, after: list, older_v3: bool
 ) -> None:
     """A SKU folded by the v2 code (its JSON state per pair, written as the v2 store wrote
-    it) is refused by the function until `atp migrate` converts it; then both go on alike."""
+    it) is refused by the function until `atp migrate` converts it; then both go on alike.
+    With `older_v3`, the summaries are then put back as the first v3 writer kept them (the
+    delta sum and count in fields 5 and 6): the function reads them alike and rewrites each
+    pair it touches."""
     sku = f"MG-{uuid.uuid4().hex[:10]}"
     memory = MemoryLedger(POLICY)
     now = T0 + 60
@@ -260,11 +263,31 @@ def test_a_v2_ledger_is_migrated_and_goes_on_as_the_python_original(
             assert (await migrate_ledger(client)).skus == 0  # nothing left to convert
             summaries = await store.summaries(sku)
             assert summaries == {loc: LedgerSummary.of(s) for (_, loc), s in memory.states.items()}
+            if older_v3:
+                r.hset(keys.ledger(sku), mapping=older_v3_summaries(summaries))
+                assert await store.summaries(sku) == summaries
             await apply_all(r, store, memory, demo_network, sku, after, now)
+            for (_, loc), state in memory.states.items():  # what an older reader finds
+                stored = r.hget(keys.ledger(sku), f"l:{loc}").decode().split(",", 6)
+                if stored[4:6] != ["", ""]:  # left as it was: the pair did not change
+                    event("an older writer's summary left as it was")
+                    want = older_v3_summaries({loc: LedgerSummary.of(state)})[f"l:{loc}"]
+                    assert stored == want.split(",", 6)
         finally:
             await client.aclose()
 
     asyncio.run(run())
+
+
+def older_v3_summaries(summaries: dict[str, LedgerSummary]) -> dict[str, str]:
+    """The summaries as the first v3 writer stored them: "base_qty,base_ms,count_ms,last_ms,
+    delta_sum,deltas,count_id"."""
+    out = {}
+    for loc, s in summaries.items():
+        numbers = (s.base_qty, s.base_ms, s.count_ms, s.last_movement_ms, s.delta_sum, s.deltas)
+        out[f"l:{loc}"] = ",".join("" if n is None else str(n) for n in numbers) + ","
+        out[f"l:{loc}"] += s.count_id or ""
+    return out
 
 
 types_st = st.dictionaries(

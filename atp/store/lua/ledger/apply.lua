@@ -15,13 +15,20 @@
 -- library on every master. The library's top level runs once, at load: CHANNELS is built once.
 --
 -- Per (SKU, location), hash tag {SKU} (atp.store.keys):
---   ledger hash  l:<loc>  summary "base_qty,base_ms,count_ms,last_ms,delta_sum,deltas,count_id"
---                         (empty for none; count_id last, it may hold commas)
+--   ledger hash  l:<loc>  summary "base_qty,base_ms,count_ms,last_ms,,,count_id" (empty for
+--                         none; count_id last, it may hold commas), written only when the base,
+--                         the last count or last_ms as of a count or an inbound changes: a
+--                         delta writes its own two entries and the served count, nothing else.
+--                         The sum of the kept deltas is the served oh:<loc> minus base_qty, the
+--                         last movement the newer of last_ms and the newest kept delta. Fields
+--                         5 and 6 (delta sum and count) are left empty; an older writer's
+--                         values there are rewritten whenever the pair changes, and an older
+--                         reader stops at the empty field instead of trusting a stale sum.
 --   d  sorted set: event ids of the deltas kept after the base, scored by occurred_ms
 --   q  hash: event id -> "qty" or "qty:ref" (ref: the ASN a positive delta receives)
 --   n  hash: ASN id -> "eta_ms:qty" expected inbound
 --   r  hash: ASN id -> kept positive deltas naming it (a receipt seen: its ASN is not inbound)
--- on_hand = base_qty + delta_sum; kept deltas are those after base_ms (DESIGN.md, ledger).
+-- on_hand = base_qty + the kept deltas' sum; kept deltas are those after base_ms (DESIGN.md).
 --
 -- KEYS  1 ledger (v3)  2 stock  3 holds  4 expiry  5 stats  6 the SKU's v2 ledger (must not
 --       exist: run `atp migrate`), then per location i of ARGV: d_i, q_i, n_i, r_i
@@ -102,10 +109,10 @@ end
 -- The pair's summary, and its inbound as it was: a pair is written when either differs at the
 -- end (update_sku compares the folded state with the stored one; an ASN added and dropped as
 -- overdue in the same call changes nothing).
-local function load_pair(ledger, loc, k)
+local function load_pair(ledger, loc, k, served)
   local raw = redis.call('HGET', ledger, 'l:' .. loc)
   if not raw then
-    return {new = true, base_qty = 0, dsum = 0, n = 0, inbound0 = {}}
+    return {new = true, base_qty = 0, dsum = 0, inbound0 = {}}
   end
   local f, start = {}, 1
   for i = 1, 6 do
@@ -114,18 +121,37 @@ local function load_pair(ledger, loc, k)
     start = comma + 1
   end
   local count_id = string.sub(raw, start)
+  local base_qty = tonumber(f[1])
+  local legacy = f[5] ~= '' or f[6] ~= ''  -- an older writer's delta sum and count
+  if legacy then
+    raw = table.concat({f[1], f[2], f[3], f[4], '', '', count_id}, ',')
+  end
   return {
-    new = false, raw = raw, inbound0 = hash_map(k.n),
-    base_qty = tonumber(f[1]), base_ms = num(f[2]), count_ms = num(f[3]), last_ms = num(f[4]),
-    dsum = tonumber(f[5]), n = tonumber(f[6]), count_id = count_id ~= '' and count_id or nil,
+    new = false, raw = raw, legacy = legacy, inbound0 = hash_map(k.n),
+    base_qty = base_qty, base_ms = num(f[2]), count_ms = num(f[3]), last_ms = num(f[4]),
+    dsum = tonumber(served['oh:' .. loc] or '0') - base_qty,
+    count_id = count_id ~= '' and count_id or nil,
   }
 end
 
 local function encode_pair(p)
   return table.concat({
-    str(p.base_qty), str(p.base_ms), str(p.count_ms), str(p.last_ms), str(p.dsum), str(p.n),
-    p.count_id or '',
+    str(p.base_qty), str(p.base_ms), str(p.count_ms), str(p.last_ms), '', '', p.count_id or '',
   }, ',')
+end
+
+local function later(a, b)
+  if a == nil or (b ~= nil and b > a) then
+    return b
+  end
+  return a
+end
+
+-- The pair's last movement as the summary stores it: deltas applied since its last write are
+-- in d (or were dropped into the base, or by a count, both at least as new).
+local function last_movement(p, k)
+  local newest = redis.call('ZRANGE', k.d, -1, -1, 'WITHSCORES')
+  return later(later(p.last_ms, p.base_ms), num(newest[2]))
 end
 
 local function parse_delta(v)
@@ -154,7 +180,6 @@ local function drop_deltas(p, k, max_score)
     newest = tonumber(ids[i + 1])
   end
   redis.call('ZREMRANGEBYSCORE', k.d, '-inf', max_score)
-  p.n = p.n - #ids / 2
   p.dsum = p.dsum - sum
   return sum, newest
 end
@@ -189,7 +214,7 @@ local function apply_delta(p, k, m, horizon)
     redis.call('HSET', k.q, m.id, str(m.qty))
   end
   p.dsum = p.dsum + m.qty
-  p.n = p.n + 1
+  p.moved = true
   return 'a'
 end
 
@@ -248,7 +273,8 @@ local function compact(p, k, now, retention, grace)
     end
   end
   p.next_inbound = eta_best and (str(eta_best) .. ':' .. str(qty_best)) or ''
-  return p.new or encode_pair(p) ~= p.raw or not same_map(p.inbound0, inbound)
+  p.summary_changed = p.new or encode_pair(p) ~= p.raw
+  return p.summary_changed or p.moved or not same_map(p.inbound0, inbound)
 end
 
 -- The SKU's status code per channel from its served hash (atp.core.availability.channel_total).
@@ -358,11 +384,16 @@ local function apply(keys, args)
   local nlocs = tonumber(args[5])
   local pos = 6 + nlocs
   local outcomes, shipments = {}, {}
+  local before = redis.call('HGETALL', keys[2])
+  local served = {}
+  for i = 1, #before, 2 do
+    served[before[i]] = before[i + 1]
+  end
   local pairs_of = {}
   for li = 1, nlocs do
     local base = 6 + 4 * (li - 1)
     local k = {d = keys[base + 1], q = keys[base + 2], n = keys[base + 3], r = keys[base + 4]}
-    pairs_of[li] = {loc = args[5 + li], p = load_pair(keys[1], args[5 + li], k), k = k}
+    pairs_of[li] = {loc = args[5 + li], p = load_pair(keys[1], args[5 + li], k, served), k = k}
   end
   local horizon = now - retention
   for _ = 1, tonumber(args[pos]) do
@@ -374,8 +405,8 @@ local function apply(keys, args)
     }
     local out = APPLY[m.effect](pair.p, pair.k, m, horizon)
     if out == 'a' then
-      if pair.p.last_ms == nil or m.occ > pair.p.last_ms then
-        pair.p.last_ms = m.occ
+      if m.effect ~= 'd' then  -- a delta's time is kept with it (last_movement)
+        pair.p.last_ms = later(pair.p.last_ms, m.occ)
       end
       if args[pos + 8] == '1' then
         table.insert(shipments, {pair.loc, m.ref, -m.qty})
@@ -395,16 +426,14 @@ local function apply(keys, args)
     return {outcomes, 0}
   end
   local first = redis.call('EXISTS', keys[1]) == 0
-  local before = redis.call('HGETALL', keys[2])
-  local served = {}
-  for i = 1, #before, 2 do
-    served[before[i]] = before[i + 1]
-  end
   -- One HSET per hash (each command is a record in the AOF), and only the fields that change.
   local summaries, stock, gone, new_pairs = {}, {}, {}, 0
   for _, pair in ipairs(changed) do
     local p, loc = pair.p, pair.loc
-    append(summaries, 'l:' .. loc, encode_pair(p))
+    if p.summary_changed or p.legacy then  -- an older reader must not find a stale sum
+      p.last_ms = last_movement(p, pair.k)
+      append(summaries, 'l:' .. loc, encode_pair(p))
+    end
     local oh, ib = str(p.base_qty + p.dsum), p.next_inbound
     if served['oh:' .. loc] ~= oh then
       append(stock, 'oh:' .. loc, oh)

@@ -27,7 +27,28 @@ times = st.none() | st.integers(0, 2**53)
     )
 )
 def test_a_summary_round_trips_through_its_stored_form(summary):
-    assert decode_summary(encode_summary(summary), {}) == summary
+    stored = encode_summary(summary)
+    beside = {"on_hand": summary.on_hand, "deltas": summary.deltas, "newest_delta_ms": None}
+    assert decode_summary(stored, {}, **beside) == summary
+    # the delta sum and count are kept beside the summary (the served on-hand, the deltas'
+    # sorted set), not in it: a delta leaves the summary as it was
+    assert stored.split(",")[4:6] == ["", ""]
+
+
+def test_the_last_movement_is_the_newer_of_the_summarys_and_the_newest_kept_delta():
+    stored = encode_summary(LedgerSummary(base_qty=5, base_ms=10, count_ms=10, last_movement_ms=20))
+    newer = decode_summary(stored, {}, on_hand=7, deltas=2, newest_delta_ms=30)
+    older = decode_summary(stored, {}, on_hand=7, deltas=2, newest_delta_ms=15)
+    assert (newer.last_movement_ms, older.last_movement_ms) == (30, 20)
+    assert (newer.delta_sum, newer.on_hand) == (2, 7)
+
+
+def test_an_older_writers_delta_sum_and_count_are_not_read():
+    # such a summary is rewritten by the pair's next call; until then its values equal what
+    # the served on-hand and the sorted set say, and those are what count
+    old = "100,10,10,40,-3,3,c-1"
+    summary = decode_summary(old, {}, on_hand=97, deltas=3, newest_delta_ms=40)
+    assert summary == LedgerSummary(100, 10, 10, "c-1", 40, -3, 3)
 
 
 def test_lua_strings_escape_quotes_backslashes_and_non_ascii_bytes():
