@@ -18,10 +18,13 @@ Per SKU, hash tag `{SKU}` (one slot per SKU):
                      number ZCARD d, the last movement the newer of last_ms and d's newest;
                      fields 5 and 6 held that sum and number before 2026-12-05)
         s:<channel>  the SKU's recorded status on the channel (i, l, o), moves the counters
-    atp:v3:{SKU}:d:<loc> sorted set: event ids of the deltas kept after the base, by time
-    atp:v3:{SKU}:q:<loc> hash: event id -> "qty" or "qty:<ASN id>" (a receipt)
-    atp:v3:{SKU}:n:<loc> hash: ASN id -> "eta_ms:qty" expected inbound
-    atp:v3:{SKU}:r:<loc> hash: ASN id -> kept receipts naming it
+    atp:v3:{SKU}:d:<loc>  sorted set: event ids of the deltas kept after the base, by time
+    atp:v3:{SKU}:t:<loc>  hash: occurred_ms -> the kept deltas' summed qty at that time
+    atp:v3:{SKU}:n:<loc>  hash: ASN id -> "eta_ms:qty" expected inbound
+    atp:v3:{SKU}:rt:<loc> hash: ASN id -> occurred_ms of the newest kept receipt naming it
+    atp:v3:{SKU}:q:<loc>, r:<loc>  before 2026-12-05: the kept deltas' qty by event id and
+                          the kept receipts per ASN; ledger/apply.lua converts them into t
+                          and rt when it first loads the pair
     atp:v2:{SKU}:ledger  the v2 ledger (JSON per pair); must not exist beside v3
     atp:v2:{SKU}:stock   hash, what the API serves
         oh:<loc>     reconciled on-hand (worker)
@@ -93,10 +96,20 @@ def ledger_v2(sku: str) -> str:
     return f"{PREFIX}:{{{sku}}}:ledger"
 
 
+PAIR_PARTS = ("d", "t", "n", "rt")
+OLDER_PAIR_PARTS = ("q", "r")
+
+
 def pair_keys(sku: str, location_id: str) -> list[str]:
-    """A pair's deltas by time, delta quantities, inbound and receipts (ledger/apply.lua)."""
+    """A pair's deltas by time, their sums per time, inbound and receipts (ledger/apply.lua)."""
     tag = f"{LEDGER_V3}:{{{sku}}}"
-    return [f"{tag}:{part}:{location_id}" for part in ("d", "q", "n", "r")]
+    return [f"{tag}:{part}:{location_id}" for part in PAIR_PARTS]
+
+
+def older_pair_keys(sku: str, location_id: str) -> list[str]:
+    """The first v3 writer's quantities by event id and receipts per ASN (converted)."""
+    tag = f"{LEDGER_V3}:{{{sku}}}"
+    return [f"{tag}:{part}:{location_id}" for part in OLDER_PAIR_PARTS]
 
 
 def stock(sku: str) -> str:
@@ -120,7 +133,7 @@ def ledger_keys(sku: str, location_ids: list[str]) -> list[str]:
     """The keys ledger/apply.lua needs for one SKU and these locations, in its order."""
     out = [ledger(sku), stock(sku), holds(sku), expiry(sku), stats(sku), ledger_v2(sku)]
     for loc in location_ids:
-        out += pair_keys(sku, loc)
+        out += pair_keys(sku, loc) + older_pair_keys(sku, loc)
     return out
 
 

@@ -41,20 +41,25 @@ class MigrationReport:
 
 
 def pair_args(loc: str, state: LedgerState) -> list[str | int]:
-    """ARGV of one pair for migrate_ledger.lua: its summary, deltas, inbound and receipts."""
-    args: list[str | int] = [loc, encode_summary(LedgerSummary.of(state)), len(state.deltas)]
-    receipts: dict[str, int] = {}
-    for event_id, d in state.deltas.items():
-        receipt = d.ref is not None and d.qty > 0
-        args += [event_id, d.occurred_ms, f"{d.qty}:{d.ref}" if receipt else str(d.qty)]
-        if receipt:
-            receipts[d.ref] = receipts.get(d.ref, 0) + 1  # type: ignore[index]
-    args.append(len(state.inbound))
-    for asn, (eta, qty) in state.inbound.items():
-        args += [asn, f"{eta}:{qty}"]
-    args.append(len(receipts))
-    for asn, n in receipts.items():
-        args += [asn, n]
+    """ARGV of one pair for migrate_ledger.lua: its summary, then its deltas by time, their
+    sums per time, its inbound and its receipts (each as a count, then field/value pairs)."""
+    sums: dict[int, int] = {}
+    receipts: dict[str, int] = {}  # ASN -> its newest receipt's time
+    for d in state.deltas.values():
+        sums[d.occurred_ms] = sums.get(d.occurred_ms, 0) + d.qty
+        if d.ref is not None and d.qty > 0:
+            receipts[d.ref] = max(receipts.get(d.ref, d.occurred_ms), d.occurred_ms)
+    parts: list[dict[str, int] | dict[int, int] | dict[str, str]] = [
+        {event_id: d.occurred_ms for event_id, d in state.deltas.items()},
+        sums,
+        {asn: f"{eta}:{qty}" for asn, (eta, qty) in state.inbound.items()},
+        receipts,
+    ]
+    args: list[str | int] = [loc, encode_summary(LedgerSummary.of(state))]
+    for part in parts:
+        args.append(len(part))
+        for field, value in part.items():
+            args += [field, value]
     return args
 
 

@@ -20,11 +20,11 @@ from collections.abc import Iterator
 import orjson
 import pytest
 import redis
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from atp.core.availability import LocationCounts, channel_statuses
-from atp.core.ledger import LedgerSummary, Policy, next_inbound
+from atp.core.ledger import LedgerState, LedgerSummary, Policy, next_inbound
 from atp.core.movements import Effect, Movement
 from atp.core.network import Network, SafetyRules
 from atp.core.reservations import hold_member
@@ -192,8 +192,43 @@ async def apply_all(
         await apply_both(r, store, memory, network, [rename(m, sku) for m in moves], now)
 
 
+def _receipt(eid: str, at: int, asn: str = "A-1") -> Movement:
+    return Movement(eid, "S", "WH-NJ", Effect.DELTA, 2, at, "RECEIVED", "wms", asn)
+
+
+def _count(at: int) -> Movement:
+    return Movement("c1", "S", "WH-NJ", Effect.COUNT, 10, at, "CYCLE_COUNT", "wms")
+
+
+def _delta(eid: str, at: int) -> Movement:
+    return Movement(eid, "S", "WH-NJ", Effect.DELTA, 1, at, "ADJUSTED", "wms")
+
+
+_ASN = Movement("A-1", "S", "WH-NJ", Effect.INBOUND, 5, T0 + 100, "ASN", "wms", eta_ms=T0 + 300)
+
+
 @DIFF
 @given(batches=batches, held=holds)
+# A count drops the receipts at its own time too: the ASN that comes after is inbound again.
+@example(batches=[([_receipt("g1", T0 + 100), _count(T0 + 100)], 50), ([_ASN], 1)], held={})
+# A count between two receipts of one ASN drops the older only: the ASN stays received.
+@example(
+    batches=[
+        ([_receipt("g1", T0 + 100), _receipt("g2", T0 + 120), _count(T0 + 110)], 80),
+        ([_ASN], 1),
+    ],
+    held={},
+)
+# An ASN applied and dropped as overdue in one call, older than a delta kept since the summary
+# was last written: nothing changed (the last movement is that delta's).
+@example(
+    batches=[
+        ([_count(T0 + 100), _delta("d1", T0 + 150)], 100),
+        ([_delta("d2", T0 + 200)], 50),
+        ([dataclasses.replace(_ASN, occurred_ms=T0 + 170, eta_ms=T0)], 10),
+    ],
+    held={},
+)
 def test_the_function_folds_as_the_python_original(
     r: redis.Redis, url: str, demo_network: Network, batches: list, held: dict
 ) -> None:
@@ -221,9 +256,10 @@ def test_a_v2_ledger_is_migrated_and_goes_on_as_the_python_original(
 ) -> None:
     """A SKU folded by the v2 code (its JSON state per pair, written as the v2 store wrote
     it) is refused by the function until `atp migrate` converts it; then both go on alike.
-    With `older_v3`, the summaries are then put back as the first v3 writer kept them (the
-    delta sum and count in fields 5 and 6): the function reads them alike and rewrites each
-    pair it touches."""
+    With `older_v3`, the pairs are then put back as the first v3 writer kept them (the delta
+    sum and count in the summary's fields 5 and 6, the quantities by event id and the receipts
+    per ASN): the function reads them alike, converts each pair it loads and rewrites its
+    summary when the pair changes."""
     sku = f"MG-{uuid.uuid4().hex[:10]}"
     memory = MemoryLedger(POLICY)
     now = T0 + 60
@@ -265,8 +301,12 @@ def test_a_v2_ledger_is_migrated_and_goes_on_as_the_python_original(
             assert summaries == {loc: LedgerSummary.of(s) for (_, loc), s in memory.states.items()}
             if older_v3:
                 r.hset(keys.ledger(sku), mapping=older_v3_summaries(summaries))
+                for (_, loc), state in memory.states.items():
+                    put_older_v3_deltas(r, sku, loc, state)
                 assert await store.summaries(sku) == summaries
             await apply_all(r, store, memory, demo_network, sku, after, now)
+            for loc in {m.location_id for moves, _ in after for m in moves}:
+                assert r.exists(*keys.older_pair_keys(sku, loc)) == 0, "converted when loaded"
             for (_, loc), state in memory.states.items():  # what an older reader finds
                 stored = r.hget(keys.ledger(sku), f"l:{loc}").decode().split(",", 6)
                 if stored[4:6] != ["", ""]:  # left as it was: the pair did not change
@@ -288,6 +328,24 @@ def older_v3_summaries(summaries: dict[str, LedgerSummary]) -> dict[str, str]:
         out[f"l:{loc}"] = ",".join("" if n is None else str(n) for n in numbers) + ","
         out[f"l:{loc}"] += s.count_id or ""
     return out
+
+
+def put_older_v3_deltas(r: redis.Redis, sku: str, loc: str, state: LedgerState) -> None:
+    """The pair's kept deltas as the first v3 writer kept them: q (event id -> "qty" or
+    "qty:<ASN>" for a receipt) and r (ASN -> receipts kept), instead of t and rt."""
+    _, t, _, rt = keys.pair_keys(sku, loc)
+    q, older_r = keys.older_pair_keys(sku, loc)
+    r.delete(t, rt)
+    quantities, receipts = {}, {}
+    for event_id, d in state.deltas.items():
+        receipt = d.ref is not None and d.qty > 0
+        quantities[event_id] = f"{d.qty}:{d.ref}" if receipt else str(d.qty)
+        if receipt:
+            receipts[d.ref] = receipts.get(d.ref, 0) + 1
+    if quantities:
+        r.hset(q, mapping=quantities)
+    if receipts:
+        r.hset(older_r, mapping=receipts)
 
 
 types_st = st.dictionaries(

@@ -17,21 +17,27 @@
 -- Per (SKU, location), hash tag {SKU} (atp.store.keys):
 --   ledger hash  l:<loc>  summary "base_qty,base_ms,count_ms,last_ms,,,count_id" (empty for
 --                         none; count_id last, it may hold commas), written only when the base,
---                         the last count or last_ms as of a count or an inbound changes: a
---                         delta writes its own two entries and the served count, nothing else.
---                         The sum of the kept deltas is the served oh:<loc> minus base_qty, the
---                         last movement the newer of last_ms and the newest kept delta. Fields
+--                         the last count or last_ms (the newest count, ASN or delta folded into
+--                         the base) changes: a delta writes its own two entries and the served
+--                         count, nothing else. The last movement is the newer of last_ms and
+--                         the newest kept delta, the kept deltas' sum the served oh:<loc> minus
+--                         base_qty, their number ZCARD d. Fields
 --                         5 and 6 (delta sum and count) are left empty; an older writer's
 --                         values there are rewritten whenever the pair changes, and an older
 --                         reader stops at the empty field instead of trusting a stale sum.
---   d  sorted set: event ids of the deltas kept after the base, scored by occurred_ms
---   q  hash: event id -> "qty" or "qty:ref" (ref: the ASN a positive delta receives)
---   n  hash: ASN id -> "eta_ms:qty" expected inbound
---   r  hash: ASN id -> kept positive deltas naming it (a receipt seen: its ASN is not inbound)
+--   d   sorted set: event ids of the deltas kept after the base, scored by occurred_ms (the
+--       dedupe index: each id is stored here only)
+--   t   hash: occurred_ms -> the sum of the kept deltas' qty at that time (deltas leave by
+--       time, so a time's sum is all a drop needs)
+--   n   hash: ASN id -> "eta_ms:qty" expected inbound
+--   rt  hash: ASN id -> occurred_ms of the newest kept receipt naming it (a positive delta
+--       with the ASN as ref: its ASN is not inbound)
+--   q, r  the first v3 writer's quantities by event id and receipts per ASN: converted into
+--       t and rt by the first call that loads the pair (convert_older), then deleted
 -- on_hand = base_qty + the kept deltas' sum; kept deltas are those after base_ms (DESIGN.md).
 --
 -- KEYS  1 ledger (v3)  2 stock  3 holds  4 expiry  5 stats  6 the SKU's v2 ledger (must not
---       exist: run `atp migrate`), then per location i of ARGV: d_i, q_i, n_i, r_i
+--       exist: run `atp migrate`), then per location i of ARGV: d_i, t_i, n_i, rt_i, q_i, r_i
 -- ARGV  1 sku  2 now_ms  3 retention_ms  4 inbound_grace_ms  5 number of locations L, then
 --       the L location ids, then the number of movements, then per movement (grouped by
 --       location, in the order of ARGV's locations; batch order within one):
@@ -106,9 +112,74 @@ local function in_chunks(cmd, key, items)
   end
 end
 
--- The pair's summary, and its inbound as it was: a pair is written when either differs at the
--- end (update_sku compares the folded state with the stored one; an ASN added and dropped as
--- overdue in the same call changes nothing).
+local function parse_delta(v)
+  local colon = string.find(v, ':', 1, true)
+  if colon then
+    return tonumber(string.sub(v, 1, colon - 1)), string.sub(v, colon + 1)
+  end
+  return tonumber(v), nil
+end
+
+-- The kept deltas as the first v3 writer kept them (q: event id -> "qty" or "qty:<ASN>"; r:
+-- ASN -> receipts kept) into t and rt, once per pair, in the call that first loads it.
+local function convert_older(k)
+  if redis.call('EXISTS', k.q) == 0 then
+    return
+  end
+  local sums, newest = {}, {}
+  for id, v in pairs(hash_map(k.q)) do
+    local score = redis.call('ZSCORE', k.d, id)
+    if not score then
+      error('ledger ' .. k.q .. ': delta ' .. id .. ' is not in ' .. k.d)
+    end
+    local at = tonumber(score)
+    local qty, ref = parse_delta(v)
+    sums[str(at)] = (sums[str(at)] or 0) + qty
+    if ref and qty > 0 and (newest[ref] == nil or at > newest[ref]) then
+      newest[ref] = at
+    end
+  end
+  local items = {}
+  for at, total in pairs(sums) do
+    append(items, at, str(total))
+  end
+  in_chunks('HSET', k.t, items)
+  items = {}
+  for asn, at in pairs(newest) do
+    append(items, asn, str(at))
+  end
+  in_chunks('HSET', k.rt, items)
+  redis.call('DEL', k.q, k.r)
+end
+
+local function later(a, b)
+  if a == nil or (b ~= nil and b > a) then
+    return b
+  end
+  return a
+end
+
+local function newest_delta(k)
+  return num(redis.call('ZRANGE', k.d, -1, -1, 'WITHSCORES')[2])
+end
+
+-- The base and the last count: what the summary holds besides the last movement.
+local function base_of(p)
+  return table.concat({str(p.base_qty), str(p.base_ms), str(p.count_ms), p.count_id or ''}, ',')
+end
+
+local function encode_pair(p)
+  return table.concat({
+    str(p.base_qty), str(p.base_ms), str(p.count_ms), str(p.last_ms), '', '', p.count_id or '',
+  }, ',')
+end
+
+-- The pair's summary, and its inbound as it was: a pair has changed when its base, its last
+-- movement, its kept deltas or its inbound differ at the end (update_sku compares the folded
+-- state with the stored one: an ASN added and dropped as overdue in the same call, no newer
+-- than the last movement, changes nothing). The last movement is the newer of the stored
+-- last_ms and the newest kept delta (compact works it out only when a count or an ASN was
+-- applied or the base moved: a call of deltas alone reads nothing more).
 local function load_pair(ledger, loc, k, served)
   local raw = redis.call('HGET', ledger, 'l:' .. loc)
   if not raw then
@@ -122,66 +193,53 @@ local function load_pair(ledger, loc, k, served)
   end
   local count_id = string.sub(raw, start)
   local base_qty = tonumber(f[1])
-  local legacy = f[5] ~= '' or f[6] ~= ''  -- an older writer's delta sum and count
-  if legacy then
-    raw = table.concat({f[1], f[2], f[3], f[4], '', '', count_id}, ',')
-  end
-  return {
-    new = false, raw = raw, legacy = legacy, inbound0 = hash_map(k.n),
-    base_qty = base_qty, base_ms = num(f[2]), count_ms = num(f[3]), last_ms = num(f[4]),
+  convert_older(k)
+  local p = {
+    new = false, inbound0 = hash_map(k.n), stored_last = num(f[4]), last_ms = num(f[4]),
+    legacy = f[5] ~= '' or f[6] ~= '',  -- an older writer's delta sum and count
+    base_qty = base_qty, base_ms = num(f[2]), count_ms = num(f[3]),
     dsum = tonumber(served['oh:' .. loc] or '0') - base_qty,
     count_id = count_id ~= '' and count_id or nil,
   }
+  p.base0 = base_of(p)
+  return p
 end
 
-local function encode_pair(p)
-  return table.concat({
-    str(p.base_qty), str(p.base_ms), str(p.count_ms), str(p.last_ms), '', '', p.count_id or '',
-  }, ',')
-end
-
-local function later(a, b)
-  if a == nil or (b ~= nil and b > a) then
-    return b
-  end
-  return a
-end
-
--- The pair's last movement as the summary stores it: deltas applied since its last write are
--- in d (or were dropped into the base, or by a count, both at least as new).
-local function last_movement(p, k)
-  local newest = redis.call('ZRANGE', k.d, -1, -1, 'WITHSCORES')
-  return later(later(p.last_ms, p.base_ms), num(newest[2]))
-end
-
-local function parse_delta(v)
-  local colon = string.find(v, ':', 1, true)
-  if colon then
-    return tonumber(string.sub(v, 1, colon - 1)), string.sub(v, colon + 1)
-  end
-  return tonumber(v), nil
-end
-
--- Drop the kept deltas scored up to `max_score` ('(' for exclusive); returns the sum of their
--- qty and the newest one's time (nil when none). Each delta is dropped once: amortised O(1).
-local function drop_deltas(p, k, max_score)
-  local ids = redis.call('ZRANGEBYSCORE', k.d, '-inf', max_score, 'WITHSCORES')
-  if #ids == 0 then
+-- Drop the kept deltas up to time `bound` (inclusive, or before it): their quantities (summed
+-- per time in t) and the receipts among them (rt keeps each ASN's newest). Returns the sum and
+-- the newest dropped time (nil when none). Each delta is dropped once: amortised O(1).
+local function drop_deltas(p, k, bound, inclusive)
+  local max_score = inclusive and str(bound) or '(' .. str(bound)
+  local scored = redis.call('ZRANGEBYSCORE', k.d, '-inf', max_score, 'WITHSCORES')
+  if #scored == 0 then
     return 0, nil
   end
-  local sum, newest = 0, nil
-  for i = 1, #ids, 2 do
-    local qty, ref = parse_delta(redis.call('HGET', k.q, ids[i]))
-    sum = sum + qty
-    if ref and qty > 0 and redis.call('HINCRBY', k.r, ref, -1) <= 0 then
-      redis.call('HDEL', k.r, ref)
+  local times, seen = {}, {}
+  for i = 2, #scored, 2 do
+    local at = str(tonumber(scored[i]))
+    if not seen[at] then
+      seen[at] = true
+      table.insert(times, at)
     end
-    redis.call('HDEL', k.q, ids[i])
-    newest = tonumber(ids[i + 1])
   end
+  local sum = 0
+  for first = 1, #times, 2000 do
+    local last = math.min(#times, first + 1999)
+    for _, total in ipairs(redis.call('HMGET', k.t, unpack(times, first, last))) do
+      sum = sum + tonumber(total)
+    end
+  end
+  in_chunks('HDEL', k.t, times)
   redis.call('ZREMRANGEBYSCORE', k.d, '-inf', max_score)
+  local gone = {}
+  for asn, at in pairs(hash_map(k.rt)) do
+    if tonumber(at) < bound or (inclusive and tonumber(at) == bound) then
+      table.insert(gone, asn)
+    end
+  end
+  in_chunks('HDEL', k.rt, gone)
   p.dsum = p.dsum - sum
-  return sum, newest
+  return sum, tonumber(times[#times])
 end
 
 -- A receipt naming an ASN: those units are no longer inbound (atp.core.ledger._close_inbound).
@@ -207,11 +265,12 @@ local function apply_delta(p, k, m, horizon)
   end
   close_inbound(k, m)
   redis.call('ZADD', k.d, m.occ, m.id)
+  redis.call('HINCRBY', k.t, str(m.occ), m.qty)
   if m.ref and m.qty > 0 then
-    redis.call('HSET', k.q, m.id, str(m.qty) .. ':' .. m.ref)
-    redis.call('HINCRBY', k.r, m.ref, 1)
-  else
-    redis.call('HSET', k.q, m.id, str(m.qty))
+    local newest = num(redis.call('HGET', k.rt, m.ref))
+    if newest == nil or m.occ > newest then
+      redis.call('HSET', k.rt, m.ref, str(m.occ))
+    end
   end
   p.dsum = p.dsum + m.qty
   p.moved = true
@@ -230,7 +289,7 @@ local function apply_count(p, k, m)
   if p.base_ms and m.occ <= p.base_ms and p.base_ms ~= p.count_ms then
     return 't'  -- the base moved past this time by compaction: the deltas between are unknown
   end
-  drop_deltas(p, k, str(m.occ))
+  drop_deltas(p, k, m.occ, true)
   p.base_qty, p.base_ms, p.count_ms, p.count_id = m.qty, m.occ, m.occ, m.id
   return 'a'
 end
@@ -239,8 +298,7 @@ local function apply_inbound(p, k, m)
   if redis.call('HEXISTS', k.n, m.id) == 1 then
     return 'd'
   end
-  local receipts = redis.call('HGET', k.r, m.id)
-  if receipts and tonumber(receipts) > 0 then
+  if redis.call('HEXISTS', k.rt, m.id) == 1 then
     return 's'  -- its receipt arrived first: nothing is inbound any more
   end
   redis.call('HSET', k.n, m.id, str(m.eta or m.occ) .. ':' .. str(m.qty))
@@ -250,7 +308,7 @@ end
 -- Deltas older than the window into the base; overdue inbound dropped; the next inbound
 -- ("eta:qty" summed over the earliest eta, or '') for the served hash.
 local function compact(p, k, now, retention, grace)
-  local sum, newest = drop_deltas(p, k, '(' .. str(now - retention))
+  local sum, newest = drop_deltas(p, k, now - retention, false)
   if newest then
     p.base_qty = p.base_qty + sum
     if p.base_ms == nil or newest > p.base_ms then
@@ -273,8 +331,22 @@ local function compact(p, k, now, retention, grace)
     end
   end
   p.next_inbound = eta_best and (str(eta_best) .. ':' .. str(qty_best)) or ''
-  p.summary_changed = p.new or encode_pair(p) ~= p.raw
-  return p.summary_changed or p.moved or not same_map(p.inbound0, inbound)
+  -- The stored last_ms is the newest count, ASN or delta folded into the base (so the same
+  -- movements store the same summary however they were batched); a reader takes the newer of
+  -- it and d's newest. Deltas alone change neither.
+  local base_changed = p.new or base_of(p) ~= p.base0
+  local last_moved = false
+  if base_changed or p.other_last then
+    p.last_ms = later(later(p.stored_last, p.base_ms), p.other_last)
+    if not base_changed and p.last_ms ~= p.stored_last then
+      local newest = newest_delta(k)
+      last_moved = later(p.last_ms, newest) ~= later(p.stored_last, newest)
+    end
+  end
+  -- An ASN applied and dropped as overdue, older than a kept delta: the summary is written
+  -- (quietly) but the pair has not changed.
+  p.summary_changed = base_changed or p.last_ms ~= p.stored_last
+  return base_changed or last_moved or p.moved or not same_map(p.inbound0, inbound)
 end
 
 -- The SKU's status code per channel from its served hash (atp.core.availability.channel_total).
@@ -391,8 +463,11 @@ local function apply(keys, args)
   end
   local pairs_of = {}
   for li = 1, nlocs do
-    local base = 6 + 4 * (li - 1)
-    local k = {d = keys[base + 1], q = keys[base + 2], n = keys[base + 3], r = keys[base + 4]}
+    local base = 6 + 6 * (li - 1)
+    local k = {
+      d = keys[base + 1], t = keys[base + 2], n = keys[base + 3], rt = keys[base + 4],
+      q = keys[base + 5], r = keys[base + 6],
+    }
     pairs_of[li] = {loc = args[5 + li], p = load_pair(keys[1], args[5 + li], k, served), k = k}
   end
   local horizon = now - retention
@@ -405,8 +480,8 @@ local function apply(keys, args)
     }
     local out = APPLY[m.effect](pair.p, pair.k, m, horizon)
     if out == 'a' then
-      if m.effect ~= 'd' then  -- a delta's time is kept with it (last_movement)
-        pair.p.last_ms = later(pair.p.last_ms, m.occ)
+      if m.effect ~= 'd' then  -- a kept delta's time is in d; a dropped one moved the base
+        pair.p.other_last = later(pair.p.other_last, m.occ)
       end
       if args[pos + 8] == '1' then
         table.insert(shipments, {pair.loc, m.ref, -m.qty})
@@ -415,12 +490,15 @@ local function apply(keys, args)
     table.insert(outcomes, out)
     pos = pos + 8
   end
-  local changed = {}
+  local changed, quiet = {}, {}
   for _, pair in ipairs(pairs_of) do
     if compact(pair.p, pair.k, now, retention, grace) then
       table.insert(changed, pair)
+    elseif pair.p.summary_changed then
+      append(quiet, 'l:' .. pair.loc, encode_pair(pair.p))
     end
   end
+  in_chunks('HSET', keys[1], quiet)
   outcomes = table.concat(outcomes)
   if #changed == 0 and #shipments == 0 then
     return {outcomes, 0}
@@ -431,7 +509,6 @@ local function apply(keys, args)
   for _, pair in ipairs(changed) do
     local p, loc = pair.p, pair.loc
     if p.summary_changed or p.legacy then  -- an older reader must not find a stale sum
-      p.last_ms = last_movement(p, pair.k)
       append(summaries, 'l:' .. loc, encode_pair(p))
     end
     local oh, ib = str(p.base_qty + p.dsum), p.next_inbound
