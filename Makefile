@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-unit lint bench clean prometheus stunnel
+.PHONY: run test test-unit lint bench clean prometheus stunnel quix-venv
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on the PATH"; exit 1; }
@@ -43,5 +43,11 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
 
+# The Quix Streams peer of benchmarks/apply_rate.py (--quix-python .venv-quix/bin/python), in an
+# environment of its own: its pins conflict with the project's (benchmarks/quix-requirements.txt).
+quix-venv:
+	test -x .venv-quix/bin/python || $(PYTHON) -m venv .venv-quix
+	.venv-quix/bin/python -m pip install --quiet -r benchmarks/quix-requirements.txt
+
 clean:
-	rm -rf $(VENV) .atp .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-quix .atp .pytest_cache .mypy_cache .ruff_cache

@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/apply_rate.py [--messages N] [--skus K] [--no-topic-send-floor]
                                               [--py-spy [PATH]] [--spy-seconds S]
+                                              [--quix-python PATH [--quix-also-no-changelog]
+                                               [--quix-commit-every N]]
 
 Starts its own embedded broker (Tansu) and Redis on free 127.0.0.1 ports, pre-produces N WMS
 messages, and measures on that one broker, in one run:
@@ -14,6 +16,9 @@ messages, and measures on that one broker, in one run:
                      movements to the ledger in Redis
   atp worker, 1 hop  the same with ATP_HOPS=1: stock.wms applied straight to the ledger, the
                      movements still published to stock.movements (stream/direct.py)
+  quix peer          with --quix-python PATH (an interpreter that has quixstreams): the same
+                     adapter and fold as a Quix Streams app, state in its own store, in one hop
+                     and in two (group_by SKU); see benchmarks/quix_peer.py
 
 With --py-spy, py-spy records the worker for S seconds from its first applied batch and the
 top frames are printed (py-spy pauses the worker to sample: that run's rate is lower). Importable:
@@ -53,7 +58,7 @@ from atp.settings import Settings  # noqa: E402
 from atp.store import keys  # noqa: E402
 from atp.tools import embedded  # noqa: E402
 from atp.tools.embedded import ManagedProcess  # noqa: E402
-from benchmarks import profiling  # noqa: E402
+from benchmarks import profiling, quix_peer  # noqa: E402
 
 WAREHOUSES = ("WH-NJ", "WH-IL", "WH-CA")  # the warehouse ids of config/network.yaml
 PARTITIONS = Settings().partitions  # what the project creates its topics with
@@ -102,13 +107,17 @@ def wms_messages(
     return out, net
 
 
+# Tansu's DescribeConfigs returns only the settings a topic was created with, and Quix Streams
+# derives its changelog and repartition topics from the source's retention (KeyError without).
+RETENTION = {"retention.ms": "-1", "retention.bytes": "-1"}  # keep everything, as Tansu does
+
+
 async def create_topics(bootstrap: str, names: list[str]) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        await admin.create_topics(
-            [NewTopic(t, num_partitions=PARTITIONS, replication_factor=1) for t in names]
-        )
+        new = [NewTopic(t, PARTITIONS, 1, topic_configs=RETENTION) for t in names]
+        await admin.create_topics(new)
     finally:
         await admin.close()
 
@@ -341,12 +350,19 @@ async def redis_totals(redis_url: str) -> tuple[int, int]:
             for name, value in raw.items():
                 if name.startswith(keys.ON_HAND_PREFIX.encode()):
                     on_hand += int(value)
-        # v3 summaries ("...,delta_sum,deltas,count_id"), or a --baseline tree's v2 JSON states
+        # v3: each pair's kept deltas (its `d` sorted set; the summary's count field may be
+        # left empty), or a --baseline tree's v2 JSON states
         async for key in client.scan_iter(match="atp:v*:{*}:ledger", count=1000):
             v2 = key.startswith(f"{keys.PREFIX}:".encode())
+            sku = key.decode().split("{", 1)[1].rsplit("}", 1)[0]
             for name, value in (await client.hgetall(key)).items():
-                if name.startswith(keys.LEDGER_PREFIX.encode()):
-                    deltas += len(orjson.loads(value)[4]) if v2 else int(value.split(b",")[5])
+                if not name.startswith(keys.LEDGER_PREFIX.encode()):
+                    continue
+                if v2:
+                    deltas += len(orjson.loads(value)[4])
+                else:
+                    loc = name.decode()[len(keys.LEDGER_PREFIX) :]
+                    deltas += await client.zcard(keys.pair_keys(sku, loc)[0])
     finally:
         await client.aclose()
     return deltas, on_hand
@@ -530,6 +546,11 @@ FLOOR2W = "faust floor, 2 hops (worker transport)"
 WORKER = "atp worker (normalise + apply)"
 EVERYSEC = "atp worker, Redis appendfsync everysec"
 ONE_HOP = "atp worker, 1 hop (ATP_HOPS=1)"
+QUIX1 = "quix peer, 1 hop (state by pair)"
+QUIX2 = "quix peer, 2 hops (group_by SKU)"
+QUIX1_NOCL = "quix peer, 1 hop, no changelog"
+QUIX2_NOCL = "quix peer, 2 hops, no changelog"
+QUIX_PATHS = (QUIX1, QUIX2, QUIX1_NOCL, QUIX2_NOCL)
 
 
 @dataclass
@@ -616,6 +637,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip the worker run with ATP_HOPS=1 (source topics straight into the ledger)",
     )
     parser.add_argument(
+        "--quix-python",
+        metavar="PATH",
+        help="also run the Quix Streams peer (benchmarks/quix_peer.py) with this interpreter, "
+        "one that can import quixstreams: .venv-quix/bin/python after `make quix-venv`",
+    )
+    parser.add_argument(
+        "--quix-also-no-changelog",
+        action="store_true",
+        help="run the Quix peer once more without its changelog topics (state only in RocksDB)",
+    )
+    parser.add_argument(
+        "--quix-commit-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="the Quix peer checkpoints (commit, changelog, RocksDB) every N messages "
+        "(default: Quix's own, every 5 s)",
+    )
+    parser.add_argument(
         "--also-everysec",
         action="store_true",
         help="run the worker once more with Redis at appendfsync everysec (the cost of always)",
@@ -627,6 +667,52 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--_hops", type=int, default=1, help=hidden)
     parser.add_argument("--_worker_shape", action="store_true", help=hidden)
     return parser
+
+
+def quix_runs(
+    args: argparse.Namespace, bootstrap: str, topic: str, n: int, work: Path, procs: list[Any]
+) -> list[tuple[str, Any]]:
+    """The Quix peer's paths (benchmarks/quix_peer.py), none without --quix-python."""
+    if args.quix_python is None:
+        return []
+    version = quix_peer.quix_available(args.quix_python)
+    if version is None:
+        raise ValueError(f"--quix-python {args.quix_python} cannot import quixstreams")
+    every = args.quix_commit_every
+    checkpoints = f"every {every} messages" if every else "every 5 s (Quix's default)"
+    print(f"quix peer: quixstreams {version} ({args.quix_python}), checkpoints {checkpoints}")
+    shapes = [(QUIX1, 1, True), (QUIX2, 2, True)]
+    if args.quix_also_no_changelog:
+        shapes += [(QUIX1_NOCL, 1, False), (QUIX2_NOCL, 2, False)]
+    return [
+        (
+            name,
+            lambda hops=hops, changelog=changelog: quix_peer.run_quix_peer(
+                args.quix_python,
+                bootstrap,
+                topic,
+                n,
+                work,
+                procs,
+                hops=hops,
+                changelog=changelog,
+                commit_every=args.quix_commit_every,
+                session_timeout_s=SESSION_TIMEOUT_S,
+            ),
+        )
+        for name, hops, changelog in shapes
+    ]
+
+
+def check_quix(name: str, result: dict[str, Any], n: int, net_qty: int) -> bool:
+    """Every movement applied once and the pairs' on-hand summing to what was sent."""
+    ok = result["applied"] == n and result["rejected"] == 0 and result["on_hand"] == net_qty
+    print(
+        f"State check, {name}: {result['applied']} applied of {n}, {result['rejected']} "
+        f"rejected, on-hand sum {result['on_hand']} over {result['pairs']} pairs (expected "
+        f"{net_qty}): {'OK' if ok else 'MISMATCH'}"
+    )
+    return ok
 
 
 def measure(args: argparse.Namespace) -> ApplyResult:
@@ -716,8 +802,11 @@ def measure(args: argparse.Namespace) -> ApplyResult:
                 ),
             )
         )
+        peers = quix_runs(args, bootstrap, topic, n, work, procs)
+        quix_results: dict[str, dict[str, Any]] = {}
         for name, run in (
             *floors,
+            *peers,
             (
                 WORKER,
                 lambda: run_worker(
@@ -740,6 +829,8 @@ def measure(args: argparse.Namespace) -> ApplyResult:
                 latencies, profile = extra
             elif name == ONE_HOP:
                 one_hop_latencies = extra[0]
+            elif name in QUIX_PATHS:
+                quix_results[name] = extra[0]
             timeline = ", ".join(f"{k} {v:.2f}" for k, v in sorted(marks.items(), key=_second))
             print(f"{name}: {secs:.2f} s (start+join {join_s:.1f} s; at s: {timeline})", flush=True)
         deltas, on_hand = asyncio.run(redis_totals(redis_url))
@@ -760,6 +851,8 @@ def measure(args: argparse.Namespace) -> ApplyResult:
                 f"deltas, on-hand sum {base_on_hand}: {'OK' if base_ok else 'MISMATCH'}"
             )
             verified = verified and base_ok
+        for name, result in quix_results.items():
+            verified = check_quix(name, result, n, net_qty) and verified
         if profile is not None:
             kept = Path("/tmp") / f"atp-worker-pyspy-{int(time.time())}.txt"
             shutil.copy(profile, kept)
@@ -793,6 +886,10 @@ def table(result: ApplyResult) -> None:
         )
     ratio = result.seconds[FLOOR2W] / result.seconds[WORKER]
     print(f"\natp worker / faust floor 2 hops (worker transport): {ratio:.2f}")
+    # Issue 14's target: the worker ahead of the Quix peer of the same shape.
+    for ours, peer in ((WORKER, QUIX2), (ONE_HOP, QUIX1)):
+        if ours in result.seconds and peer in result.seconds:
+            print(f"{ours} / {peer}: {result.seconds[peer] / result.seconds[ours]:.2f}")
     for what, latencies in (("", result.latencies), (", 1 hop", result.one_hop_latencies)):
         if latencies:
             ms = sorted(1000 * x for x in latencies)
