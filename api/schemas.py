@@ -263,6 +263,11 @@ class ReservationIn(BaseModel):
     lines: list[ReservationLineIn] = Field(min_length=1, max_length=200)
     ttl_seconds: int = Field(900, ge=1, description="How long a cart hold lasts")
     channel: str = "online"
+    allow_partial: bool = Field(
+        False,
+        description="Hold what fits of each line (a line may hold less than asked, or nothing); "
+        "409 only when no line fits. Without it: every line in full, or nothing",
+    )
 
 
 class ExtendIn(BaseModel):
@@ -276,8 +281,12 @@ class AllocationOut(BaseModel):
 
 class ReservationLineOut(BaseModel):
     sku: str
-    quantity: int
+    quantity: int = Field(description="As requested (the same as `requested`)")
     location_id: str | None
+    requested: int
+    held: int = Field(
+        description="Units held for the line: `requested`, or less with `allow_partial`"
+    )
     allocations: list[AllocationOut]
 
 
@@ -288,6 +297,7 @@ class ReservationOut(BaseModel):
     created_at: str
     updated_at: str
     expires_at: str | None
+    allow_partial: bool
     lines: list[ReservationLineOut]
 
 

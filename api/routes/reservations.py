@@ -29,7 +29,8 @@ _ANSWERS: dict[int | str, dict[str, Any]] = {200: {"model": ReservationOut}, **_
     status_code=201,
     response_class=FastJSON,
     responses={201: {"model": ReservationOut}, **_ERRORS},
-    summary="Hold stock for every line, or nothing (409 lists every short line)",
+    summary="Hold stock for every line, or nothing (409 lists every short line); "
+    "with allow_partial, what fits",
 )
 async def create_reservation(request: Request, body: ReservationIn) -> Response:
     svc = services_of(request)
@@ -39,6 +40,7 @@ async def create_reservation(request: Request, body: ReservationIn) -> Response:
         lines=tuple(ReservationLine(ln.sku, ln.quantity, ln.location_id) for ln in body.lines),
         ttl_seconds=body.ttl_seconds,
         channel=body.channel,
+        allow_partial=body.allow_partial,
     )
     try:
         created, view = await svc.reservations.reserve(req, svc.network, svc.clock())

@@ -58,9 +58,10 @@ class ReservationRequest:
     lines: tuple[ReservationLine, ...]
     ttl_seconds: int
     channel: str
+    allow_partial: bool = False  # hold what fits per line; short only when nothing fits
 
     def canonical(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "reservation_id": self.reservation_id,
             "channel": self.channel,
             "ttl_seconds": self.ttl_seconds,
@@ -69,6 +70,9 @@ class ReservationRequest:
                 for ln in self.lines
             ],
         }
+        if self.allow_partial:  # only when set: an all-or-nothing request keeps its fingerprint
+            out["allow_partial"] = True
+        return out
 
     @classmethod
     def from_canonical(cls, reservation_id: str, data: dict[str, Any]) -> ReservationRequest:
@@ -76,7 +80,8 @@ class ReservationRequest:
         lines = tuple(
             ReservationLine(ln["sku"], ln["quantity"], ln["location_id"]) for ln in data["lines"]
         )
-        return cls(reservation_id, lines, data["ttl_seconds"], data["channel"])
+        partial = bool(data.get("allow_partial", False))
+        return cls(reservation_id, lines, data["ttl_seconds"], data["channel"], partial)
 
     def fingerprint(self) -> str:
         """Equal for the same request, whatever the key order or spacing it was sent with."""
@@ -106,12 +111,16 @@ Candidates = list[tuple[str, int]]  # (location, safety stock there), in the ord
 
 
 def hold_lines(
-    lines: Sequence[tuple[int, int, Candidates]], counts: Mapping[str, LocationCounts]
+    lines: Sequence[tuple[int, int, Candidates]],
+    counts: Mapping[str, LocationCounts],
+    partial: bool = False,
 ) -> tuple[list[tuple[int, list[tuple[str, int]]]], list[tuple[int, int, int]]]:
     """One SKU's lines of a reservation, (index in the request, quantity, candidates), held
     against its counts: per line its parts [(location, units)], and the lines that do not fit
     as (index, requested, available). A line takes the ATP left after the lines before it.
-    The Python original of hold/take.lua (tests/integration/test_parity.py)."""
+    `partial`: a line that does not fit takes what there is (split in candidate order) and is
+    still listed as short. The Python original of place_lines in hold/_prelude.lua
+    (tests/integration/test_parity.py)."""
     taken: dict[str, int] = {}
     allocations: list[tuple[int, list[tuple[str, int]]]] = []
     shortages: list[tuple[int, int, int]] = []
@@ -123,8 +132,9 @@ def hold_lines(
             available.append((loc, max(0, atp - taken.get(loc, 0))))
         parts = allocate(quantity, available)
         if parts is None:
-            shortages.append((index, quantity, sum(units for _, units in available)))
-            parts = []
+            total = sum(units for _, units in available)
+            shortages.append((index, quantity, total))
+            parts = (allocate(total, available) or []) if partial and total > 0 else []
         for loc, units in parts:
             taken[loc] = taken.get(loc, 0) + units
         allocations.append((index, parts))
@@ -213,11 +223,14 @@ def view(reservation_id: str, stored: Stored, now_ms: int) -> dict[str, Any]:
         "created_ms": stored.created_ms,
         "updated_ms": stored.updated_ms,
         "expires_ms": stored.expires_ms if state == HELD else None,
+        "allow_partial": stored.request.get("allow_partial", False),
         "lines": [
             {
                 "sku": ln["sku"],
                 "quantity": ln["quantity"],
                 "location_id": ln["location_id"],
+                "requested": ln["quantity"],
+                "held": sum(q for _, q in parts),
                 "allocations": [{"location_id": loc, "quantity": q} for loc, q in parts],
             }
             for ln, parts in zip(stored.request["lines"], stored.allocations, strict=True)

@@ -101,7 +101,8 @@ class ReservationStore:
     async def reserve(
         self, req: ReservationRequest, network: Network, now_ms: int
     ) -> tuple[bool, dict[str, Any]]:
-        """Hold every line or nothing. Returns (created, view); a replay returns (False, view).
+        """Hold every line or nothing; with `allow_partial`, what fits of each line, nothing only
+        when no line fits. Returns (created, view); a replay returns (False, view).
 
         A request whose earlier attempt got no answer (Redis stalled, a reply lost) and is still
         pending answers 409 reservation_in_progress until `takeover_ms` after that attempt
@@ -126,19 +127,24 @@ class ReservationStore:
             if begun[0] == "replay":
                 return False, await self.get(rid, now_ms)
             attempt = int(begun[1])  # this attempt's expires_at
+            partial = "1" if req.allow_partial else "0"
             parts: dict[int, list[list[Any]]] = {}
             shortages: list[list[int]] = []
             for sku, args in per_sku.items():
-                op = "check" if shortages else "take"
-                reply = await self._hold(op, sku, rid, now_ms, attempt, *args)
+                op = "check" if shortages and not req.allow_partial else "take"
+                reply = await self._hold(op, sku, rid, now_ms, attempt, partial, *args)
                 if reply[0] == "lost":  # a newer attempt took over: it answers
                     await self._give_back(rid, now_ms, locs, attempt)
                     raise ReservationInProgress(rid, 1.0)
                 if reply[0] == "short":
                     shortages += orjson.loads(reply[1])
                 elif op == "take":
-                    parts.update((line, ps) for line, ps in orjson.loads(reply[1]))
-            if shortages:
+                    # A line that holds nothing comes back as {} (cjson's empty table).
+                    parts.update((line, ps or []) for line, ps in orjson.loads(reply[1]))
+                    if req.allow_partial:
+                        shortages += orjson.loads(reply[2])
+            nothing = not any(ps for ps in parts.values())
+            if shortages and (not req.allow_partial or nothing):
                 await self._give_back(rid, now_ms, locs, attempt)
                 await self._record("abort", rid, now_ms, fingerprint, attempt)
                 raise InsufficientStock(short_lines(req, shortages))
@@ -204,6 +210,7 @@ class ReservationStore:
             self._takeover_ms,
             self._replay_ttl_ms,
             len(per_sku),
+            "1" if req.allow_partial else "0",
         ]
         for sku, lines in per_sku.items():
             key_list += keys.sku_keys(sku)

@@ -62,15 +62,26 @@ lines_st = st.lists(st.tuples(st.integers(1, 9), cands_st), min_size=1, max_size
 
 
 @PARITY
-@given(counts=counts_st, lines=lines_st)
+@given(counts=counts_st, lines=lines_st, partial=st.booleans())
 # The boundaries: a later location with exactly the quantity takes it whole; none does: split.
-@example(counts={"L1": (2, 0), "L2": (5, 0)}, lines=[(5, [("L1", 0), ("L2", 0)])])
-@example(counts={"L1": (4, 1), "L2": (6, 0)}, lines=[(5, [("L1", 0), ("L2", 1)])])
-@example(counts={"L1": (3, 0), "L2": (3, 0)}, lines=[(2, [("L2", 0)]), (3, [("L2", 0), ("L1", 0)])])
+@example(counts={"L1": (2, 0), "L2": (5, 0)}, lines=[(5, [("L1", 0), ("L2", 0)])], partial=False)
+@example(counts={"L1": (4, 1), "L2": (6, 0)}, lines=[(5, [("L1", 0), ("L2", 1)])], partial=False)
+@example(
+    counts={"L1": (3, 0), "L2": (3, 0)},
+    lines=[(2, [("L2", 0)]), (3, [("L2", 0), ("L1", 0)])],
+    partial=False,
+)
+# Partial: a short line takes what there is, split; a later line finds nothing left.
+@example(
+    counts={"L1": (2, 0), "L2": (1, 0)},
+    lines=[(5, [("L1", 0), ("L2", 0)]), (1, [("L2", 0)])],
+    partial=True,
+)
 def test_holds_are_placed_as_hold_lines_places_them(
-    r: redis.Redis, counts: dict[str, tuple[int, int]], lines: list
+    r: redis.Redis, counts: dict[str, tuple[int, int]], lines: list, partial: bool
 ) -> None:
-    """The ATP formula, what earlier lines took, and whole-at-the-first-else-split."""
+    """The ATP formula, what earlier lines took, whole-at-the-first-else-split, and with
+    allow_partial what a short line holds."""
     sku = f"PAR-{uuid.uuid4().hex[:10]}"
     for loc, (on_hand, reserved) in counts.items():
         r.hset(keys.stock(sku), mapping={f"oh:{loc}": on_hand, f"rs:{loc}": reserved})
@@ -79,15 +90,18 @@ def test_holds_are_placed_as_hold_lines_places_them(
     for i, qty, cands in indexed:
         argv += [i, qty, len(cands), *(x for c in cands for x in c)]
     served = {loc: LocationCounts(oh, rs) for loc, (oh, rs) in counts.items()}
-    allocations, shortages = hold_lines(indexed, served)
+    allocations, shortages = hold_lines(indexed, served, partial)
     take = r.register_script(load_script("hold/take.lua"))
-    reply = take(keys=keys.sku_keys(sku), args=["R-1", 1, 10**13, *argv])
-    if shortages:
+    reply = take(keys=keys.sku_keys(sku), args=["R-1", 1, 10**13, int(partial), *argv])
+    if shortages and not partial:
         assert reply[0] == b"short"
         assert [tuple(s) for s in orjson.loads(reply[1])] == shortages
+        assert r.hgetall(keys.holds(sku)) == {}
     else:
         assert reply[0] == b"held"
+        # A line that holds nothing comes back as {} (cjson's empty table): no parts either way.
         assert [(i, [tuple(p) for p in ps]) for i, ps in orjson.loads(reply[1])] == allocations
+        assert [tuple(s) for s in orjson.loads(reply[2])] == shortages
         held = sum(u for _, ps in allocations for _, u in ps)
         assert (
             int(r.hget(keys.holds(sku), "R-1@L1") or 0)

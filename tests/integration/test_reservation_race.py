@@ -47,11 +47,15 @@ class Watch:
         self.client.close()
 
 
-async def race(base: str, bodies: list[dict]) -> list[int]:
+async def race_bodies(base: str, bodies: list[dict]) -> list[tuple[int, dict]]:
     limits = httpx.Limits(max_connections=100)
     async with httpx.AsyncClient(base_url=base, headers=AUTH, limits=limits, timeout=30) as c:
         replies = await asyncio.gather(*(c.post("/v1/reservations", json=b) for b in bodies))
-    return [r.status_code for r in replies]
+    return [(r.status_code, r.json()) for r in replies]
+
+
+async def race(base: str, bodies: list[dict]) -> list[int]:
+    return [status for status, _ in await race_bodies(base, bodies)]
 
 
 @pytest.fixture
@@ -108,4 +112,28 @@ def test_multi_line_reservations_are_all_or_nothing_under_a_stampede(settings, a
     # No partial basket survived: B is held exactly as often as A.
     assert client.hget(keys.stock(a), "rs:WH-IL") == b"25"
     assert client.hget(keys.stock(b), "rs:WH-IL") == b"25"
+    client.close()
+
+
+def test_partial_holds_share_out_exactly_the_atp_under_a_stampede(settings, api_base):
+    """allow_partial under a stampede: every unit held once, the last ones by whoever is next."""
+    sku = f"HOTP-{uuid.uuid4().hex[:8]}"
+    seed(settings.redis_url, sku, {"WH-NJ": 25, "WH-IL": 25})
+    bodies = [
+        {
+            "reservation_id": f"part-{i}-{sku}",
+            "ttl_seconds": 600,
+            "allow_partial": True,
+            "lines": [{"sku": sku, "quantity": 3}],
+        }
+        for i in range(120)
+    ]
+    with Watch(settings.redis_url, [sku], "WH-NJ") as watch:
+        replies = asyncio.run(race_bodies(api_base, bodies))
+    assert Counter(status for status, _ in replies) == {201: 17, 409: 103}  # 16 x 3, then 2
+    held = sorted(ln["held"] for status, b in replies if status == 201 for ln in b["lines"])
+    assert held == [2] + [3] * 16
+    assert watch.worst >= 0
+    client = redis_client(settings.redis_url)
+    assert client.hmget(keys.stock(sku), "rs:WH-NJ", "rs:WH-IL") == [b"25", b"25"]
     client.close()

@@ -70,11 +70,12 @@ end
 -- its index in the request, quantity, number of candidate locations, then per candidate:
 -- location, safety stock. Returns allocations {{line, {{loc, qty}, ...}}, ...}, shortages
 -- {{line, requested, available}, ...}, the units taken per location, and the position in ARGV
--- after the lines.
+-- after the lines. `partial` ('1'): a line that does not fit takes what there is, split in
+-- candidate order, and is still listed as short.
 -- The Python original is atp.core.reservations.hold_lines: the ATP formula
 -- (atp.core.availability.location_atp) less what earlier lines took, and the allocation order
 -- (atp.core.reservations.allocate: whole at the first that fits, else split in that order).
-local function place_lines(pos)
+local function place_lines(pos, partial)
   local taken = {}
   local function available(loc, safety)
     local on_hand = tonumber(redis.call('HGET', stock, 'oh:' .. loc) or '0')
@@ -97,8 +98,13 @@ local function place_lines(pos)
       total = total + cand[2]
       if #parts == 0 and cand[2] >= qty then parts = {{cand[1], qty}} end
     end
-    if #parts == 0 and total >= qty then
-      local left = qty
+    local want = qty
+    if total < qty then
+      table.insert(shortages, {line, qty, total})
+      want = (partial == '1') and total or 0
+    end
+    if #parts == 0 and want > 0 then
+      local left = want
       for _, cand in ipairs(cands) do
         if left > 0 and cand[2] > 0 then
           local take = math.min(left, cand[2])
@@ -107,12 +113,16 @@ local function place_lines(pos)
         end
       end
     end
-    if #parts == 0 then
-      table.insert(shortages, {line, qty, total})
-    else
-      for _, part in ipairs(parts) do taken[part[1]] = (taken[part[1]] or 0) + part[2] end
-    end
+    for _, part in ipairs(parts) do taken[part[1]] = (taken[part[1]] or 0) + part[2] end
     table.insert(allocations, {line, parts})
   end
   return allocations, shortages, taken, pos
+end
+
+-- Allocations as JSON, per line its parts [[loc, qty], ...]: a line that holds nothing (allowed
+-- with allow_partial) is [], where cjson would write an empty table as {}.
+local function allocations_json(per_line)
+  local out = {}
+  for i, parts in ipairs(per_line) do out[i] = (#parts == 0) and '[]' or cjson.encode(parts) end
+  return '[' .. table.concat(out, ',') .. ']'
 end

@@ -10,7 +10,8 @@
 -- ARGV[3]  fingerprint   ARGV[4]  request JSON   ARGV[5]  expires_at (epoch ms)
 -- ARGV[6]  how long an attempt owns a pending reservation before a repeat may take over (ms)
 -- ARGV[7]  how long the record outlives its expiry (ms)   ARGV[8]  the number of SKUs
--- ARGV[9..]  per SKU, in KEYS order: its lines (place_lines in hold/_prelude.lua)
+-- ARGV[9]  allow_partial ('1': hold what fits; short only when nothing does, else '0')
+-- ARGV[10..]  per SKU, in KEYS order: its lines (place_lines in hold/_prelude.lua)
 -- Returns {'held', the record's fields and values} (made now) | {'replay', the same} (made
 -- before: answer it) | {'pending', ms until a repeat may take over} | {'conflict'}
 --       | {'short', JSON [[line, requested, available], ...]} (nothing held, the id free)
@@ -25,7 +26,8 @@ if state then
 end
 
 -- Place every SKU's lines before anything is held: all of them or none.
-local places, shortages, lines, pos = {}, {}, {}, 9
+local partial = ARGV[9]
+local places, shortages, lines, pos, held = {}, {}, {}, 10, 0
 for s = 1, tonumber(ARGV[8]) do
   stock, holds, expiry = KEYS[3 * s + 2], KEYS[3 * s + 3], KEYS[3 * s + 4]
   give_back_overdue()
@@ -36,12 +38,13 @@ for s = 1, tonumber(ARGV[8]) do
     if who == 'ours' then give_back(member, loc) end
   end
   local allocations, short, taken
-  allocations, short, taken, pos = place_lines(pos)
+  allocations, short, taken, pos = place_lines(pos, partial)
   for _, shortage in ipairs(short) do table.insert(shortages, shortage) end
   for _, allocation in ipairs(allocations) do lines[allocation[1] + 1] = allocation[2] end
+  for _, units in pairs(taken) do held = held + units end
   table.insert(places, {stock, holds, expiry, taken})
 end
-if #shortages > 0 then
+if #shortages > 0 and (partial ~= '1' or held == 0) then
   if state then  -- an earlier attempt's mark: its holds went back above (record/abort.lua)
     redis.call('DEL', rec)
     redis.call('ZREM', pending, rid)
@@ -58,7 +61,7 @@ for _, place in ipairs(places) do
     redis.call('ZADD', expiry, attempt, member)
   end
 end
-local allocations = cjson.encode(lines)
+local allocations = allocations_json(lines)
 if not state then
   redis.call('HSET', rec, 'fingerprint', ARGV[3], 'request', ARGV[4], 'created_ms', ARGV[2])
 end

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from atp.core.availability import LocationCounts
+from atp.core.availability import LocationCounts, location_atp
 from atp.core.reservations import (
     CONFIRMED,
     EXPIRED,
@@ -64,6 +64,65 @@ def test_a_later_line_gets_what_the_earlier_lines_left():
     assert shortages == [(2, 4, 1)]  # B had 3, the second line took 2
 
 
+def test_with_allow_partial_a_short_line_holds_what_is_left():
+    counts = {"A": LocationCounts(5, 1), "B": LocationCounts(3, 0)}
+    lines = [(0, 3, [("A", 0)]), (1, 4, [("A", 0), ("B", 1)]), (2, 4, [("B", 0)])]
+    allocations, shortages = hold_lines(lines, counts, partial=True)
+    # Line 1 wants 4 of A's 1 left and B's 2 (safety 1): it takes all 3; line 2 finds B's last 1.
+    assert allocations == [(0, [("A", 3)]), (1, [("A", 1), ("B", 2)]), (2, [("B", 1)])]
+    assert shortages == [(1, 4, 3), (2, 4, 1)]
+
+
+counts_st = st.dictionaries(
+    st.sampled_from("ABC"), st.builds(LocationCounts, st.integers(-3, 12), st.integers(0, 6))
+)
+lines_st = st.lists(
+    st.tuples(
+        st.integers(1, 9),
+        st.lists(
+            st.tuples(st.sampled_from("ABC"), st.integers(0, 3)),
+            min_size=1,
+            max_size=3,
+            unique_by=lambda c: c[0],
+        ),
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+@given(counts=counts_st, lines=lines_st, partial=st.booleans())
+def test_invariant_lines_never_hold_more_than_there_is(counts, lines, partial):
+    """Whatever the lines, a location never gives more than its ATP under the strictest safety
+    stock a line asked for; a line holds its quantity, or (partial) less exactly when short."""
+    indexed = [(i, qty, cands) for i, (qty, cands) in enumerate(lines)]
+    allocations, shortages = hold_lines(indexed, counts, partial)
+    taken: dict[str, int] = {}
+    for _, parts in allocations:
+        for loc, units in parts:
+            assert units > 0
+            taken[loc] = taken.get(loc, 0) + units
+    for loc, units in taken.items():
+        c = counts.get(loc, LocationCounts())
+        least_safety = min(s for _, _, cands in indexed for lc, s in cands if lc == loc)
+        assert units <= location_atp(c.on_hand, c.reserved, least_safety)
+    short = {index for index, _, _ in shortages}
+    for (index, qty, _), (_, parts) in zip(indexed, allocations, strict=True):
+        held = sum(units for _, units in parts)
+        if index in short:
+            assert held < qty and (partial or held == 0)
+        else:
+            assert held == qty
+
+
+@given(counts=counts_st, lines=lines_st)
+def test_partial_changes_nothing_where_every_line_fits(counts, lines):
+    indexed = [(i, qty, cands) for i, (qty, cands) in enumerate(lines)]
+    whole = hold_lines(indexed, counts)
+    if not whole[1]:
+        assert hold_lines(indexed, counts, partial=True) == whole
+
+
 @pytest.mark.parametrize(
     ("state", "op", "overdue", "expected"),
     [
@@ -116,3 +175,13 @@ def test_a_request_comes_back_from_its_canonical_form_with_the_same_fingerprint(
     req = ReservationRequest("r-1", tuple(ReservationLine(*ln) for ln in lines), ttl, channel)
     back = ReservationRequest.from_canonical("r-1", req.canonical())
     assert back == req and back.fingerprint() == req.fingerprint()
+
+
+def test_allow_partial_is_part_of_the_request_only_when_set():
+    lines = (ReservationLine("SKU-1", 2),)
+    plain = ReservationRequest("r-1", lines, 60, "online")
+    partial = ReservationRequest("r-1", lines, 60, "online", allow_partial=True)
+    assert "allow_partial" not in plain.canonical()  # fingerprints made before it stay valid
+    assert partial.fingerprint() != plain.fingerprint()
+    back = ReservationRequest.from_canonical("r-1", partial.canonical())
+    assert back == partial and back.fingerprint() == partial.fingerprint()
