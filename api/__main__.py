@@ -7,13 +7,16 @@ the directory starts empty, or a previous run's counts would be added in.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.supervisors import Multiprocess
 
 from api.app import create_app
+from api.listen import TCPConfig
 from api.metrics import MULTIPROC_ENV
 from atp.startup import load_or_exit, redis_access_or_exit
 
@@ -51,7 +54,7 @@ def main() -> None:
     for stale in metrics_dir.glob("*.db"):
         stale.unlink()
     os.environ[MULTIPROC_ENV] = str(metrics_dir)
-    uvicorn.run(
+    config = TCPConfig(
         "api.__main__:from_environment",
         factory=True,
         workers=settings.api_workers,
@@ -63,6 +66,8 @@ def main() -> None:
         http=settings.api_http,
         timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
     )
+    with contextlib.suppress(KeyboardInterrupt):  # as uvicorn.run: the workers have stopped
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
 
 
 if __name__ == "__main__":

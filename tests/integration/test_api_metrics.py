@@ -117,6 +117,12 @@ def test_several_api_processes_export_the_totals_of_all(settings, processes):
         assert served_by() == workers
 
         route = 'method="GET",route="/healthz",status="200"'
+        # A worker times a request once its response is sent, so the client may read the answer
+        # a moment before the count is written: wait (bounded) for the last one to land.
+        deadline = time.monotonic() + 5
+        while value(get("/metrics"), "atp_api_request_duration_seconds_count", route) < sent:
+            assert time.monotonic() < deadline, "a request's count never reached the metrics"
+            time.sleep(0.05)
         for _ in range(6):  # scrapes land on either worker; each must give the total
             text = get("/metrics")
             assert value(text, "atp_api_request_duration_seconds_count", route) == sent
