@@ -31,7 +31,7 @@ from atp.core.geo import nearest_timezone, zip_coordinates
 from atp.core.network import Network
 from atp.settings import Settings
 from atp.store.client import REDIS_DOWN, client_for
-from atp.store.feed import ChangeFeed
+from atp.store.feed import MAX_ENTRIES, ChangeFeed
 from atp.store.progress import BehindReader
 from atp.store.reservations import ReservationStore
 from atp.store.stock import StockReader
@@ -118,6 +118,7 @@ def _lifespan(
                 client,
                 settings.reservation_replay_ms,
                 int(settings.reservation_takeover_s * 1000),
+                feed_entries=MAX_ENTRIES,
             ),
             metrics,
             auth,

@@ -180,4 +180,6 @@ async def _hold_first(
         svc.metrics.reservation_refused(exc.code)
         raise
     svc.metrics.reservation("held" if created else "idempotent_replay")
+    if created and not svc.reservations.publishes_made:  # else the reserving call did
+        svc.live.notify(ln["sku"] for ln in view["lines"])
     return index + 1, views.reservation(view)

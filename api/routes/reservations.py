@@ -48,7 +48,7 @@ async def create_reservation(request: Request, body: ReservationIn) -> Response:
         svc.metrics.reservation_refused(exc.code)
         raise
     svc.metrics.reservation("held" if created else "idempotent_replay")
-    if created:
+    if created and not svc.reservations.publishes_made:  # else the reserving call did
         svc.live.notify(ln.sku for ln in body.lines)
     headers = {} if created else {"Idempotent-Replayed": "true"}
     return FastJSON(views.reservation(view), status_code=201, headers=headers)

@@ -71,14 +71,20 @@ class ReservationStore:
         replay_ttl_ms: int,
         takeover_ms: int = 3000,
         atomic: bool | None = None,
+        feed_entries: int | None = None,
     ) -> None:
         """`takeover_ms`: how long an attempt at a pending reservation owns it; after that the
         same request again takes over (its earlier attempt's answer was lost). `atomic`: make a
-        reservation in one call (`reserve/make.lua`); by default on one Redis, not a cluster."""
+        reservation in one call (`reserve/make.lua`); by default on one Redis, not a cluster.
+        `feed_entries`: that call also adds the SKUs of a reservation it makes to the live
+        streams' change feed (of that length), saving the caller a round trip to publish them;
+        `publishes_made` says whether it does."""
         self.client = self._redis = client
         self._replay_ttl_ms = replay_ttl_ms
         self._takeover_ms = takeover_ms
         self._atomic = not isinstance(client, RedisCluster) if atomic is None else atomic
+        self._feed_entries = feed_entries if self._atomic else None
+        self.publishes_made = self._feed_entries is not None
         self._scripts = Scripts(client)
 
     async def _record(self, op: str, rid: str, now_ms: int, *args: Any) -> list[str]:
@@ -211,10 +217,13 @@ class ReservationStore:
             self._replay_ttl_ms,
             len(per_sku),
             "1" if req.allow_partial else "0",
+            "" if self._feed_entries is None else self._feed_entries,
         ]
         for sku, lines in per_sku.items():
             key_list += keys.sku_keys(sku)
-            args += lines
+            args += [sku, *lines]
+        if self._feed_entries is not None:
+            key_list.append(keys.feed())
         return key_list, args
 
     def _plan(

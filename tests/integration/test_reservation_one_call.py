@@ -21,6 +21,7 @@ from atp.core.network import Network
 from atp.core.reservations import ReservationLine, ReservationRequest
 from atp.store import keys
 from atp.store.client import client_from_url
+from atp.store.feed import ALL_CHANNELS
 from atp.store.reservations import ReservationStore
 from tests.integration.conftest import redis_client
 from tests.integration.test_reservation_retry import Scripted
@@ -168,3 +169,43 @@ def test_one_call_answers_and_leaves_what_the_saga_does(
     event(f"{history['before']}: {answers[SAGA][0]}")
     assert answers[ONE_CALL] == answers[SAGA]
     assert dump(dbs[ONE_CALL]) == dump(dbs[SAGA])
+
+
+def test_the_one_call_adds_a_reservations_skus_to_the_change_feed_once_made(
+    dbs: dict[int, str], demo_network: Network
+) -> None:
+    """With `feed_entries`, a reservation made adds each of its SKUs to the live streams' feed
+    as ChangeFeed.publish does (every channel); a replay or a short request adds nothing."""
+    url, suffix = dbs[ONE_CALL], uuid.uuid4().hex[:8]
+    r = redis_client(url)
+    r.flushdb()
+    r.hset(keys.stock(f"A-{suffix}"), "oh:WH-NJ", 5)
+    r.hset(keys.stock(f"B-{suffix}"), "oh:WH-NJ", 5)
+
+    async def reserve(req: ReservationRequest) -> Any:
+        client = client_from_url(url)
+        store = ReservationStore(client, 3_600_000, atomic=True, feed_entries=1000)
+        assert store.publishes_made
+        try:
+            return await store.reserve(req, demo_network, NOW)
+        except ATPError as exc:
+            return type(exc).__name__
+        finally:
+            await client.aclose()
+
+    def feed() -> list[dict[bytes, bytes]]:
+        return [fields for _, fields in r.xrange(keys.feed())]
+
+    try:
+        lines = [("B", 1, "WH-NJ"), ("A", 2, None), ("B", 1, None)]
+        created, _ = asyncio.run(reserve(request("R-1", suffix, lines)))
+        assert created
+        made = feed()
+        assert sorted(made, key=lambda f: f[b"s"]) == [
+            {b"s": f"{sku}-{suffix}".encode(), b"c": ALL_CHANNELS.encode()} for sku in ("A", "B")
+        ]
+        assert asyncio.run(reserve(request("R-1", suffix, lines)))[0] is False  # a replay
+        assert asyncio.run(reserve(request("R-2", suffix, [("A", 9, None)]))) == "InsufficientStock"
+        assert feed() == made
+    finally:
+        r.close()

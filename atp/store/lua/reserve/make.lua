@@ -11,7 +11,10 @@
 -- ARGV[6]  how long an attempt owns a pending reservation before a repeat may take over (ms)
 -- ARGV[7]  how long the record outlives its expiry (ms)   ARGV[8]  the number of SKUs
 -- ARGV[9]  allow_partial ('1': hold what fits; short only when nothing does, else '0')
--- ARGV[10..]  per SKU, in KEYS order: its lines (place_lines in hold/_prelude.lua)
+-- ARGV[10]  the live streams' change feed's length ('': no feed; else the feed is the last
+--           key, and a reservation made adds each SKU to it as ChangeFeed.publish does in
+--           atp/store/feed.py, for every channel: ALL_CHANNELS, '*')
+-- ARGV[11..]  per SKU, in KEYS order: its name, then its lines (place_lines in hold/_prelude.lua)
 -- Returns {'held', the record's fields and values} (made now) | {'replay', the same} (made
 -- before: answer it) | {'pending', ms until a repeat may take over} | {'conflict'}
 --       | {'short', JSON [[line, requested, available], ...]} (nothing held, the id free)
@@ -27,9 +30,11 @@ end
 
 -- Place every SKU's lines before anything is held: all of them or none.
 local partial = ARGV[9]
-local places, shortages, lines, pos, held = {}, {}, {}, 10, 0
+local places, shortages, lines, pos, held, skus = {}, {}, {}, 11, 0, {}
 for s = 1, tonumber(ARGV[8]) do
   stock, holds, expiry = KEYS[3 * s + 2], KEYS[3 * s + 3], KEYS[3 * s + 4]
+  table.insert(skus, ARGV[pos])
+  pos = pos + 1
   give_back_overdue()
   for _, loc in ipairs(line_locations(pos)) do
     local member = rid .. '@' .. loc
@@ -72,4 +77,9 @@ redis.call('ZREM', pending, rid)
 redis.call('PEXPIREAT', rec, attempt + tonumber(ARGV[7]))
 redis.call('ZADD', expiring, attempt, rid)
 publish('held', {'allocations', allocations, 'request', redis.call('HGET', rec, 'request')})
+if ARGV[10] ~= '' then  -- its units left the ATP of every channel: live streams answer again
+  for _, sku in ipairs(skus) do
+    redis.call('XADD', KEYS[#KEYS], 'MAXLEN', '~', ARGV[10], '*', 's', sku, 'c', '*')
+  end
+end
 return {'held', unpack(redis.call('HGETALL', rec))}
