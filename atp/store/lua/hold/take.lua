@@ -1,6 +1,6 @@
 #!lua
--- hold/take.lua: hold this SKU's lines of a reservation, all of them or none, for the attempt
--- whose expires_at is ARGV[3]. Holds an older attempt of the same reservation left here (its
+-- hold/take.lua: hold this SKU's lines of a reservation, all of them or none (with
+-- allow_partial: what fits of each), for the attempt whose expires_at is ARGV[3]. Holds an older attempt of the same reservation left here (its
 -- reply was lost) are given back first, so a retry that took over holds each unit once.
 -- ARGV[3]  expires_at (epoch ms) of this attempt   ARGV[4]  allow_partial ('1' or '0')
 -- ARGV[5..]  the lines (place_lines, prelude)
