@@ -150,7 +150,7 @@ def _lifespan(
 async def sweep(svc: Services) -> None:
     """Close held reservations past their expiry (reads discount them before that), and give
     back what half-made reservations hold once nobody can take them over any more."""
-    sweeper = Sweeper(svc.reservations)
+    sweeper = Sweeper(svc.reservations, on_expired=svc.live.notify)
     while True:
         await asyncio.sleep(svc.settings.sweep_interval_s)
         try:

@@ -4,6 +4,8 @@ Reads discount overdue holds before the sweeper gets to them; the sweeper makes 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 from atp.core.errors import ReservationNotFound, StoreUnavailable
 from atp.core.network import Network
 from atp.store import keys
@@ -12,10 +14,18 @@ from atp.store.reservations import ReservationStore
 
 
 class Sweeper:
-    def __init__(self, store: ReservationStore, limit: int = 200) -> None:
+    def __init__(
+        self,
+        store: ReservationStore,
+        limit: int = 200,
+        on_expired: Callable[[Iterable[str]], None] | None = None,
+    ) -> None:
+        """`on_expired`: told the SKUs of the reservations a round closed (their units are back
+        on sale; the API's live streams push them)."""
         self._store = store
         self._redis = store.client
         self._limit = limit
+        self._on_expired = on_expired
 
     async def _due(self, indexes: list[str], now_ms: int) -> list[list[bytes]]:
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -29,17 +39,22 @@ class Sweeper:
             due = await self._due(keys.EXPIRINGS, now_ms)
         except REDIS_DOWN:
             return 0
-        closed = 0
-        for index, rids in zip(keys.EXPIRINGS, due, strict=True):
-            for rid in rids:
-                try:
-                    await self._store.transition(rid.decode(), "expire", now_ms)
-                    closed += 1
-                except ReservationNotFound:
-                    await self._redis.zrem(index, rid)  # the record itself is gone
-                except StoreUnavailable:
-                    return closed
-        return closed
+        closed, skus = 0, dict[str, None]()
+        try:
+            for index, rids in zip(keys.EXPIRINGS, due, strict=True):
+                for rid in rids:
+                    try:
+                        view = await self._store.transition(rid.decode(), "expire", now_ms)
+                        closed += 1
+                        skus.update((ln["sku"], None) for ln in view["lines"])
+                    except ReservationNotFound:
+                        await self._redis.zrem(index, rid)  # the record itself is gone
+                    except StoreUnavailable:
+                        return closed
+            return closed
+        finally:
+            if skus and self._on_expired is not None:
+                self._on_expired(skus)
 
     async def abandon_stale(self, network: Network, now_ms: int) -> int:
         """Half-made reservations past the takeover time give back what they hold, and their

@@ -199,6 +199,13 @@ def test_the_sweeper_closes_expired_reservations(settings, demo_network, sku):
         assert r.hget(keys.reservation(i), "state") == b"expired"
         assert r.hget(keys.stock(sku), "rs:WH-NJ") == b"0"
         assert r.zscore(keys.expiring(keys.shard(i)), i) is None
+
+        def pushes() -> int:  # live-stream changes for the SKU: the hold, then its expiry
+            return sum(f[b"s"] == sku.encode() for _, f in r.xrange(keys.feed()))
+
+        while pushes() < 2 and time.monotonic() < deadline + 5:  # published in the background
+            time.sleep(0.05)
+        assert pushes() == 2
         r.close()
 
 
