@@ -64,6 +64,11 @@ from atp.store.scripts import Scripts
 log = logging.getLogger(__name__)
 
 
+def _partial_arg(req: ReservationRequest) -> str:
+    """allow_partial as the hold scripts read it (place_lines in hold/_prelude.lua)."""
+    return "1" if req.allow_partial else "0"
+
+
 class ReservationStore:
     def __init__(
         self,
@@ -133,7 +138,7 @@ class ReservationStore:
             if begun[0] == "replay":
                 return False, await self.get(rid, now_ms)
             attempt = int(begun[1])  # this attempt's expires_at
-            partial = "1" if req.allow_partial else "0"
+            partial = _partial_arg(req)
             parts: dict[int, list[list[Any]]] = {}
             shortages: list[list[int]] = []
             for sku, args in per_sku.items():
@@ -216,7 +221,7 @@ class ReservationStore:
             self._takeover_ms,
             self._replay_ttl_ms,
             len(per_sku),
-            "1" if req.allow_partial else "0",
+            _partial_arg(req),
             "" if self._feed_entries is None else self._feed_entries,
         ]
         for sku, lines in per_sku.items():

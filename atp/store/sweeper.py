@@ -39,7 +39,8 @@ class Sweeper:
             due = await self._due(keys.EXPIRINGS, now_ms)
         except REDIS_DOWN:
             return 0
-        closed, skus = 0, dict[str, None]()
+        closed = 0
+        skus: dict[str, None] = {}  # in order, each once
         try:
             for index, rids in zip(keys.EXPIRINGS, due, strict=True):
                 for rid in rids:
