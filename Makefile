@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-unit lint bench clean prometheus stunnel quix-venv
+.PHONY: run test test-unit lint bench clean prometheus stunnel chromium quix-venv
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on the PATH"; exit 1; }
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 run: $(STAMP)
 	$(BIN)/atp up
 
-test: $(STAMP) prometheus stunnel
+test: $(STAMP) prometheus stunnel chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The unit tests alone: no servers, well under a minute.
@@ -34,6 +34,13 @@ prometheus:
 stunnel:
 	@command -v stunnel4 >/dev/null || command -v stunnel >/dev/null || { apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends stunnel4; }
+
+# tests/integration/test_demo_page.py drives the demo product page in Debian's chromium through
+# its chromedriver (selenium); installed once when missing, as the test's fixture also does.
+chromium:
+	@{ command -v chromium >/dev/null && command -v chromedriver >/dev/null; } || { \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+		--no-install-recommends chromium chromium-driver; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -84,6 +84,10 @@ def create_app(
         from api.routes import bench
 
         app.include_router(bench.router)
+    if settings.demo_page:
+        from api.routes import demo
+
+        app.include_router(demo.router)
     return app
 
 

@@ -134,6 +134,9 @@ class Settings(BaseSettings):
     # GET /_bench/bare: a constant answer through the same app and server, the baseline that
     # benchmarks compare against. Off unless asked for.
     bench_endpoints: bool = False
+    # GET /demo/: a product page that shows the live stream, delivery promises and pickup
+    # (api/demo/). Off unless asked for; `atp up` turns it on.
+    demo_page: bool = False
 
     # Live availability (GET /v1/stream/availability): SKUs per stream (413 above), open streams
     # per API process (429 above), and a comment sent on a quiet stream this often (proxies

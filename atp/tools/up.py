@@ -105,6 +105,8 @@ class Stack:
             self.token = new_token()
             spec = SecretStr(digest_entry("local", "read+reserve+admin", self.token))
             settings = settings.model_copy(update={"api_keys": spec})
+        if "ATP_DEMO_PAGE" not in os.environ:  # the demo page is on here unless said otherwise
+            settings = settings.model_copy(update={"demo_page": True})
         self.settings = settings
         self.external = external
         self.secure = secure
@@ -264,6 +266,11 @@ class Stack:
                     'application/json\' -d \'{"lines": [{"sku": "SKU-000001", '
                     '"quantity": 1}], "destination": {"postal_code": "10003"}}\'',
                     f"  API docs   {base}/docs",
+                    *(
+                        [f"  demo page  {base}/demo/?sku=SKU-000001&postal_code=10003"]
+                        if s.demo_page
+                        else []
+                    ),
                     f"  broker     {s.kafka_bootstrap}  topics: {topic_names}",
                     f"  redis      {s.redis_url}",
                     *self._security_lines(),
