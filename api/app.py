@@ -22,7 +22,7 @@ from api.deps import Services
 from api.live import LiveHub, end_streams_on_exit
 from api.metrics import ApiMetrics, TimingMiddleware
 from api.network_watch import NetworkHolder
-from api.routes import availability, delivery, health, live, reservations
+from api.routes import availability, delivery, health, live, reservations, webhooks
 from api.routes.availability import origin_of
 from api.routes.live import live_answer
 from atp.api_keys import parse_api_keys
@@ -36,6 +36,7 @@ from atp.store.progress import BehindReader
 from atp.store.reservations import ReservationStore
 from atp.store.stock import StockReader
 from atp.store.sweeper import Sweeper
+from atp.store.webhooks import WebhookStore
 
 log = logging.getLogger(__name__)
 SHUTDOWN_WAIT_S = 5.0
@@ -80,6 +81,7 @@ def create_app(
     app.include_router(reservations.router)
     app.include_router(delivery.router)
     app.include_router(live.router)
+    app.include_router(webhooks.router)
     if settings.bench_endpoints:
         from api.routes import bench
 
@@ -134,6 +136,7 @@ def _lifespan(
                 max_connections=settings.stream_max_connections,
                 on_event=metrics.stream_events.inc,
             ),
+            WebhookStore(client),
         )
         app.state.services = svc
         end_streams_on_exit(svc.live)

@@ -28,6 +28,7 @@ from atp.settings import Settings
 from atp.store.progress import BehindReader
 from atp.store.reservations import ReservationStore
 from atp.store.stock import StockReader
+from atp.store.webhooks import WebhookStore
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class Services:
     clock: Callable[[], int]  # epoch milliseconds
     behind: BehindReader  # how far behind the stream the counts are (`behind_ms`)
     live: LiveHub  # the live streams of this process (api/live.py)
+    webhooks: WebhookStore  # webhook subscriptions (the worker sends the messages)
 
     @property
     def network(self) -> Network:

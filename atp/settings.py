@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from atp.core.errors import ATPError
 from atp.core.ledger import Policy
+from atp.core.webhooks import parse_networks
 
 ENV_PREFIX = "ATP_"
 HOUR_MS = 3600 * 1000
@@ -156,6 +157,20 @@ class Settings(BaseSettings):
     max_reservation_ttl_s: int = Field(7 * 24 * 3600, ge=1)
     sweep_interval_s: float = Field(0.5, ge=0.05, le=60)
 
+    # Webhooks (POST /v1/webhooks; the worker sends them, docs/api.md). Targets must be public
+    # addresses over https, except inside these networks (CIDRs; http allowed there too).
+    webhook_allowed_networks: str = ""
+    # Seconds to wait after each failed attempt (Svix's schedule: about 27 h in all), then the
+    # delivery is kept as failed.
+    webhook_retry_s: str = "5,300,1800,7200,18000,36000,36000"
+    webhook_timeout_s: float = Field(10.0, gt=0, le=60)  # per attempt, connect to last byte
+    webhook_concurrency: int = Field(4, ge=1, le=64)  # attempts in flight per subscription
+    webhook_max_pending: int = Field(100_000, ge=1)  # per subscription; more are dropped
+    # CloudEvents `source` of webhooks (and of the topics' records in the cloudevents format);
+    # the format of stock.availability and stock.reservations records.
+    event_source: str = Field("/inventory-availability", min_length=1)
+    event_format: Literal["plain", "cloudevents"] = "plain"
+
     # The memory limit of the Redis `atp up` starts (docs/operations.md: sizing Redis); full,
     # it refuses holds and stock updates and goes on serving reads.
     up_redis_maxmemory_mb: int = Field(1024, ge=16, le=1_048_576)
@@ -176,6 +191,27 @@ class Settings(BaseSettings):
         if not parts or not all(_HOSTPORT.fullmatch(p) for p in parts):
             raise ValueError("expected host:port[,host:port...], for example 127.0.0.1:9092")
         return ",".join(parts)
+
+    @field_validator("webhook_retry_s")
+    @classmethod
+    def _retry_schedule(cls, value: str) -> str:
+        try:
+            waits = [float(w) for w in value.split(",") if w.strip()]
+        except ValueError:
+            waits = [-1.0]
+        if not all(0 <= w <= 7 * 86400 for w in waits):
+            raise ValueError("expected seconds to wait, comma-separated, e.g. 5,300,1800")
+        return value
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        parse_networks(value)  # its error names the setting
+        return value
+
+    @property
+    def webhook_retry_schedule(self) -> tuple[float, ...]:
+        return tuple(float(w) for w in self.webhook_retry_s.split(",") if w.strip())
 
     @field_validator("redis_url")
     @classmethod

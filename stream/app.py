@@ -47,15 +47,17 @@ def create_app(
     metrics = WorkerMetrics.create(registry, network.channels)
     parts = Parts.build(settings, network, metrics)
     app = faust_app(settings)
-    for job in (*(hop.run for hop in parts.hops), parts.relay.run):
+    jobs = (*(hop.run for hop in parts.hops), parts.relay.run)
+    for job in (*jobs, parts.webhook_hop.run, parts.webhooks.run):
         app.task(job)
 
     @app.on_before_shutdown.connect
     async def stop_hops(app: faust.App, **kwargs: Any) -> None:
         # Each hop finishes its batch (the forwarder still runs), commits what is safe and
         # leaves its group; then what is queued is delivered.
-        for hop in parts.hops:
+        for hop in (*parts.hops, parts.webhook_hop):
             await hop.stop()
+        await parts.webhooks.stop()
         await parts.forwarder.stop()
 
     @app.timer(settings.gauge_refresh_s)
@@ -77,7 +79,8 @@ def create_app(
         except StoreUnavailable as exc:
             log.debug("progress not written: %s", exc)
 
-    registry.register(ConsumerLag(lambda: itertools.chain(*(h.lag() for h in parts.hops))))
+    consumers = (*parts.hops, parts.webhook_hop)
+    registry.register(ConsumerLag(lambda: itertools.chain(*(h.lag() for h in consumers))))
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 import orjson
 from aiokafka import ConsumerRecord
 
+from atp.core import webhooks
 from atp.core.availability import availability_changes, new_exposures
 from atp.core.errors import (
     InvalidTransition,
@@ -64,8 +65,10 @@ class Applier:
         metrics: WorkerMetrics,
         clock: Callable[[], int],
         feed: Feed | None = None,
+        cloudevents_source: str | None = None,
     ) -> None:
         self._ledger = ledger
+        self._source = cloudevents_source  # ATP_EVENT_FORMAT=cloudevents: wrap each event
         self._feed = feed  # the API's live streams (atp/store/feed.py)
         self._reservations = reservations
         self._network = network
@@ -149,19 +152,22 @@ class Applier:
             for c in availability_changes(self._network, change.sku, change.before, change.after):
                 self._metrics.availability_events.labels(c.channel).inc()
                 changed.append((c.sku, c.channel))
-                records.append(
-                    Record(self._availability, c.sku.encode(), orjson.dumps(c.to_event(at)))
-                )
+                value = self._value(c.to_event(at), webhooks.CHANGED, c.sku, at)
+                records.append(Record(self._availability, c.sku.encode(), value))
             for x in new_exposures(self._network, change.sku, change.before, change.after):
                 # Stock lost after it was promised: someone must find the units or call.
                 self._metrics.oversell_exposures.inc()
                 log.warning(
                     "oversell exposure: %s at %s is short %d", x.sku, x.location_id, x.units
                 )
-                records.append(
-                    Record(self._availability, x.sku.encode(), orjson.dumps(x.to_event(at)))
-                )
+                value = self._value(x.to_event(at), webhooks.EXPOSURE, x.sku, at)
+                records.append(Record(self._availability, x.sku.encode(), value))
         return records, changed
+
+    def _value(self, event: dict[str, object], event_type: str, sku: str, at: int) -> bytes:
+        if self._source is not None:
+            return orjson.dumps(webhooks.topic_value(event, event_type, sku, self._source, at))
+        return orjson.dumps(event)
 
     async def _fulfil(self, result: BatchResult) -> None:
         """Close reservations whose holds shipments used up; report shipments nobody held for."""

@@ -44,6 +44,9 @@ class ConsumerLag(Collector):
         yield family
 
 
+WEBHOOK_OUTCOMES = ("queued", "delivered", "retrying", "failed", "dropped")
+
+
 @dataclass(frozen=True)
 class WorkerMetrics:
     movements: Counter
@@ -59,6 +62,8 @@ class WorkerMetrics:
     ledger_skus: Gauge
     ledger_pairs: Gauge
     skus_by_status: Gauge
+    webhook_messages: Counter
+    webhook_seconds: Histogram
 
     def set_ledger_stats(self, stats: LedgerStats, channels: Iterable[str]) -> None:
         """The gauges from the ledger's counters; every status of every channel has a value."""
@@ -157,6 +162,22 @@ class WorkerMetrics:
                 "atp_skus",
                 "SKUs per channel and stock status, as of each SKU's last ledger write.",
                 ["channel", "status"],
+                registry=registry,
+            ),
+            webhook_messages=with_labels(
+                Counter(
+                    "atp_webhook_messages_total",
+                    "Webhook messages per outcome: queued, delivered, retrying (an attempt "
+                    "failed, another is due), failed (given up), dropped (backlog full).",
+                    ["outcome"],
+                    registry=registry,
+                ),
+                WEBHOOK_OUTCOMES,
+            ),
+            webhook_seconds=Histogram(
+                "atp_webhook_attempt_seconds",
+                "One webhook attempt, from connecting to the receiver's answer.",
+                buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
                 registry=registry,
             ),
         )

@@ -19,6 +19,7 @@ from atp.store.client import client_for
 from atp.store.feed import ChangeFeed
 from atp.store.ledger import LedgerStore
 from atp.store.reservations import ReservationStore
+from atp.store.webhooks import WebhookStore
 from stream.acks import Commit, DurableAcker
 from stream.apply import Applier
 from stream.consumer import BatchConsumer
@@ -27,6 +28,7 @@ from stream.forward import Forwarder
 from stream.metrics import WorkerMetrics
 from stream.normalise import Normaliser
 from stream.relay import OutboxRelay
+from stream.webhooks import WebhookFanout, WebhookSender
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,8 @@ class Parts:
 
     hops: list[BatchConsumer]  # the normaliser, then the ledger hop
     relay: OutboxRelay
+    webhook_hop: BatchConsumer  # not a hop of the stock's way: its lag is no one's behind_ms
+    webhooks: WebhookSender
     forwarder: Forwarder
     store: LedgerStore
     redis: aioredis.Redis  # the client every part shares
@@ -58,6 +62,7 @@ class Parts:
         movements = settings.topic(topics.MOVEMENTS)
         normaliser = Normaliser(adapters, network, forwarder, movements_topic=movements, **common)
         availability = settings.topic(topics.AVAILABILITY)
+        source = settings.event_source if settings.event_format == "cloudevents" else None
         applier = Applier(
             store,
             reservations,
@@ -65,6 +70,7 @@ class Parts:
             forwarder,
             availability_topic=availability,
             feed=ChangeFeed(redis),
+            cloudevents_source=source,
             **common,
         )
         durable = settings.durable_acks
@@ -85,5 +91,11 @@ class Parts:
             first,
             BatchConsumer.for_hop(settings, [movements], "ledger", applier.handle, acker),
         ]
-        relay = OutboxRelay(redis, forwarder, settings.topic(topics.RESERVATIONS))
-        return cls(hops, relay, forwarder, store, redis)
+        reservations_topic = settings.topic(topics.RESERVATIONS)
+        relay = OutboxRelay(redis, forwarder, reservations_topic, cloudevents_source=source)
+        hooks = WebhookStore(redis)
+        fanout = WebhookFanout(hooks, settings, metrics, now_ms)
+        events = [availability, reservations_topic]
+        webhook_hop = BatchConsumer.for_hop(settings, events, "webhooks", fanout.handle, acker)
+        sender = WebhookSender(hooks, settings, metrics, now_ms)
+        return cls(hops, relay, webhook_hop, sender, forwarder, store, redis)

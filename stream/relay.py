@@ -13,10 +13,12 @@ import logging
 import os
 import socket
 import time
+from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
 
+from atp.core import webhooks
 from atp.store.client import REDIS_DOWN
 from atp.store.outbox import Outbox, event
 from stream.records import Record, Sink
@@ -35,12 +37,14 @@ class OutboxRelay:
         batch: int = 500,
         block_ms: int = 1000,
         claim_idle_ms: int = 30_000,
+        cloudevents_source: str | None = None,
     ) -> None:
         consumer = f"{socket.gethostname()}-{os.getpid()}"
         self._outbox = Outbox(client, consumer, batch=batch, claim_idle_ms=claim_idle_ms)
         self._forwarder = forwarder
         self._topic = topic
         self._block_ms = block_ms
+        self._source = cloudevents_source  # ATP_EVENT_FORMAT=cloudevents: wrap each event
         self.relayed = 0
 
     async def step(self) -> int:
@@ -57,13 +61,19 @@ class OutboxRelay:
         if not entries:
             return 0
         records = [
-            Record(self._topic, f[b"reservation_id"], orjson.dumps(event(i, f)))
+            Record(self._topic, f[b"reservation_id"], orjson.dumps(self._value(event(i, f))))
             for _, i, f in entries
         ]
         await self._forwarder.send(records)  # returns once the broker has all of them
         await self._outbox.done(entries)
         self.relayed += len(entries)
         return len(entries)
+
+    def _value(self, ev: dict[str, Any]) -> dict[str, Any]:
+        if self._source is None:
+            return ev
+        kind, rid = f"reservation.{ev['type']}", ev["reservation_id"]
+        return webhooks.topic_value(ev, kind, rid, self._source, ev["at_ms"], ev["event_id"])
 
     async def run(self) -> None:
         backoff = Backoff()

@@ -62,6 +62,15 @@ atp/store/reservations.py).
     atp:v2:{feed}:availability stream of (sku, channel) whose answer may have changed: the
                                worker's change events and the API's reservation changes, for
                                the API's live streams (atp/store/feed.py); capped
+
+Webhooks, hash tag `{wh}` (one slot: a subscription's changes are one MULTI; atp/store/webhooks.py):
+
+    atp:v2:{wh}:subs           hash, subscription id -> its JSON (url, events, format, secret)
+    atp:v2:{wh}:due:<id>       sorted set, message id -> when its next attempt is due (ms)
+    atp:v2:{wh}:msg:<id>       hash, message id -> the pending message (envelope, attempts)
+    atp:v2:{wh}:log:<id>       list, the newest attempts first (capped)
+    atp:v2:{wh}:failed:<id>    list, the messages given up on, newest first (capped)
+    atp:v2:{wh}:lease:<id>     string, the worker that sends the subscription's messages
 """
 
 from __future__ import annotations
@@ -229,3 +238,17 @@ def record_keys(reservation_id: str) -> list[str]:
 EXPIRINGS = [expiring(n) for n in range(RESERVATION_SHARDS)]
 PENDINGS = [pending(n) for n in range(RESERVATION_SHARDS)]
 OUTBOXES = [outbox(n) for n in range(RESERVATION_SHARDS)]
+
+
+WEBHOOKS = f"{PREFIX}:{{wh}}"
+
+
+def webhook_subscriptions() -> str:
+    return f"{WEBHOOKS}:subs"
+
+
+def webhook_keys(subscription_id: str) -> dict[str, str]:
+    """A subscription's due index, pending messages, attempt log, failures and lease."""
+    return {
+        p: f"{WEBHOOKS}:{p}:{subscription_id}" for p in ("due", "msg", "log", "failed", "lease")
+    }

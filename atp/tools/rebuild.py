@@ -47,6 +47,7 @@ from atp.core.errors import (
 from atp.core.movements import Movement
 from atp.core.network import Network
 from atp.core.reservations import CONFIRMED, HELD, STATE_AFTER_EVENT
+from atp.core.webhooks import unwrapped
 from atp.kafka import topics
 from atp.kafka.connect import check_connection
 from atp.kafka.reader import read_to_end
@@ -200,7 +201,7 @@ async def _restore_reservations(
     reader = read_to_end(client_options(settings), topic, lambda n: progress.begin(topic, n))
     async with contextlib.aclosing(reader):
         async for records in reader:
-            events += (orjson.loads(r.value) for r in records)
+            events += (unwrapped(orjson.loads(r.value)) for r in records)
             progress.advance(topic, len(records))
     replay_ttl_ms = settings.reservation_replay_ms
     for s in last_states(events).values():

@@ -36,10 +36,12 @@ from atp.tools import embedded
 from atp.tools.embedded import ManagedProcess
 from tests.conftest import DEMO_NETWORK, ROOT
 
-# Reservation tests authenticate with RESERVE_TOKEN; READ_TOKEN lacks the reserve scope.
+# Reservation tests authenticate with RESERVE_TOKEN; READ_TOKEN lacks the reserve scope;
+# ADMIN_TOKEN has only admin (which allows every route: api/auth.py).
 RESERVE_TOKEN = "test-reserve-token"
 READ_TOKEN = "test-read-token"
-API_KEYS = f"router:read+reserve:{RESERVE_TOKEN},pages:read:{READ_TOKEN}"
+ADMIN_TOKEN = "test-admin-token"
+API_KEYS = f"router:read+reserve:{RESERVE_TOKEN},pages:read:{READ_TOKEN},ops:admin:{ADMIN_TOKEN}"
 
 
 @pytest.fixture(scope="session")

@@ -45,3 +45,5 @@ def test_the_worker_counts_every_known_kind_reason_outcome_and_channel_from_zero
         assert got[f'atp_ledger_outcomes_total{{outcome="{outcome}"}}'] == 0
     for channel in demo_network.channels:
         assert got[f'atp_availability_events_total{{channel="{channel}"}}'] == 0
+    for outcome in ("queued", "delivered", "retrying", "failed", "dropped"):
+        assert got[f'atp_webhook_messages_total{{outcome="{outcome}"}}'] == 0

@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from atp import contracts
+from atp.core import webhooks
 from atp.core.availability import AvailabilityChange, Exposure
 from atp.core.errors import InvalidMovement
 from atp.core.movements import MAX_QTY, Effect, Movement
@@ -215,6 +216,26 @@ def test_availability_events_validate_and_each_has_one_message(change, exposure,
     assert valid("AvailabilityChanged", event) and not valid("OversellExposure", event)
     x = Exposure("LEGO-75954", "WH-NJ", 2, 2 + exposure, 0, exposure).to_event(at_ms)
     assert valid("OversellExposure", x) and not valid("AvailabilityChanged", x)
+    # ATP_EVENT_FORMAT=cloudevents: the same events wrapped, and only the wrapped message fits.
+    for plain, kind in ((event, webhooks.CHANGED), (x, webhooks.EXPOSURE)):
+        wrapped = webhooks.topic_value(plain, kind, "LEGO-75954", "/inventory-availability", at_ms)
+        wrapped = orjson.loads(orjson.dumps(wrapped))
+        assert valid("AvailabilityCloudEvent", wrapped)
+        assert not valid("AvailabilityChanged", wrapped) and not valid("OversellExposure", wrapped)
+        assert not valid("AvailabilityCloudEvent", plain)
+        assert webhooks.unwrapped(wrapped) == plain
+        again = webhooks.topic_value(plain, kind, "LEGO-75954", "/inventory-availability", at_ms)
+        assert again["id"] == wrapped["id"]  # a repeat has the same id
+
+
+def test_reservation_events_wrapped_validate():
+    for plain in contracts.examples("ReservationEvent"):
+        kind, rid = f"reservation.{plain['type']}", plain["reservation_id"]
+        at = plain["at_ms"]
+        wrapped = webhooks.topic_value(plain, kind, rid, "/x", at, plain["event_id"])
+        wrapped = orjson.loads(orjson.dumps(wrapped))
+        assert valid("ReservationCloudEvent", wrapped) and not valid("ReservationEvent", wrapped)
+        assert wrapped["id"] == plain["event_id"] and webhooks.unwrapped(wrapped) == plain
 
 
 @given(
