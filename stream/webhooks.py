@@ -7,7 +7,7 @@ delivers them (`WebhookSender`).
   twice is queued once (its message id is made from topic, partition, offset and type). Only
   records at or after a subscription's creation are sent to it.
 - Sending: every worker runs a sender; per subscription, one worker at a time holds a lease
-  (atp/store/lua/webhook_lease.lua) and sends its due messages, up to ATP_WEBHOOK_CONCURRENCY at
+  (atp/store/lua/webhook/lease.lua) and sends its due messages, up to ATP_WEBHOOK_CONCURRENCY at
   once. Each subscription has its own task, so one slow or dead receiver delays only itself.
   A failed attempt (a connection error, a timeout, an answer other than 2xx) is tried again
   after the next wait of ATP_WEBHOOK_RETRY_S; after the last, the message is kept as failed.
@@ -44,7 +44,7 @@ from stream.retry import Backoff
 
 log = logging.getLogger(__name__)
 
-LEASE_MS = 30_000
+LEASE_S = 30.0  # plus twice the attempt timeout: a lease outlives the batch it was renewed for
 REFRESH_S = 0.5  # how often the sender looks for subscriptions and the hop reloads them
 USER_AGENT = "inventory-availability-webhooks/0.1"
 
@@ -83,9 +83,9 @@ class WebhookFanout:
         queued, dropped = await self._store.enqueue(messages, self._clock(), self._max_pending)
         self._metrics.webhook_messages.labels("queued").inc(queued)
         if dropped:
-            self._metrics.webhook_messages.labels("dropped").inc(len(dropped))
+            self._metrics.webhook_messages.labels("dropped").inc(dropped)
             log.warning(
-                "webhooks: %d messages dropped, their subscriptions' backlog is full", len(dropped)
+                "webhooks: %d messages dropped, their subscriptions' backlog is full", dropped
             )
 
     def _events(self, record: Any) -> list[wh.Event]:
@@ -156,6 +156,7 @@ class WebhookSender:
         self._schedule = settings.webhook_retry_schedule
         self._timeout = aiohttp.ClientTimeout(total=settings.webhook_timeout_s)
         self._concurrency = settings.webhook_concurrency
+        self._lease_ms = int((LEASE_S + 2 * settings.webhook_timeout_s) * 1000)
         self._metrics = metrics
         self._clock = clock
         self._owner = f"{socket.gethostname()}-{os.getpid()}"
@@ -180,7 +181,7 @@ class WebhookSender:
 
     async def stop(self) -> None:
         """End the subscriptions' tasks and give up their leases, so that another worker
-        takes them over at once instead of after LEASE_MS."""
+        takes them over at once instead of when the lease runs out."""
         for task in self._tasks.values():
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
@@ -196,16 +197,18 @@ class WebhookSender:
         """A task per subscription whose lease this worker holds; none for deleted ones."""
         subs = {s.id: s for s in await self._store.all()}
         for sid, task in list(self._tasks.items()):
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                log.warning("webhooks: sending %s stopped: %r", sid, task.exception())
             if task.done() or sid not in subs:
                 task.cancel()
                 del self._tasks[sid]
         for sid, sub in subs.items():
-            if sid not in self._tasks and await self._store.lease(sid, self._owner, LEASE_MS):
+            if sid not in self._tasks and await self._store.lease(sid, self._owner, self._lease_ms):
                 self._tasks[sid] = asyncio.create_task(self._serve(sub), name=f"webhook-{sid}")
 
     async def _serve(self, sub: wh.Subscription) -> None:
         """Send the subscription's due messages while this worker holds its lease."""
-        while await self._store.lease(sub.id, self._owner, LEASE_MS):
+        while await self._store.lease(sub.id, self._owner, self._lease_ms):
             batch = await self._store.due(sub.id, self._clock(), self._concurrency)
             if batch:
                 await asyncio.gather(*(self._attempt(sub, m) for m in batch))

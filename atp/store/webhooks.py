@@ -2,7 +2,8 @@
 
 The API makes, lists and deletes subscriptions; the worker's webhook hop enqueues a message per
 (event, subscription) and the worker holding a subscription's lease sends its due messages and
-records each attempt. Every change is one MULTI in the `{wh}` slot. A message's id is stable
+records each attempt. Every change that touches more than one key is one script
+(atp/store/lua/webhook/), all keys in the `{wh}` slot. A message's id is stable
 (made from the Kafka record it came from), so a record read twice is enqueued once while it is
 pending; delivery is at least once and receivers dedupe by `webhook-id`.
 """
@@ -71,12 +72,12 @@ class WebhookStore:
 
     async def delete(self, subscription_id: str) -> bool:
         """Remove the subscription with its pending messages, log and failures."""
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hdel(keys.webhook_subscriptions(), subscription_id)
-            pipe.delete(*keys.webhook_keys(subscription_id).values())
-            with unavailable_as_error():
-                removed, _ = await pipe.execute()
-        return bool(removed)
+        k = keys.webhook_keys(subscription_id)
+        subs = keys.webhook_subscriptions()
+        script = self._scripts["webhook/delete.lua"]
+        with unavailable_as_error():
+            existed = await script(keys=[subs, *k.values()], args=[subscription_id])
+        return bool(existed)
 
     async def deliveries(self, subscription_id: str, failed: bool = False) -> list[Any]:
         """The newest attempts first, or the messages given up on."""
@@ -93,40 +94,33 @@ class WebhookStore:
 
     async def enqueue(
         self, messages: list[tuple[str, Message]], now_ms: int, max_pending: int
-    ) -> tuple[int, list[tuple[str, Message]]]:
-        """Queue (subscription id, message) pairs, due now; a message already pending is left
-        as it is. Returns how many were queued, and those dropped because their subscription
-        already had `max_pending` (each dropped one is logged in its subscription's log)."""
+    ) -> tuple[int, int]:
+        """Queue (subscription id, message) pairs, due now, in one atomic step; a message
+        already pending is left as it is, one for a subscription deleted meanwhile is not
+        queued. Returns how many were queued, and how many were dropped because their
+        subscription already had `max_pending` (each drop is logged in its delivery log)."""
         if not messages:
-            return 0, []
+            return 0, 0
         subs = list(dict.fromkeys(sid for sid, _ in messages))
-        async with self._redis.pipeline(transaction=True) as pipe:
-            for sid in subs:
-                pipe.zcard(keys.webhook_keys(sid)["due"])
-            with unavailable_as_error():
-                room = {
-                    s: max_pending - int(n) for s, n in zip(subs, await pipe.execute(), strict=True)
-                }
-        queued, dropped = 0, []
-        async with self._redis.pipeline(transaction=True) as pipe:
-            for sid, msg in messages:
-                k = keys.webhook_keys(sid)
-                if room[sid] <= 0:
-                    dropped.append((sid, msg))
-                    self._log(pipe, k, attempt_entry(msg, now_ms, "dropped", error="backlog full"))
-                    continue
-                room[sid] -= 1
-                queued += 1
-                pipe.hsetnx(k["msg"], msg.id, msg.encode())
-                pipe.zadd(k["due"], {msg.id: now_ms}, nx=True)
-            with unavailable_as_error():
-                await pipe.execute()
-        return queued, dropped
+        index = {sid: i for i, sid in enumerate(subs, 1)}
+        script_keys = [keys.webhook_subscriptions()]
+        for sid in subs:
+            k = keys.webhook_keys(sid)
+            script_keys += [k["due"], k["msg"], k["log"]]
+        args: list[Any] = [now_ms, max_pending, LOG_KEEP]
+        for sid, msg in messages:
+            entry = orjson.dumps(attempt_entry(msg, now_ms, "dropped", error="backlog full"))
+            args += [index[sid], sid, msg.id, msg.encode(), entry]
+        with unavailable_as_error():
+            queued, dropped, _ = await self._scripts["webhook/enqueue.lua"](
+                keys=script_keys, args=args
+            )
+        return int(queued), int(dropped)
 
     async def lease(self, subscription_id: str, owner: str, lease_ms: int) -> bool:
         """Take or keep the right to send the subscription's messages for `lease_ms`; with 0,
         give it up (another worker may take it at once)."""
-        script = self._scripts["webhook_lease.lua"]
+        script = self._scripts["webhook/lease.lua"]
         with unavailable_as_error():
             got = await script(
                 keys=[keys.webhook_keys(subscription_id)["lease"]], args=[owner, lease_ms]
@@ -163,32 +157,21 @@ class WebhookStore:
         `failed`), or waits until `retry_at_ms` with one more attempt counted. Nothing is
         written for a subscription deleted meanwhile."""
         k = keys.webhook_keys(subscription_id)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hexists(keys.webhook_subscriptions(), subscription_id)
-            with unavailable_as_error():
-                (exists,) = await pipe.execute()
-        if not exists:
-            return
-        async with self._redis.pipeline(transaction=True) as pipe:
-            if retry_at_ms is None:
-                pipe.zrem(k["due"], msg.id)
-                pipe.hdel(k["msg"], msg.id)
-                if entry["outcome"] == "failed":
-                    failed = {**entry, "envelope": msg.envelope}
-                    pipe.lpush(k["failed"], orjson.dumps(failed))
-                    pipe.ltrim(k["failed"], 0, FAILED_KEEP - 1)
-            else:
-                again = Message(msg.id, msg.envelope, msg.attempts + 1, msg.first_ms)
-                pipe.hset(k["msg"], msg.id, again.encode())
-                pipe.zadd(k["due"], {msg.id: retry_at_ms}, xx=True)
-            self._log(pipe, k, entry)
-            with unavailable_as_error():
-                await pipe.execute()
-
-    @staticmethod
-    def _log(pipe: Any, k: dict[str, str], entry: dict[str, Any]) -> None:
-        pipe.lpush(k["log"], orjson.dumps(entry))
-        pipe.ltrim(k["log"], 0, LOG_KEEP - 1)
+        again = Message(msg.id, msg.envelope, msg.attempts + 1, msg.first_ms)
+        failed = {**entry, "envelope": msg.envelope} if entry["outcome"] == "failed" else None
+        args = [
+            subscription_id,
+            msg.id,
+            "" if retry_at_ms is None else retry_at_ms,
+            "" if retry_at_ms is None else again.encode(),
+            orjson.dumps(entry),
+            "" if failed is None else orjson.dumps(failed),
+            LOG_KEEP,
+            FAILED_KEEP,
+        ]
+        script_keys = [keys.webhook_subscriptions(), k["due"], k["msg"], k["log"], k["failed"]]
+        with unavailable_as_error():
+            await self._scripts["webhook/settle.lua"](keys=script_keys, args=args)
 
 
 def attempt_entry(

@@ -1,5 +1,5 @@
 #!lua
--- webhook_lease.lua: take, keep or give up the lease on sending one subscription's messages
+-- webhook/lease.lua: take, keep or give up the lease on sending one subscription's messages
 -- (atp/store/webhooks.py): one worker at a time sends them, so each is attempted by one.
 -- KEYS[1]  the lease (atp.store.keys.webhook_keys()['lease'])
 -- ARGV[1]  who asks (host-pid)   ARGV[2]  how long the lease lasts (ms); 0: give it up
