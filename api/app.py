@@ -25,6 +25,7 @@ from api.network_watch import NetworkHolder
 from api.routes import availability, delivery, health, live, reservations, webhooks
 from api.routes.availability import origin_of
 from api.routes.live import live_answer
+from atp import tracing
 from atp.api_keys import parse_api_keys
 from atp.clock import now_ms
 from atp.core.geo import nearest_timezone, zip_coordinates
@@ -57,6 +58,9 @@ def create_app(
     auth = Authenticator(keys, public_reads=settings.public_reads)
 
     lifespan = _lifespan(settings, holder, metrics, auth, clock)
+    # Off unless OTEL_EXPORTER_OTLP_ENDPOINT is set; on, FastAPI's own telemetry makes a span
+    # per request (and per dependency and endpoint) and redis-py's calls are traced under it.
+    tracing.setup("atp-api")
     app = FastAPI(
         title="Inventory availability",
         version="0.1.0",

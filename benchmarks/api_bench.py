@@ -899,8 +899,8 @@ def measure(args: argparse.Namespace) -> list[Row]:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not all(kv.startswith("ATP_") and "=" in kv for kv in args.api_env):
-        parser.error("--api-env takes ATP_NAME=VALUE")
+    if not all(kv.startswith(("ATP_", "OTEL_")) and "=" in kv for kv in args.api_env):
+        parser.error("--api-env takes ATP_NAME=VALUE or OTEL_NAME=VALUE")
     header()
     if args.api_env:
         print("API settings: " + " ".join(args.api_env), flush=True)

@@ -22,6 +22,7 @@ import faust
 from faust.types.auth import CredentialsT
 from prometheus_client import CollectorRegistry, generate_latest
 
+from atp import tracing
 from atp.core.errors import ATPError, StoreUnavailable
 from atp.core.freshness import PartitionProgress
 from atp.core.network import Network
@@ -161,6 +162,7 @@ def run_worker(settings: Settings, network: Network) -> None:
         )
         raise SystemExit(2)
     asyncio.set_event_loop(asyncio.new_event_loop())
+    tracing.setup("atp-worker")  # off unless OTEL_EXPORTER_OTLP_ENDPOINT is set
     app = create_app(settings, network)
     # What is loaded by now lives as long as the process: out of the collector's sight. And
     # fewer young-generation collections: faust makes several objects per record, and at the

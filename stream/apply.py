@@ -11,7 +11,9 @@ from typing import Any, Protocol
 
 import orjson
 from aiokafka import ConsumerRecord
+from opentelemetry import trace
 
+from atp import tracing
 from atp.core import webhooks
 from atp.core.availability import availability_changes, new_exposures
 from atp.core.errors import (
@@ -29,6 +31,7 @@ from stream.metrics import WorkerMetrics
 from stream.normalise import Sourced
 from stream.records import Record, Records, Sink, is_applied, rejected
 from stream.retry import Backoff
+from stream.traces import hop_span
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +105,10 @@ class Applier:
         their shipments fulfil, and return the records that follow: change and oversell events,
         and a rejection (of the record it came from) for each movement too late to place."""
         movements = [m for m, _ in batch]
-        result = await self._apply_until_done(movements)
+        if tracing.enabled():
+            result = await self._apply_traced(batch)
+        else:
+            result = await self._apply_until_done(movements)
         visible_s = self._clock() / 1000
         for m in movements:  # from the source message reaching Kafka to its count in Redis
             if m.produced_ms is not None:
@@ -121,6 +127,31 @@ class Applier:
                 )
                 out.append(self._reject(origin[id(m)], TOO_LATE, message))
         return out
+
+    async def _apply_traced(self, batch: Sequence[Sourced]) -> BatchResult:
+        """As _apply_until_done, with a span per movement whose record carries a trace (its
+        SKU, location, event id and outcome); the Redis calls are made under the first."""
+        spans = {}
+        for m, record in batch:
+            span = hop_span("apply movement", record)
+            if span is not None:
+                span.set_attributes(
+                    {"atp.sku": m.sku, "atp.location_id": m.location_id, "atp.event_id": m.event_id}
+                )
+                spans[id(m)] = span
+        first = next(iter(spans.values()), None)
+        movements = [m for m, _ in batch]
+        if first is None:
+            return await self._apply_until_done(movements)
+        with trace.use_span(first, end_on_exit=False):
+            result = await self._apply_until_done(movements)
+        for m, outcome in result.outcomes:
+            if (span := spans.get(id(m))) is not None:
+                span.set_attribute("atp.outcome", outcome.value)
+        for span in spans.values():
+            span.set_attribute("messaging.batch.message_count", len(batch))
+            span.end()
+        return result
 
     async def _apply_until_done(self, batch: Sequence[Movement]) -> BatchResult:
         """Redis trouble stops consumption (nothing is acknowledged) until Redis is back."""

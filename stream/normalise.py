@@ -10,6 +10,7 @@ from dataclasses import replace
 import orjson
 from aiokafka import ConsumerRecord
 
+from atp import tracing
 from atp.core.errors import InvalidMovement
 from atp.core.movements import Movement
 from atp.core.network import Network
@@ -17,6 +18,7 @@ from atp.core.sources import Adapter
 from atp.core.sources.common import ADAPTER_ERROR
 from stream.metrics import WorkerMetrics
 from stream.records import APPLIED, Record, Records, Sink, rejected
+from stream.traces import hop_span
 
 log = logging.getLogger(__name__)
 
@@ -63,27 +65,40 @@ class Normaliser:
         network = self._network
         movements: list[Sourced] = []
         out: list[Record] = []
+        traced = tracing.enabled()
         for record in records:
+            span = hop_span(f"normalise {record.topic}", record) if traced else None
             adapter = self._adapters[record.topic]
             try:
                 converted = adapter(record.value, network)  # type: ignore[arg-type]
             except InvalidMovement as err:
                 out.append(self._reject(record, err.code, err.message))
+                if span is not None:
+                    span.set_attribute("atp.rejected", err.code)
+                    span.end()
                 continue
             except Exception as exc:  # an adapter bug must not stop the stream
                 log.exception("adapter for %s failed on offset %s", record.topic, record.offset)
                 out.append(self._reject(record, ADAPTER_ERROR, f"could not be read: {exc!r}"[:300]))
+                if span is not None:
+                    span.set_attribute("atp.rejected", ADAPTER_ERROR)
+                    span.end()
                 continue
             # The source message's Kafka timestamp, epoch ms: in the movement (freshness
             # metrics) and as the movement record's own, so that the ledger hop's progress
             # (`behind_ms`) is measured from when the source message arrived.
             produced = int(record.timestamp)
+            carried = headers
+            if span is not None:
+                span.set_attribute("atp.movements", len(converted))
+                span.end()
+                carried = headers + tracing.headers_of(span)
             for m in converted:
                 m = replace(m, produced_ms=produced)
                 self._metrics.movements.labels(m.source, m.kind).inc()
                 movements.append((m, record))
                 value = orjson.dumps(m.to_wire())
-                out.append(Record(self._movements, m.sku.encode(), value, produced, headers))
+                out.append(Record(self._movements, m.sku.encode(), value, produced, carried))
         return movements, out
 
     def _reject(self, record: ConsumerRecord[bytes, bytes], reason: str, message: str) -> Record:
