@@ -567,10 +567,10 @@ class ApplyResult:
 
 
 def parse_worker_env(pairs: list[str]) -> dict[str, str]:
-    """`--worker-env ATP_X=V` options as a dict; ValueError for anything else."""
+    """`--worker-env ATP_X=V` (or OTEL_X=V) options as a dict; ValueError for anything else."""
     env = dict(kv.split("=", 1) for kv in pairs if "=" in kv)
-    if len(env) != len(pairs) or not all(k.startswith("ATP_") for k in env):
-        raise ValueError("--worker-env takes ATP_NAME=VALUE")
+    if len(env) != len(pairs) or not all(k.startswith(("ATP_", "OTEL_")) for k in env):
+        raise ValueError("--worker-env takes ATP_NAME=VALUE or OTEL_NAME=VALUE")
     return env
 
 
