@@ -107,6 +107,11 @@ class Stack:
             settings = settings.model_copy(update={"api_keys": spec})
         if "ATP_DEMO_PAGE" not in os.environ:  # the demo page is on here unless said otherwise
             settings = settings.model_copy(update={"demo_page": True})
+        if "ATP_WEBHOOK_ALLOWED_NETWORKS" not in os.environ:
+            # A development stack: webhooks may go to a receiver on this machine.
+            settings = settings.model_copy(
+                update={"webhook_allowed_networks": "127.0.0.0/8,::1/128"}
+            )
         self.settings = settings
         self.external = external
         self.secure = secure
