@@ -127,20 +127,15 @@ class AllowListResolver(AbstractResolver):
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
         found = await self._inner.resolve(host, port, family)
-        kept = [r for r in found if refused(r["host"], self._networks, self._plain_http) is None]
+        scheme = "http" if self._plain_http else "https"
+        kept = [r for r in found if wh.refused(scheme, r["host"], self._networks) is None]
         if not kept:
-            reason = refused(found[0]["host"], self._networks, self._plain_http) if found else None
+            reason = wh.refused(scheme, found[0]["host"], self._networks) if found else None
             raise OSError(f"{host}: {reason or 'no address'}")
         return kept
 
     async def close(self) -> None:
         await self._inner.close()
-
-
-def refused(address: str, networks: Sequence[wh.Network], plain_http: bool) -> str | None:
-    """Why an address may not be called (None: it may)."""
-    scheme = "http" if plain_http else "https"
-    return wh.refused_address(address, networks) or wh.refused_scheme(scheme, address, networks)
 
 
 class WebhookSender:
@@ -255,7 +250,7 @@ class WebhookSender:
         scheme, host, _ = wh.check_url(sub.url)
         plain = scheme == "http"
         with contextlib.suppress(ValueError):  # a literal address skips the resolver: check it here
-            reason = refused(str(ipaddress.ip_address(host)), self._networks, plain)
+            reason = wh.refused(scheme, str(ipaddress.ip_address(host)), self._networks)
             if reason:
                 raise OSError(reason)
         if sub.format == "binary":

@@ -83,7 +83,7 @@ async def check_addresses(url: str, scheme: str, host: str, port: int, networks:
             "webhook_target_unresolved", f"{host} does not resolve here ({exc}); check the URL"
         ) from None
     for address in sorted({str(info[4][0]) for info in infos}):
-        reason = wh.refused_address(address, allowed) or wh.refused_scheme(scheme, address, allowed)
+        reason = wh.refused(scheme, address, allowed)
         if reason:
             raise InvalidRequest("webhook_target_refused", f"{wh.redact(url)}: {reason}")
 

@@ -236,6 +236,13 @@ def refused_scheme(scheme: str, address: str, allowed_networks: Sequence[Network
     return "plain http is allowed only to ATP_WEBHOOK_ALLOWED_NETWORKS; use https"
 
 
+def refused(scheme: str, address: str, allowed_networks: Sequence[Network]) -> str | None:
+    """Why a URL of `scheme` may not be sent to `address` (None: it may)."""
+    return refused_address(address, allowed_networks) or refused_scheme(
+        scheme, address, allowed_networks
+    )
+
+
 def redact(url: str) -> str:
     """The URL as logs and delivery records show it: no query (it may carry a token)."""
     parts = urlsplit(url)
