@@ -261,7 +261,8 @@ def test_prometheus_scrapes_every_target_and_sees_the_key_series(stack: Stack) -
     assert {t["labels"]["job"] for t in active} == {"atp-worker", "atp-api"}
     assert {t["scrapeUrl"] for t in active} == {f"{stack.worker}/metrics", f"{stack.api}/metrics"}
 
-    partitions = (len(ADAPTERS) + 1) * stack.settings.partitions  # sources and movements
+    # Sources and movements; stock.availability and stock.reservations (the webhook hop).
+    partitions = (len(ADAPTERS) + 3) * stack.settings.partitions
     channels = len(stack.network.channels)
     expected: dict[str, Callable[[float], bool]] = {
         "sum(atp_movements_consumed_total)": lambda v: v > 0,
