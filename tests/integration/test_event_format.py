@@ -5,6 +5,7 @@ CloudEvents (the plain event as `data`), each valid for its message of docs/asyn
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 
 import pytest
@@ -44,13 +45,14 @@ def test_topics_in_the_cloudevents_format(settings, processes, demo_network):
             assert api.post(f"/v1/reservations/{rid}/confirm", headers=AUTH).status_code == 200
         assert wait_until(lambda: outbox_len(r) == 0)
 
-        def read(topic: str, want: int) -> list[dict]:
+        def read(topic: str) -> list[dict]:
+            """This test's events on the topic (it may hold other tests' reservations too)."""
             records = asyncio.run(
-                read_all(settings.kafka_bootstrap, settings.topic(topic), want, 10)
+                read_all(settings.kafka_bootstrap, settings.topic(topic), 10**6, 3)
             )
             return [e for e in records if e["subject"] in (sku, rid)]
 
-        changes = read(topics.AVAILABILITY, 1)
+        changes = read(topics.AVAILABILITY)
         assert changes and all(conforms("AvailabilityCloudEvent", e) for e in changes)
         online = next(e for e in changes if e["data"]["channel"] == "online")
         assert (online["type"], online["subject"], online["data"]["atp"]) == (
@@ -60,9 +62,7 @@ def test_topics_in_the_cloudevents_format(settings, processes, demo_network):
         )
         assert online["source"] == settings.event_source
 
-        events = wait_until(
-            lambda: len(read(topics.RESERVATIONS, 2)) == 2 and read(topics.RESERVATIONS, 2)
-        )
+        events = wait_until(lambda: len(got := read(topics.RESERVATIONS)) == 2 and got)
         assert [e["type"] for e in events] == ["reservation.held", "reservation.confirmed"]
         assert all(
             conforms("ReservationCloudEvent", e) and e["id"] == e["data"]["event_id"]
@@ -72,7 +72,10 @@ def test_topics_in_the_cloudevents_format(settings, processes, demo_network):
         # The record lost: `atp rebuild` reads it back from the wrapped events.
         r.delete(keys.reservation(rid))
         report = run_atp(settings, "rebuild")
-        assert "1 restored" in report, report
+        # At least ours: the session's Redis is shared, and this worker's relay may have
+        # published reservation events other tests left in the outbox.
+        restored = re.search(r"(\d+) restored", report)
+        assert restored and int(restored.group(1)) >= 1, report
         assert r.hget(keys.reservation(rid), "state") == b"confirmed"
     finally:
         r.close()
