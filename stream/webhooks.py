@@ -25,7 +25,6 @@ import ipaddress
 import logging
 import os
 import socket
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -45,7 +44,7 @@ from stream.retry import Backoff
 log = logging.getLogger(__name__)
 
 LEASE_S = 30.0  # plus twice the attempt timeout: a lease outlives the batch it was renewed for
-REFRESH_S = 0.5  # how often the sender looks for subscriptions and the hop reloads them
+REFRESH_S = 0.5  # how often the sender looks for new subscriptions and idle ones look again
 USER_AGENT = "inventory-availability-webhooks/0.1"
 
 
@@ -65,8 +64,6 @@ class WebhookFanout:
         self._max_pending = settings.webhook_max_pending
         self._metrics = metrics
         self._clock = clock
-        self._subs: list[wh.Subscription] = []
-        self._loaded_at = -REFRESH_S
 
     async def handle(self, records: Records) -> None:
         subs = await self._subscriptions()
@@ -101,11 +98,9 @@ class WebhookFanout:
         return wh.reservation_events(payload)
 
     async def _subscriptions(self) -> list[wh.Subscription]:
-        now = time.monotonic()
-        if now - self._loaded_at >= REFRESH_S:
-            self._subs = await self._store.all()
-            self._loaded_at = now
-        return self._subs
+        """Read for every batch (one HGETALL, off the stock's path): a subscription gets what
+        happens from the moment it is stored, not from the next reload."""
+        return await self._store.all()
 
 
 def message_id(topic: str, partition: int, offset: int, event_type: str) -> str:
