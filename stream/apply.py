@@ -106,7 +106,7 @@ class Applier:
         and a rejection (of the record it came from) for each movement too late to place."""
         movements = [m for m, _ in batch]
         if tracing.enabled():
-            result = await self._apply_traced(batch)
+            result = await self._apply_traced(batch, movements)
         else:
             result = await self._apply_until_done(movements)
         visible_s = self._clock() / 1000
@@ -128,7 +128,9 @@ class Applier:
                 out.append(self._reject(origin[id(m)], TOO_LATE, message))
         return out
 
-    async def _apply_traced(self, batch: Sequence[Sourced]) -> BatchResult:
+    async def _apply_traced(
+        self, batch: Sequence[Sourced], movements: list[Movement]
+    ) -> BatchResult:
         """As _apply_until_done, with a span per movement whose record carries a trace (its
         SKU, location, event id and outcome); the Redis calls are made under the first."""
         spans = {}
@@ -140,7 +142,6 @@ class Applier:
                 )
                 spans[id(m)] = span
         first = next(iter(spans.values()), None)
-        movements = [m for m, _ in batch]
         if first is None:
             return await self._apply_until_done(movements)
         with trace.use_span(first, end_on_exit=False):

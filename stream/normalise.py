@@ -18,7 +18,7 @@ from atp.core.sources import Adapter
 from atp.core.sources.common import ADAPTER_ERROR
 from stream.metrics import WorkerMetrics
 from stream.records import APPLIED, Record, Records, Sink, rejected
-from stream.traces import hop_span
+from stream.traces import end, hop_span
 
 log = logging.getLogger(__name__)
 
@@ -73,16 +73,12 @@ class Normaliser:
                 converted = adapter(record.value, network)  # type: ignore[arg-type]
             except InvalidMovement as err:
                 out.append(self._reject(record, err.code, err.message))
-                if span is not None:
-                    span.set_attribute("atp.rejected", err.code)
-                    span.end()
+                end(span, "atp.rejected", err.code)
                 continue
             except Exception as exc:  # an adapter bug must not stop the stream
                 log.exception("adapter for %s failed on offset %s", record.topic, record.offset)
                 out.append(self._reject(record, ADAPTER_ERROR, f"could not be read: {exc!r}"[:300]))
-                if span is not None:
-                    span.set_attribute("atp.rejected", ADAPTER_ERROR)
-                    span.end()
+                end(span, "atp.rejected", ADAPTER_ERROR)
                 continue
             # The source message's Kafka timestamp, epoch ms: in the movement (freshness
             # metrics) and as the movement record's own, so that the ledger hop's progress
@@ -90,8 +86,7 @@ class Normaliser:
             produced = int(record.timestamp)
             carried = headers
             if span is not None:
-                span.set_attribute("atp.movements", len(converted))
-                span.end()
+                end(span, "atp.movements", len(converted))
                 carried = headers + tracing.headers_of(span)
             for m in converted:
                 m = replace(m, produced_ms=produced)

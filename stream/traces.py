@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from aiokafka import ConsumerRecord
 from opentelemetry.trace import Span, SpanKind
+from opentelemetry.util.types import AttributeValue
 
 from atp import tracing
 
@@ -28,3 +29,10 @@ def hop_span(name: str, record: ConsumerRecord[bytes, bytes]) -> Span | None:
             "messaging.kafka.offset": record.offset,
         },
     )
+
+
+def end(span: Span | None, name: str, value: AttributeValue) -> None:
+    """End a hop's span (when there is one) with one last attribute."""
+    if span is not None:
+        span.set_attribute(name, value)
+        span.end()

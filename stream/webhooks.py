@@ -76,7 +76,7 @@ class WebhookFanout:
                 for sub in subs:
                     if record.timestamp >= sub.created_ms and wh.wants(sub.events, event.type):
                         envelope = wh.cloud_event(event, event_id, self._source, record.timestamp)
-                        messages.append((sub.id, Message(event_id, envelope, 0, self._clock())))
+                        messages.append((sub.id, Message(event_id, envelope, 0)))
         queued, dropped = await self._store.enqueue(messages, self._clock(), self._max_pending)
         self._metrics.webhook_messages.labels("queued").inc(queued)
         if dropped:

@@ -45,7 +45,6 @@ EVENT_TYPES = (
 )
 PATTERNS = ("*", "availability.*", "oversell.*", "reservation.*")
 SECRET_PREFIX = "whsec_"
-FORMATS = ("structured", "binary")
 
 
 class InvalidSubscription(ATPError):

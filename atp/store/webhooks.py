@@ -33,17 +33,14 @@ class Message:
     id: str
     envelope: dict[str, Any]
     attempts: int
-    first_ms: int
 
     def encode(self) -> bytes:
-        return orjson.dumps(
-            {"envelope": self.envelope, "attempts": self.attempts, "first_ms": self.first_ms}
-        )
+        return orjson.dumps({"envelope": self.envelope, "attempts": self.attempts})
 
     @classmethod
     def decode(cls, message_id: str, raw: bytes) -> Message:
         d = orjson.loads(raw)
-        return cls(message_id, d["envelope"], int(d["attempts"]), int(d["first_ms"]))
+        return cls(message_id, d["envelope"], int(d["attempts"]))
 
 
 class WebhookStore:
@@ -157,7 +154,7 @@ class WebhookStore:
         `failed`), or waits until `retry_at_ms` with one more attempt counted. Nothing is
         written for a subscription deleted meanwhile."""
         k = keys.webhook_keys(subscription_id)
-        again = Message(msg.id, msg.envelope, msg.attempts + 1, msg.first_ms)
+        again = Message(msg.id, msg.envelope, msg.attempts + 1)
         failed = {**entry, "envelope": msg.envelope} if entry["outcome"] == "failed" else None
         args = [
             subscription_id,

@@ -36,7 +36,7 @@ def sub() -> Subscription:
 
 
 def msg(n: int) -> Message:
-    return Message(f"msg_{n}", {"type": "availability.changed", "subject": "S", "data": {}}, 0, 5)
+    return Message(f"msg_{n}", {"type": "availability.changed", "subject": "S", "data": {}}, 0)
 
 
 def test_queued_once_capped_and_never_for_a_deleted_subscription(redis_url):
