@@ -15,7 +15,7 @@ from aiokafka.protocol.metadata import MetadataRequest
 from atp.core.errors import ATPError
 from atp.kafka.security import client_options
 from atp.settings import Settings
-from atp.tls import client_certificate_refused
+from atp.tls import alert_when_reading_first, client_certificate_refused
 
 
 class KafkaSetupError(ATPError):
@@ -97,7 +97,10 @@ async def _metadata(
             f"(ATP_KAFKA_SECURITY_PROTOCOL={protocol})"
         ) from None
     except errors.KafkaConnectionError as exc:
+        context = options.get("ssl_context")
         alert = client_certificate_refused(exc)
+        if alert is None and isinstance(context, ssl.SSLContext):
+            alert = await alert_when_reading_first(host, port, context)  # lost to a reset?
         if alert is None:
             raise
         raise KafkaSetupError(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ssl
 from importlib import resources
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
@@ -15,7 +16,7 @@ from atp.core.errors import ATPError
 from atp.settings import Settings
 from atp.store.client import REDIS_DOWN
 from atp.store.scripts import load_script
-from atp.tls import client_certificate_refused
+from atp.tls import alert_when_reading_first, client_certificate_refused
 
 ACL_DOC = "docs/operations.md, Redis ACL"
 
@@ -70,7 +71,7 @@ async def check_access(client: aioredis.Redis, settings: Settings) -> bool:
                 f"Redis at ATP_REDIS_URL: its TLS certificate is not trusted ({exc}); "
                 f"ATP_REDIS_SSL_CAFILE={settings.redis_ssl_cafile or '(the system CAs)'}"
             ) from None
-        alert = client_certificate_refused(exc)
+        alert = client_certificate_refused(exc) or await _alert_on_reset(settings, exc)
         if alert is not None:
             raise StoreAccessError(
                 f"Redis at ATP_REDIS_URL refused this client's TLS certificate ({alert}): set "
@@ -79,3 +80,24 @@ async def check_access(client: aioredis.Redis, settings: Settings) -> bool:
             ) from None
         return False
     return True
+
+
+async def _alert_on_reset(settings: Settings, exc: BaseException) -> str | None:
+    """A TLS connection reset at once may be a refused client certificate whose alert was lost
+    (atp/tls.py): ask again, reading first."""
+    if not settings.redis_url.startswith("rediss") or not _reset(exc):
+        return None
+    url = urlsplit(settings.redis_url.replace("+cluster", "", 1))
+    context = ssl.create_default_context(cafile=settings.redis_ssl_cafile)
+    context.check_hostname = settings.redis_ssl_check_hostname
+    if settings.redis_ssl_certfile is not None:
+        context.load_cert_chain(settings.redis_ssl_certfile, settings.redis_ssl_keyfile)
+    return await alert_when_reading_first(url.hostname or "localhost", url.port or 6379, context)
+
+
+def _reset(exc: BaseException | None) -> bool:
+    while exc is not None:
+        if isinstance(exc, ConnectionResetError | BrokenPipeError):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False

@@ -176,12 +176,20 @@ def test_the_pipeline_and_reservations_run_over_tls_as_acl_users(secure, tmp_pat
         ("api", {"ATP_REDIS_SSL_CAFILE": "other"}, ["not trusted", "ATP_REDIS_SSL_CAFILE"]),
         ("api", {"ATP_REDIS_USERNAME": "reader"}, ["ATP_REDIS_USERNAME", "Redis ACL"]),
         ("worker", {"ATP_REDIS_PASSWORD_FILE": "wrong"}, ["refused the credentials"]),
+        ("worker", {"ATP_KAFKA_SSL_CERTFILE": None}, ["certificate", "ATP_KAFKA_SSL_CERTFILE"]),
+        ("api", {"ATP_REDIS_SSL_CERTFILE": None}, ["certificate", "ATP_REDIS_SSL_CERTFILE"]),
+        ("worker", {"ATP_KAFKA_SSL_CERTFILE": "other"}, ["UNKNOWN_CA", "ATP_KAFKA_SSL_CERTFILE"]),
+        ("api", {"ATP_REDIS_SSL_CERTFILE": "other"}, ["UNKNOWN_CA", "ATP_REDIS_SSL_CERTFILE"]),
     ],
     ids=[
         "kafka-ca",
         "redis-ca",
         "redis-acl",
         "redis-password",
+        "kafka-no-client-cert",
+        "redis-no-client-cert",
+        "kafka-client-cert-of-another-ca",
+        "redis-client-cert-of-another-ca",
     ],
 )
 def test_what_cannot_work_stops_the_process_at_start_naming_the_setting(
@@ -189,6 +197,14 @@ def test_what_cannot_work_stops_the_process_at_start_naming_the_setting(
 ):
     if env.get("ATP_KAFKA_SSL_CAFILE") == "other" or env.get("ATP_REDIS_SSL_CAFILE") == "other":
         env = {k: str(pki.other_ca) for k in env}
+    for name, value in list(env.items()):
+        if name.endswith("_SSL_CERTFILE"):  # no client certificate, or one no CA here signed
+            key = name.replace("CERTFILE", "KEYFILE")
+            other = value is not None
+            env = {
+                name: str(pki.other_ca) if other else None,
+                key: str(pki.other_ca_key) if other else None,
+            }
     if env.get("ATP_REDIS_PASSWORD_FILE") == "wrong":
         (tmp_path / "wrong").write_text("not-the-password")
         env = {"ATP_REDIS_PASSWORD_FILE": str(tmp_path / "wrong")}
