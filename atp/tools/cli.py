@@ -1,4 +1,5 @@
-"""The `atp` command line: up, worker, api, simulate, rebuild, migrate, rejected."""
+"""The `atp` command line: up, worker, api, simulate, rebuild, migrate, rejected,
+compose-secrets."""
 
 from __future__ import annotations
 
@@ -174,6 +175,30 @@ def migrate_cmd() -> None:
     except ATPError as exc:
         typer.echo(f"atp migrate: {exc.message}", err=True)
         raise typer.Exit(1) from None
+
+
+@app.command("compose-secrets")
+def compose_secrets_cmd(
+    directory: Annotated[
+        Path, typer.Argument(help="Where docker-compose.secure.yml expects them.")
+    ] = Path(".atp/compose"),  # compose_secrets.DIRECTORY
+    replace: Annotated[
+        bool, typer.Option(help="Make new ones over those of an earlier run.")
+    ] = False,
+) -> None:
+    """Make the certificates, passwords and ACL file docker-compose.secure.yml mounts; run it
+    in the repository (docs/operations.md, Managed Kafka and Redis)."""
+    from atp.tools.compose_secrets import make_compose_secrets
+
+    try:
+        paths = make_compose_secrets(directory, replace=replace)
+    except ATPError as exc:
+        typer.echo(f"atp compose-secrets: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(
+        f"wrote {len(paths)} files to {directory}/ (keep them out of version control); start with\n"
+        "  docker compose -f docker-compose.yml -f docker-compose.secure.yml up -d --build"
+    )
 
 
 rejected_app = typer.Typer(no_args_is_help=True, help="Inspect and replay rejected input.")

@@ -1,6 +1,7 @@
-"""Certificates for `atp up --secure` and the TLS tests, made with the system's `openssl`: a CA,
-a server certificate for 127.0.0.1 and localhost, a client certificate (mutual TLS), and a
-second, unrelated CA. They live two days: a local stack's, never a production PKI."""
+"""Certificates for `atp up --secure`, `atp compose-secrets` and the TLS tests, made with the
+system's `openssl`: a CA, a server certificate for 127.0.0.1, localhost and any further host
+names given, a client certificate (mutual TLS), and a second, unrelated CA. They live two days
+unless asked otherwise: a local stack's, never a production PKI."""
 
 from __future__ import annotations
 
@@ -35,9 +36,9 @@ def _openssl(*args: str | Path, cwd: Path) -> None:
         raise PkiError(f"openssl {args[0]} failed: {exc.stderr.decode(errors='replace')}") from None
 
 
-def _ca(name: str, cn: str, d: Path) -> None:
+def _ca(name: str, cn: str, d: Path, days: int) -> None:
     _openssl(
-        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={cn}",
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", str(days), "-subj", f"/CN={cn}",
         "-keyout", f"{name}.key", "-out", f"{name}.crt",
         "-addext", "basicConstraints=critical,CA:TRUE",
         "-addext", "keyUsage=critical,keyCertSign,cRLSign",
@@ -45,29 +46,32 @@ def _ca(name: str, cn: str, d: Path) -> None:
     )  # fmt: skip
 
 
-def _signed(name: str, usage: str, d: Path) -> None:
+def _signed(name: str, usage: str, d: Path, days: int, hosts: tuple[str, ...] = ()) -> None:
     _openssl(
         "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
         "-keyout", f"{name}.key", "-out", f"{name}.csr",
         cwd=d,
     )  # fmt: skip
+    sans = ",".join(["IP:127.0.0.1", *(f"DNS:{h}" for h in ("localhost", *hosts))])
     (d / f"{name}.ext").write_text(
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n"
+        f"subjectAltName={sans}\nbasicConstraints=CA:FALSE\n"
         f"keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage={usage}\n"
     )
     _openssl(
         "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-        "-CAcreateserial", "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.crt",
+        "-CAcreateserial", "-days", str(days), "-extfile", f"{name}.ext", "-out", f"{name}.crt",
         cwd=d,
     )  # fmt: skip
 
 
-def make_pki(d: Path) -> Pki:
+def make_pki(d: Path, *, days: int = 2, server_names: tuple[str, ...] = ()) -> Pki:
+    """The certificates in `d`; `server_names`: host names the server certificate also names
+    (a compose stack's service names), besides 127.0.0.1 and localhost."""
     d.mkdir(parents=True, exist_ok=True)
-    _ca("ca", "atp test CA", d)
-    _ca("other-ca", "another CA", d)
-    _signed("server", "serverAuth", d)
-    _signed("client", "clientAuth", d)
+    _ca("ca", "atp test CA", d, days)
+    _ca("other-ca", "another CA", d, days)
+    _signed("server", "serverAuth", d, days, server_names)
+    _signed("client", "clientAuth", d, days)
     return Pki(
         d / "ca.crt",
         d / "server.crt",

@@ -13,7 +13,6 @@ import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import urlparse
 
 from pydantic import SecretStr
@@ -24,6 +23,7 @@ from atp.settings import Settings, load_settings
 from atp.tools import embedded
 from atp.tools.embedded import EmbeddedError, ManagedProcess
 from atp.tools.pki import make_pki
+from atp.tools.redis_users import REDIS_USERS, acl_with_passwords
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +76,6 @@ def rss_mb(pid: int) -> float | None:
     except OSError:
         return None
     return None
-
-
-# The documented minimal users (docs/operations.md, "Redis ACL"), which `--secure` runs as.
-REDIS_ACL = Path(__file__).resolve().parents[2] / "config" / "redis-users.acl"
-REDIS_USERS = {"worker": "atp-worker", "api": "atp-api"}
 
 
 class Stack:
@@ -189,18 +184,16 @@ class Stack:
         pki = make_pki(self.run_dir / "pki")
         secret_dir = self.run_dir / "secrets"
         secret_dir.mkdir(mode=0o700, parents=True)
-        acl = REDIS_ACL.read_text(encoding="utf-8")
+        passwords = {role: secrets.token_urlsafe(24) for role in REDIS_USERS}
         password_files = {}
         for role, user in REDIS_USERS.items():
-            password = secrets.token_urlsafe(24)
-            acl = acl.replace(f">CHANGE-ME-{role}", f">{password}")
             path = secret_dir / user
             path.touch(mode=0o600)
-            path.write_text(password + "\n", encoding="utf-8")
+            path.write_text(passwords[role] + "\n", encoding="utf-8")
             password_files[role] = path
         acl_file = secret_dir / "users.acl"
         acl_file.touch(mode=0o600)
-        acl_file.write_text(acl + "user default off\n", encoding="utf-8")
+        acl_file.write_text(acl_with_passwords(passwords), encoding="utf-8")
 
         inner_broker, inner_redis = embedded.free_port(), embedded.free_port()
         tls = {"cert": pki.server_cert, "key": pki.server_key, "log_dir": self.log_dir}
