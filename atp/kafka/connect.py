@@ -140,15 +140,19 @@ def _cause(exc: BaseException) -> str:
 
 
 def _unreachable(settings: Settings, exc: BaseException) -> str:
+    protocol = settings.kafka_security_protocol
     hint = ""
-    if isinstance(exc, errors.KafkaConnectionError) and settings.kafka_security_protocol in (
-        "PLAINTEXT",
-        "SASL_PLAINTEXT",
-    ):
-        hint = (
-            "; the broker closes the connection: if it expects TLS set "
-            "ATP_KAFKA_SECURITY_PROTOCOL=SSL (or SASL_SSL), if SASL, SASL_PLAINTEXT"
-        )
+    if isinstance(exc, errors.KafkaConnectionError):
+        hint = "; the broker closes the connection: " + {
+            "PLAINTEXT": "if it expects TLS set ATP_KAFKA_SECURITY_PROTOCOL=SSL (or SASL_SSL), "
+            "if a SASL login, SASL_PLAINTEXT",
+            "SASL_PLAINTEXT": "if it expects TLS set ATP_KAFKA_SECURITY_PROTOCOL=SASL_SSL; "
+            "check that it takes ATP_KAFKA_SASL_MECHANISM=",
+            "SASL_SSL": "check that it takes ATP_KAFKA_SASL_MECHANISM=",
+            "SSL": "if it expects a SASL login set ATP_KAFKA_SECURITY_PROTOCOL=SASL_SSL",
+        }.get(protocol, "")
+        if hint.endswith("="):
+            hint += settings.kafka_sasl_mechanism
     return (
         f"Kafka at ATP_KAFKA_BOOTSTRAP={settings.kafka_bootstrap} cannot be reached: "
         f"{_cause(exc)}{hint}"

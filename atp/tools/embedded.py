@@ -125,9 +125,12 @@ def redis_binary() -> Path:
     return Path(get_binary_path())
 
 
-def start_broker(port: int, log_dir: Path, advertised_port: int | None = None) -> ManagedProcess:
+def start_broker(
+    port: int, log_dir: Path, advertised_port: int | None = None, *, authentication: bool = False
+) -> ManagedProcess:
     """Tansu on 127.0.0.1:`port`, telling clients to use `advertised_port` (a TLS terminator in
-    front of it, say) when given."""
+    front of it, say) when given; with `authentication`, it wants a SASL login (which no user
+    can pass with this Tansu: tests/repro/tansu_scram.py)."""
     url = f"tcp://127.0.0.1:{port}"
     proc = spawn(
         "broker",
@@ -140,6 +143,7 @@ def start_broker(port: int, log_dir: Path, advertised_port: int | None = None) -
             f"tcp://127.0.0.1:{advertised_port or port}",
             "--storage-engine",
             "memory://tansu/",
+            *(["--authentication"] if authentication else []),
         ],
         log_dir,
         env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},

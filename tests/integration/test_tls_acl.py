@@ -18,6 +18,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from atp.kafka import topics
+from atp.kafka.connect import KafkaUnreachable, check_connection
 from atp.kafka.security import client_options
 from atp.settings import Settings, load_settings
 from atp.tools import embedded
@@ -221,3 +222,68 @@ def test_what_cannot_work_stops_the_process_at_start_naming_the_setting(
         assert "Traceback" not in log
     finally:
         procs.stop_all()
+
+
+@pytest.fixture(scope="module")
+def sasl_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Tansu wanting a SASL login (SCRAM); it has no users and cannot be given one
+    (tests/repro/tansu_scram.py), so every login is refused."""
+    d = tmp_path_factory.mktemp("sasl-kafka")
+    port = embedded.free_port()
+    proc = embedded.start_broker(port, d, authentication=True)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.stop()
+
+
+@pytest.mark.parametrize("mechanism", ["SCRAM-SHA-256", "SCRAM-SHA-512"])
+def test_a_refused_sasl_login_stops_the_worker_naming_the_user(
+    settings, sasl_kafka, tmp_path, mechanism
+):
+    password = f"sasl-pw-{uuid.uuid4().hex[:8]}"
+    (tmp_path / "kafka-password").write_text(password + "\n")
+    procs = Processes(settings, tmp_path / "logs")
+    try:
+        worker = procs.start(
+            "worker",
+            env={
+                "ATP_KAFKA_BOOTSTRAP": sasl_kafka,
+                "ATP_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+                "ATP_KAFKA_SASL_MECHANISM": mechanism,
+                "ATP_KAFKA_SASL_USERNAME": "atp-sasl",
+                "ATP_KAFKA_SASL_PASSWORD_FILE": str(tmp_path / "kafka-password"),
+            },
+        )
+        assert exits(worker) == 2, worker.log_tail()
+        log = worker.log_path.read_text()
+        assert "ATP_KAFKA_SASL_USERNAME" in log and "'atp-sasl'" in log, log
+        assert "Traceback" not in log
+        assert password not in log
+    finally:
+        procs.stop_all()
+
+
+@pytest.mark.parametrize(
+    ("protocol", "needle"),
+    [
+        ("PLAINTEXT", "SASL_PLAINTEXT"),  # no login at all
+        ("SASL_PLAINTEXT", "ATP_KAFKA_SASL_MECHANISM=PLAIN"),  # a mechanism it does not offer
+    ],
+)
+def test_a_broker_that_closes_on_the_login_gets_a_hint_naming_the_setting(
+    sasl_kafka, protocol, needle
+):
+    settings = load_settings(
+        {
+            "ATP_KAFKA_BOOTSTRAP": sasl_kafka,
+            "ATP_KAFKA_SECURITY_PROTOCOL": protocol,
+            "ATP_KAFKA_SASL_MECHANISM": "PLAIN",
+            "ATP_KAFKA_SASL_USERNAME": "atp-sasl",
+            "ATP_KAFKA_SASL_PASSWORD": "not-logged",
+        }
+    )
+    with pytest.raises(KafkaUnreachable) as caught:
+        asyncio.run(check_connection(settings, timeout_s=2.0))
+    assert needle in caught.value.message, caught.value.message
+    assert "not-logged" not in caught.value.message
