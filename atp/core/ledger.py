@@ -230,7 +230,13 @@ def compact(s: LedgerState, now_ms: int, policy: Policy) -> None:
 
 def next_inbound(s: LedgerState) -> tuple[int, int] | None:
     """The earliest expected arrival as (eta_ms, qty summed over that eta), or None."""
-    if not s.inbound:
-        return None
-    eta = min(e for e, _ in s.inbound.values())
-    return eta, sum(q for e, q in s.inbound.values() if e == eta)
+    arrivals = future_inbound(s)
+    return arrivals[0] if arrivals else None
+
+
+def future_inbound(s: LedgerState) -> list[tuple[int, int]]:
+    """Every expected arrival as (eta_ms, qty summed over that eta), earliest first."""
+    by_eta: dict[int, int] = {}
+    for eta, qty in s.inbound.values():
+        by_eta[eta] = by_eta.get(eta, 0) + qty
+    return sorted(by_eta.items())

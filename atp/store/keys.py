@@ -30,6 +30,8 @@ Per SKU, hash tag `{SKU}` (one slot per SKU):
         oh:<loc>     reconciled on-hand (worker)
         rs:<loc>     units reserved by held and confirmed reservations (reservation scripts)
         ib:<loc>     next inbound as "<eta_ms>:<qty>" (worker; absent when nothing is inbound)
+        fu:<loc>     the inbound expected after it, "<eta_ms>:<qty>,..." by eta (worker;
+                     absent when none)
         ts           epoch ms of the last worker write
     atp:v2:{SKU}:holds   hash "<reservation id>@<loc>" -> units still held there
     atp:v2:{SKU}:expiry  sorted set of "<reservation id>@<loc>" of held (not confirmed)
@@ -88,6 +90,7 @@ LEDGER_PREFIX = "l:"
 ON_HAND_PREFIX = "oh:"
 RESERVED_PREFIX = "rs:"
 INBOUND_PREFIX = "ib:"
+LATER_INBOUND_PREFIX = "fu:"
 
 SLOTS = 16384
 # Shards of the reservation records, indexes and outboxes. 16 spreads them over up to 16

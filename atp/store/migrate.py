@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from atp.core.ledger import LedgerState, LedgerSummary
+from atp.core.ledger import LedgerState, LedgerSummary, future_inbound
 from atp.store import keys
 from atp.store.client import unavailable_as_error
 from atp.store.scripts import load_script
@@ -41,8 +41,9 @@ class MigrationReport:
 
 
 def pair_args(loc: str, state: LedgerState) -> list[str | int]:
-    """ARGV of one pair for migrate_ledger.lua: its summary, then its deltas by time, their
-    sums per time, its inbound and its receipts (each as a count, then field/value pairs)."""
+    """ARGV of one pair for migrate_ledger.lua: its summary, the arrivals expected after the
+    next one (served as fu:<loc>), then its deltas by time, their sums per time, its inbound and
+    its receipts (each as a count, then field/value pairs)."""
     sums: dict[int, int] = {}
     receipts: dict[str, int] = {}  # ASN -> its newest receipt's time
     for d in state.deltas.values():
@@ -55,7 +56,8 @@ def pair_args(loc: str, state: LedgerState) -> list[str | int]:
         {asn: f"{eta}:{qty}" for asn, (eta, qty) in state.inbound.items()},
         receipts,
     ]
-    args: list[str | int] = [loc, encode_summary(LedgerSummary.of(state))]
+    later = ",".join(f"{eta}:{qty}" for eta, qty in future_inbound(state)[1:])
+    args: list[str | int] = [loc, encode_summary(LedgerSummary.of(state)), later]
     for part in parts:
         args.append(len(part))
         for field, value in part.items():
@@ -93,7 +95,7 @@ async def _convert(script: Any, sku: str, raw: dict[bytes, bytes], report: Migra
     for loc in locs:
         argv += pair_args(loc, states[loc])
     argv += [len(keep) // 2, *keep]
-    kv = [keys.ledger_v2(sku), keys.ledger(sku)]
+    kv = [keys.ledger_v2(sku), keys.ledger(sku), keys.stock(sku)]
     for loc in locs:
         kv += keys.pair_keys(sku, loc)
     if await script(keys=kv, args=argv):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -21,8 +21,10 @@ from atp.store.summaries import pair_summaries
 @dataclass(frozen=True, slots=True)
 class StockRecord:
     counts: dict[str, LocationCounts]
-    inbound: dict[str, tuple[int, int]]
+    inbound: dict[str, tuple[int, int]]  # the next arrival per location
     updated_ms: int | None
+    # every expected arrival per location, earliest first (the next one and those after it)
+    future: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
 
 
 class StockReader:
@@ -150,6 +152,7 @@ def parse_stock(
     on_hand: dict[str, int] = {}
     reserved: dict[str, int] = {}
     inbound: dict[str, tuple[int, int]] = {}
+    later: dict[str, list[tuple[int, int]]] = {}
     updated_ms = None
     items = raw.items() if isinstance(raw, dict) else raw
     for k, v in items:
@@ -161,6 +164,10 @@ def parse_stock(
         elif name.startswith(keys.INBOUND_PREFIX):
             eta, qty = v.split(b":")
             inbound[name[len(keys.INBOUND_PREFIX) :]] = (int(eta), int(qty))
+        elif name.startswith(keys.LATER_INBOUND_PREFIX):
+            later[name[len(keys.LATER_INBOUND_PREFIX) :]] = [
+                (int(eta), int(qty)) for eta, qty in (x.split(b":") for x in v.split(b","))
+            ]
         elif name == keys.UPDATED_FIELD:
             updated_ms = int(v)
     for loc, units in overdue:
@@ -170,4 +177,5 @@ def parse_stock(
         loc: LocationCounts(on_hand.get(loc, 0), reserved.get(loc, 0))
         for loc in on_hand.keys() | reserved.keys()
     }
-    return StockRecord(counts, inbound, updated_ms)
+    future = {loc: [first, *later.get(loc, ())] for loc, first in inbound.items()}
+    return StockRecord(counts, inbound, updated_ms, future)

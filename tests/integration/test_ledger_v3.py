@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from atp.core.availability import LocationCounts, channel_statuses
-from atp.core.ledger import LedgerState, LedgerSummary, Policy, next_inbound
+from atp.core.ledger import LedgerState, LedgerSummary, Policy, future_inbound, next_inbound
 from atp.core.movements import Effect, Movement
 from atp.core.network import Network, SafetyRules
 from atp.core.reservations import hold_member
@@ -169,8 +169,13 @@ async def apply_both(
             event("deltas compacted into the base")
         assert summaries[loc] == LedgerSummary.of(state), loc
         assert int(stock[f"oh:{loc}"]) == state.on_hand
-        ib = next_inbound(state)
+        ib, *later = future_inbound(state) or [None]
         assert stock.get(f"ib:{loc}") == (None if ib is None else f"{ib[0]}:{ib[1]}".encode())
+        assert stock.get(f"fu:{loc}") == (
+            ",".join(f"{eta}:{qty}" for eta, qty in later).encode() if later else None
+        )
+        if later:
+            event("more than one expected arrival at a location")
     assert set(summaries) == {loc for (_, loc) in memory.states}
     if summaries:  # every SKU with a ledger has its status on every channel
         expected = channel_statuses(network)(sku, memory.counts[sku])
@@ -415,3 +420,29 @@ def test_statuses_follow_the_atp_formula_and_safety_rules(
 def recorded_statuses(r: redis.Redis, sku: str, expected: list) -> list[tuple[str, str]]:
     recorded = r.hgetall(keys.ledger(sku))
     return [(ch, STATUS_NAMES[recorded[f"s:{ch}".encode()].decode()]) for ch, _ in expected]
+
+
+def test_a_pair_served_before_later_arrivals_were_gets_them_at_its_next_movement(r, url):
+    """A stack that ran a version serving only the next arrival (no fu:<loc>): the first call
+    that loads the pair writes the later ones, quietly (the counts have not changed)."""
+    sku = f"FU-{uuid.uuid4().hex[:8]}"
+    asns = [
+        Movement(f"A-{i}", sku, "WH-NJ", Effect.INBOUND, 5 + i, T0 + 10, "ASN", "wms", eta_ms=eta)
+        for i, eta in enumerate((T0 + 3000, T0 + 1000, T0 + 2000))
+    ]
+
+    async def run() -> None:
+        client = client_from_url(url)
+        store = LedgerStore(client, Policy(retention_ms=10_000, inbound_grace_ms=10_000))
+        try:
+            await store.apply(asns, T0 + 20)
+            assert served(r, sku)["ib:WH-NJ"] == f"{T0 + 1000}:6".encode()
+            assert served(r, sku)["fu:WH-NJ"] == f"{T0 + 2000}:7,{T0 + 3000}:5".encode()
+            r.hdel(keys.stock(sku), "fu:WH-NJ")  # as the older version left it
+            result = await store.apply(asns[:1], T0 + 40)  # a duplicate: nothing changes
+            assert result.changes == []
+            assert served(r, sku)["fu:WH-NJ"] == f"{T0 + 2000}:7,{T0 + 3000}:5".encode()
+        finally:
+            await client.aclose()
+
+    asyncio.run(run())

@@ -3,8 +3,10 @@
 -- that ledger/apply.lua keeps, and the v2 hash deleted, in one atomic step (atp/store/migrate.py
 -- converts each pair with atp.core.ledger.LedgerState and sends the result).
 --
--- KEYS  1 the v2 ledger  2 the v3 ledger, then per pair: d, t, n, rt (atp.store.keys.pair_keys)
--- ARGV  1 number of pairs, then per pair: location, summary, then for each of d, t, n and rt
+-- KEYS  1 the v2 ledger  2 the v3 ledger  3 the served stock, then per pair: d, t, n, rt
+--       (atp.store.keys.pair_keys)
+-- ARGV  1 number of pairs, then per pair: location, summary, the arrivals expected after the
+--       next one (the served fu:<loc>, '' for none), then for each of d, t, n and rt
 --       the number of entries and per entry two values: d event id, occurred_ms; t
 --       occurred_ms, summed qty; n ASN id, "eta:qty"; rt ASN id, occurred_ms of its newest
 --       receipt; then the v2 hash's other fields to keep: count, then field, value
@@ -20,10 +22,13 @@ local function add_chunked(cmd, key, items)
   end
 end
 for p = 1, tonumber(ARGV[1]) do
-  local base = 2 + 4 * (p - 1)
-  local loc, summary = ARGV[pos], ARGV[pos + 1]
+  local base = 3 + 4 * (p - 1)
+  local loc, summary, later = ARGV[pos], ARGV[pos + 1], ARGV[pos + 2]
   redis.call('HSET', KEYS[2], 'l:' .. loc, summary)
-  pos = pos + 2
+  if later ~= '' then  -- v2 served only the next arrival
+    redis.call('HSET', KEYS[3], 'fu:' .. loc, later)
+  end
+  pos = pos + 3
   for part = 1, 4 do
     local m = tonumber(ARGV[pos])
     pos = pos + 1

@@ -317,20 +317,30 @@ local function compact(p, k, now, retention, grace)
   end
   local overdue = now - grace
   local inbound = hash_map(k.n)
-  local eta_best, qty_best = nil, 0
+  local by_eta, etas = {}, {}
   for asn, v in pairs(inbound) do
     local colon = string.find(v, ':', 1, true)
     local eta, qty = tonumber(string.sub(v, 1, colon - 1)), tonumber(string.sub(v, colon + 1))
     if eta < overdue then
       redis.call('HDEL', k.n, asn)
       inbound[asn] = nil
-    elseif eta_best == nil or eta < eta_best then
-      eta_best, qty_best = eta, qty
-    elseif eta == eta_best then
-      qty_best = qty_best + qty
+    else
+      if by_eta[eta] == nil then
+        by_eta[eta] = 0
+        table.insert(etas, eta)
+      end
+      by_eta[eta] = by_eta[eta] + qty
     end
   end
-  p.next_inbound = eta_best and (str(eta_best) .. ':' .. str(qty_best)) or ''
+  -- atp.core.ledger.future_inbound: every eta with its summed qty, earliest first; the first
+  -- is served as ib:<loc>, the rest as fu:<loc> ("eta:qty,eta:qty", '' for none).
+  table.sort(etas)
+  local rest = {}
+  for i = 2, #etas do
+    table.insert(rest, str(etas[i]) .. ':' .. str(by_eta[etas[i]]))
+  end
+  p.next_inbound = #etas > 0 and (str(etas[1]) .. ':' .. str(by_eta[etas[1]])) or ''
+  p.later_inbound = table.concat(rest, ',')
   -- The stored last_ms is the newest count, ASN or delta folded into the base (so the same
   -- movements store the same summary however they were batched); a reader takes the newer of
   -- it and d's newest. Deltas alone change neither.
@@ -446,6 +456,22 @@ end
 
 local APPLY = {d = apply_delta, c = apply_count, i = apply_inbound}
 
+-- A pair served before fu:<loc> existed has none although more than one arrival is expected:
+-- written (quietly: nothing about the pair changed) by the first call that loads the pair.
+local function fill_later_inbound(stock_key, pair, served)
+  local field, value = 'fu:' .. pair.loc, pair.p.later_inbound
+  if (served[field] or '') == value then
+    return
+  end
+  if value == '' then
+    redis.call('HDEL', stock_key, field)
+    served[field] = nil
+  else
+    redis.call('HSET', stock_key, field, value)
+    served[field] = value
+  end
+end
+
 local function apply(keys, args)
   if redis.call('EXISTS', keys[6]) == 1 then
     return redis.error_reply('ATP_V2_LEDGER ' .. keys[6] ..
@@ -494,8 +520,11 @@ local function apply(keys, args)
   for _, pair in ipairs(pairs_of) do
     if compact(pair.p, pair.k, now, retention, grace) then
       table.insert(changed, pair)
-    elseif pair.p.summary_changed then
-      append(quiet, 'l:' .. pair.loc, encode_pair(pair.p))
+    else
+      if pair.p.summary_changed then
+        append(quiet, 'l:' .. pair.loc, encode_pair(pair.p))
+      end
+      fill_later_inbound(keys[2], pair, served)
     end
   end
   in_chunks('HSET', keys[1], quiet)
@@ -511,16 +540,19 @@ local function apply(keys, args)
     if p.summary_changed or p.legacy then  -- an older reader must not find a stale sum
       append(summaries, 'l:' .. loc, encode_pair(p))
     end
-    local oh, ib = str(p.base_qty + p.dsum), p.next_inbound
+    local oh = str(p.base_qty + p.dsum)
     if served['oh:' .. loc] ~= oh then
       append(stock, 'oh:' .. loc, oh)
     end
-    if ib == '' then
-      if served['ib:' .. loc] then
-        table.insert(gone, 'ib:' .. loc)
+    for prefix, value in pairs({['ib:'] = p.next_inbound, ['fu:'] = p.later_inbound}) do
+      local field = prefix .. loc
+      if value == '' then
+        if served[field] then
+          table.insert(gone, field)
+        end
+      elseif served[field] ~= value then
+        append(stock, field, value)
       end
-    elseif served['ib:' .. loc] ~= ib then
-      append(stock, 'ib:' .. loc, ib)
     end
     if p.new then
       new_pairs = new_pairs + 1

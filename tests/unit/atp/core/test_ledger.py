@@ -5,7 +5,15 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from atp.core.ledger import LedgerState, Outcome, Policy, apply, fold, next_inbound
+from atp.core.ledger import (
+    LedgerState,
+    Outcome,
+    Policy,
+    apply,
+    fold,
+    future_inbound,
+    next_inbound,
+)
 from atp.core.movements import Effect, Movement
 
 HOUR = 3600 * 1000
@@ -102,6 +110,16 @@ def test_inbound_is_kept_until_the_receipt_names_the_asn():
     state, _ = fold(state, [delta("r", T + 1, 24, ref="asn-1")], NOW, POLICY)
     assert next_inbound(state) is None
     assert state.on_hand == 24
+
+
+def test_every_expected_arrival_is_listed_by_eta_with_equal_etas_summed():
+    state, _ = run(
+        asn("asn-1", T, 5, eta=NOW + 3 * HOUR),
+        asn("asn-2", T, 2, eta=NOW + HOUR),
+        asn("asn-3", T, 4, eta=NOW + 3 * HOUR),
+    )
+    assert future_inbound(state) == [(NOW + HOUR, 2), (NOW + 3 * HOUR, 9)]
+    assert next_inbound(state) == (NOW + HOUR, 2)
 
 
 def test_an_asn_whose_receipt_came_first_is_not_inbound():
