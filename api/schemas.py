@@ -55,10 +55,27 @@ class PickupOut(BaseModel):
     atp: int
 
 
+class FutureOut(BaseModel):
+    eta: str
+    quantity: int
+
+
+_ATF = "units that can be promised from stock on hand now (on hand, less holds and safety stock)"
+_ATO = (
+    "available_to_fulfil plus the inbound due at the channel's locations within its "
+    "future_stock horizon, capped by its limit (the network file); equal to available_to_fulfil "
+    "for a channel without future_stock"
+)
+_FUTURE = "the inbound counted for available_to_order: by eta, summed over the locations"
+
+
 class AvailabilityOut(BaseModel):
     sku: str
     channel: str
-    atp: int
+    atp: int = Field(description="the same as available_to_fulfil")
+    available_to_fulfil: int = Field(description=_ATF)
+    available_to_order: int = Field(description=_ATO)
+    future: list[FutureOut] = Field(description=_FUTURE)
     status: str
     updated_at: str | None
     age_ms: int | None
@@ -94,11 +111,23 @@ class ExplainLocationOut(BaseModel):
     deltas_since_count: int
 
 
+class FutureStockOut(BaseModel):
+    horizon_days: float
+    limit_units: int | None
+    limit_percent: int | None
+
+
 class ExplainOut(BaseModel):
     sku: str
     channel: str
     formula: str
-    atp: int
+    atp: int = Field(description="the same as available_to_fulfil")
+    available_to_fulfil: int = Field(description=_ATF)
+    available_to_order: int = Field(description=_ATO)
+    future: list[FutureOut] = Field(description=_FUTURE)
+    future_stock: FutureStockOut | None = Field(
+        description="the channel's future_stock rule (null: it promises no future supply)"
+    )
     status: str
     low_stock_threshold: int
     updated_at: str | None

@@ -7,7 +7,12 @@ from datetime import datetime
 from typing import Any
 
 from api.responses import iso_ms
-from atp.core.availability import channel_availability, explain
+from atp.core.availability import (
+    ChannelAvailability,
+    channel_availability,
+    explain,
+    future_supply,
+)
 from atp.core.ledger import LedgerSummary
 from atp.core.network import Network
 from atp.core.planning import (
@@ -24,7 +29,11 @@ from atp.core.planning import (
 from atp.core.promise import seconds_until
 from atp.store.stock import StockRecord
 
-FORMULA = "atp = max(0, on_hand - reserved - safety_stock), summed over the channel"
+FORMULA = (
+    "atp = max(0, on_hand - reserved - safety_stock), summed over the channel; "
+    "available_to_order = atp + the inbound due within the channel's future_stock horizon, "
+    "capped by its limit"
+)
 
 
 def availability(
@@ -33,18 +42,21 @@ def availability(
     sku: str,
     record: StockRecord,
     *,
+    now_ms: int,
     include_locations: bool,
     nearby: list[NearbyStore] | None,
 ) -> dict[str, Any]:
     """One SKU's answer, without `age_ms` (which changes every millisecond)."""
+    future = future_supply(network, channel, record.future, now_ms)
     result = channel_availability(
-        network, channel, sku, record.counts, record.updated_ms, record.inbound
+        network, channel, sku, record.counts, record.updated_ms, record.inbound, future
     )
     inbound = result.next_inbound
     body: dict[str, Any] = {
         "sku": sku,
         "channel": channel,
         "atp": result.atp,
+        **_to_order(result),
         "status": result.status,
         "updated_at": iso_ms(result.updated_ms),
         "next_inbound": None
@@ -70,15 +82,28 @@ def availability(
     return body
 
 
+def _to_order(result: ChannelAvailability) -> dict[str, Any]:
+    """Available to fulfil (`atp`'s other name), to order, and the future supply behind it."""
+    return {
+        "available_to_fulfil": result.atp,
+        "available_to_order": result.available_to_order,
+        "future": [{"eta": iso_ms(eta), "quantity": qty} for eta, qty in result.future.arrivals],
+    }
+
+
 def explanation(
     network: Network,
     channel: str,
     sku: str,
     record: StockRecord,
     ledgers: dict[str, LedgerSummary],
+    now_ms: int,
 ) -> dict[str, Any]:
     """Every term of the ATP formula per location, and the events behind the counts."""
-    total = channel_availability(network, channel, sku, record.counts, record.updated_ms)
+    future = future_supply(network, channel, record.future, now_ms)
+    total = channel_availability(
+        network, channel, sku, record.counts, record.updated_ms, future=future
+    )
     rows = []
     for terms in explain(network, channel, sku, record.counts):
         loc = terms.location
@@ -104,6 +129,8 @@ def explanation(
         "channel": channel,
         "formula": FORMULA,
         "atp": total.atp,
+        **_to_order(total),
+        "future_stock": _future_rule(network, channel),
         "status": total.status,
         "low_stock_threshold": network.channel(channel).low_stock_threshold,
         "updated_at": iso_ms(record.updated_ms),
@@ -268,3 +295,15 @@ class Delivery:
             "from_location_id": t.from_location_id,
             "ready_by": self.t(t.ready_at),
         }
+
+
+def _future_rule(network: Network, channel: str) -> dict[str, Any] | None:
+    """The channel's future_stock rule as the network file gives it (None: it promises none)."""
+    rule = network.channel(channel).future_stock
+    if rule is None:
+        return None
+    return {
+        "horizon_days": rule.horizon_ms / 86_400_000,
+        "limit_units": rule.limit_units,
+        "limit_percent": rule.limit_percent,
+    }

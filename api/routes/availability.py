@@ -89,13 +89,15 @@ async def answer(
     """One SKU's answer on a channel (without `age_ms` and `behind_ms`), and its age: what
     GET /v1/availability/{sku} and the live streams send."""
     network = svc.network
-    record = await svc.stock.read(sku, svc.clock())
+    now = svc.clock()
+    record = await svc.stock.read(sku, now)
     radius = radius_km or svc.settings.default_radius_km
     body = views.availability(
         network,
         channel,
         sku,
         record,
+        now_ms=now,
         include_locations=include_locations,
         nearby=nearby(network, sku, record, origin, radius),
     )
@@ -159,6 +161,7 @@ async def query_availability(request: Request, query: BatchQuery) -> Response:
             query.channel,
             sku,
             record,
+            now_ms=now,
             include_locations=query.include == "locations",
             nearby=nearby(network, sku, record, origin, radius),
         )
@@ -182,8 +185,9 @@ async def explain_availability(
     check_sku(sku)
     network = svc.network
     network.channel(channel)
-    record, ledgers = await svc.stock.read_with_ledger(sku, svc.clock())
-    body = views.explanation(network, channel, sku, record, ledgers)
+    now = svc.clock()
+    record, ledgers = await svc.stock.read_with_ledger(sku, now)
+    body = views.explanation(network, channel, sku, record, ledgers, now)
     svc.metrics.lookups.labels("explain").inc()
     age_ms = age(record.updated_ms, svc.clock())
     behind = await svc.behind.behind_ms()

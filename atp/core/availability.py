@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Set
+from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass
 
 from atp.core.network import Location, Network
@@ -73,14 +73,54 @@ class LocationAvailability:
 
 
 @dataclass(frozen=True, slots=True)
+class FutureSupply:
+    """What a channel may promise of its expected inbound: `arrivals` (eta_ms, qty) at its
+    locations with an eta within its horizon, summed per eta, earliest first, and `promisable`,
+    their total capped by the channel's limit."""
+
+    promisable: int = 0
+    arrivals: tuple[tuple[int, int], ...] = ()
+
+
+NO_FUTURE = FutureSupply()
+
+
+def future_supply(
+    network: Network,
+    channel_id: str,
+    future: Mapping[str, Sequence[tuple[int, int]]],
+    now_ms: int,
+) -> FutureSupply:
+    """The channel's promisable future supply (its `future_stock` rule; none without one)."""
+    rule = network.channel(channel_id).future_stock
+    if rule is None or not future:
+        return NO_FUTURE
+    members = network.channel_members(channel_id)
+    until = now_ms + rule.horizon_ms
+    by_eta: dict[int, int] = {}
+    for loc, arrivals in future.items():
+        if loc in members:
+            for eta, qty in arrivals:
+                if eta <= until:
+                    by_eta[eta] = by_eta.get(eta, 0) + qty
+    return FutureSupply(rule.promisable(sum(by_eta.values())), tuple(sorted(by_eta.items())))
+
+
+@dataclass(frozen=True, slots=True)
 class ChannelAvailability:
     sku: str
     channel: str
-    atp: int
+    atp: int  # available to fulfil: on hand, less holds and safety stock
     status: str
     locations: list[LocationAvailability]
     updated_ms: int | None
     next_inbound: Inbound | None = None
+    future: FutureSupply = NO_FUTURE
+
+    @property
+    def available_to_order(self) -> int:
+        """Available to fulfil plus the promisable future supply."""
+        return self.atp + self.future.promisable
 
 
 def location_availability(
@@ -98,8 +138,10 @@ def channel_availability(
     counts: Mapping[str, LocationCounts],
     updated_ms: int | None,
     inbound: Mapping[str, tuple[int, int]] | None = None,
+    future: FutureSupply = NO_FUTURE,
 ) -> ChannelAvailability:
-    """Sum the ATP of the channel's enabled locations; unknown SKUs simply have no counts."""
+    """Sum the ATP of the channel's enabled locations; unknown SKUs simply have no counts.
+    `future`: the channel's `future_supply` (available to order is ATP plus its promisable)."""
     channel = network.channel(channel_id)
     rows = [
         location_availability(loc, counts.get(loc.id, NO_COUNTS), safety)
@@ -114,6 +156,7 @@ def channel_availability(
         locations=rows,
         updated_ms=updated_ms,
         next_inbound=earliest_inbound(inbound or {}, network.channel_members(channel_id)),
+        future=future,
     )
 
 

@@ -79,6 +79,37 @@ def test_next_inbound_says_when_it_is_back(client, settings, sku):
     assert body["next_inbound"]["qty"] == 12
 
 
+def test_available_to_order_adds_the_inbound_due_within_the_channels_horizon(client, settings, sku):
+    # config/network.yaml: online promises 80 % of the inbound due within 14 days; pickup none.
+    seed(
+        settings.redis_url,
+        [
+            count(sku, "WH-IL", 5),
+            asn(sku, "WH-IL", 20, NOW + 7 * DAY),
+            asn(sku, "WH-IL", 10, NOW + 3 * DAY, n=1),  # two arrivals at one location
+            asn(sku, "WH-CA", 100, NOW + 20 * DAY, n=2),  # beyond the horizon
+            asn(sku, "S-0102", 50, NOW + DAY, n=3),  # a pickup-only store: not online
+        ],
+    )
+    online = client.get(f"/v1/availability/{sku}").json()
+    assert online["atp"] == online["available_to_fulfil"] == 5
+    assert online["available_to_order"] == 5 + (10 + 20) * 80 // 100
+    assert [f["quantity"] for f in online["future"]] == [10, 20]
+    assert online["future"][0]["eta"] < online["future"][1]["eta"]
+    pickup = client.get(f"/v1/availability/{sku}", params={"channel": "pickup"}).json()
+    assert pickup["available_to_order"] == pickup["available_to_fulfil"]
+    assert pickup["future"] == []
+    batch = client.post("/v1/availability/query", json={"skus": [sku]}).json()["results"][0]
+    assert (batch["available_to_order"], batch["future"]) == (29, online["future"])
+    explain = client.get(f"/v1/availability/{sku}/explain").json()
+    assert (explain["available_to_order"], explain["future"]) == (29, online["future"])
+    assert explain["future_stock"] == {
+        "horizon_days": 14,
+        "limit_units": None,
+        "limit_percent": 80,
+    }
+
+
 def test_pickup_nearby_lists_stores_with_stock_nearest_first(client, settings, sku):
     seed(
         settings.redis_url,

@@ -48,11 +48,27 @@ class Location:
 
 
 @dataclass(frozen=True, slots=True)
+class FutureStock:
+    """How much of the inbound expected within `horizon_ms` a channel may promise (available to
+    order): at most `limit_units`, or `limit_percent` of it (rounded down); exactly one is set."""
+
+    horizon_ms: int
+    limit_units: int | None = None
+    limit_percent: int | None = None
+
+    def promisable(self, inbound: int) -> int:
+        if self.limit_units is not None:
+            return min(inbound, self.limit_units)
+        return inbound * (self.limit_percent or 0) // 100
+
+
+@dataclass(frozen=True, slots=True)
 class Channel:
     id: str
     low_stock_threshold: int
     location_types: frozenset[str]
     requires: frozenset[str]
+    future_stock: FutureStock | None = None  # none: available to order is available to fulfil
 
 
 @dataclass(frozen=True, slots=True)

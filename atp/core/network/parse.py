@@ -19,7 +19,7 @@ from atp.core.network.checks import mapping as _mapping
 from atp.core.network.checks import non_negative as _non_negative
 from atp.core.network.checks import one_of as _one_of
 from atp.core.network.checks import work_calendar as _work_calendar
-from atp.core.network.model import Channel, Location, Network, SafetyRules
+from atp.core.network.model import Channel, FutureStock, Location, Network, SafetyRules
 from atp.core.network.services import parse_services
 from atp.core.promise import parse_hhmm
 
@@ -219,4 +219,30 @@ def _channel(path: str, cid: str, raw: Any) -> Channel:
         ),
         location_types=frozenset(types),
         requires=frozenset(requires),
+        future_stock=_future_stock(f"{path}.future_stock", raw.get("future_stock")),
+    )
+
+
+def _future_stock(path: str, raw: Any) -> FutureStock | None:
+    """`future_stock: {horizon_days, limit_units | limit_percent}`."""
+    if raw is None:
+        return None
+    raw = _mapping(path, raw)
+    unknown = set(raw) - {"horizon_days", "limit_units", "limit_percent"}
+    if unknown:
+        raise NetworkConfigError(f"{path}.{sorted(unknown)[0]}", "unknown setting")
+    days = raw.get("horizon_days")
+    if isinstance(days, bool) or not isinstance(days, int | float) or not 0 < days <= 365:
+        raise NetworkConfigError(f"{path}.horizon_days", "expected a number of days, 0 < n <= 365")
+    units, percent = raw.get("limit_units"), raw.get("limit_percent")
+    if (units is None) == (percent is None):
+        raise NetworkConfigError(path, "give exactly one of limit_units and limit_percent")
+    if percent is not None and (
+        isinstance(percent, bool) or not isinstance(percent, int) or not 0 <= percent <= 100
+    ):
+        raise NetworkConfigError(f"{path}.limit_percent", "expected a whole number 0..100")
+    return FutureStock(
+        horizon_ms=int(days * 86_400_000),
+        limit_units=None if units is None else _non_negative(f"{path}.limit_units", units),
+        limit_percent=percent,
     )
