@@ -181,7 +181,10 @@ class Applier:
         records = []
         changed = []
         for change in result.changes:
-            for c in availability_changes(self._network, change.sku, change.before, change.after):
+            future = (change.future_before, change.future_after)
+            for c in availability_changes(
+                self._network, change.sku, change.before, change.after, future, at
+            ):
                 self._metrics.availability_events.labels(c.channel).inc()
                 changed.append((c.sku, c.channel))
                 value = self._value(c.to_event(at), webhooks.CHANGED, c.sku, at)

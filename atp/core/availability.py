@@ -243,6 +243,8 @@ class AvailabilityChange:
     status: str
     previous_atp: int
     previous_status: str
+    available_to_order: int
+    previous_available_to_order: int
 
     @property
     def back_in_stock(self) -> bool:
@@ -257,8 +259,14 @@ class AvailabilityChange:
             "previous_atp": self.previous_atp,
             "previous_status": self.previous_status,
             "back_in_stock": self.back_in_stock,
+            "available_to_fulfil": self.atp,
+            "available_to_order": self.available_to_order,
+            "previous_available_to_order": self.previous_available_to_order,
             "at_ms": at_ms,
         }
+
+
+Arrivals = Mapping[str, Sequence[tuple[int, int]]]
 
 
 def availability_changes(
@@ -266,16 +274,26 @@ def availability_changes(
     sku: str,
     before: Mapping[str, LocationCounts],
     after: Mapping[str, LocationCounts],
+    future: tuple[Arrivals, Arrivals] = ({}, {}),
+    now_ms: int = 0,
 ) -> list[AvailabilityChange]:
-    """Per channel, the change from `before` to `after`; nothing where the answer is the same."""
-    if before == after:  # written, but no count moved (e.g. a repeat or an ASN only)
+    """Per channel, the change from `before` to `after` (and from the arrivals expected
+    before to those after, `future`, for available to order at `now_ms`); nothing where the
+    answer is the same."""
+    if before == after and future[0] == future[1]:  # written, but nothing moved (a repeat)
         return []
     out = []
     for channel in network.channels:
         old_atp, old_status = channel_total(network, channel, sku, before)
         new_atp, new_status = channel_total(network, channel, sku, after)
-        if (old_atp, old_status) != (new_atp, new_status):
-            out.append(AvailabilityChange(sku, channel, new_atp, new_status, old_atp, old_status))
+        old_ato = old_atp + future_supply(network, channel, future[0], now_ms).promisable
+        new_ato = new_atp + future_supply(network, channel, future[1], now_ms).promisable
+        if (old_atp, old_status, old_ato) != (new_atp, new_status, new_ato):
+            out.append(
+                AvailabilityChange(
+                    sku, channel, new_atp, new_status, old_atp, old_status, new_ato, old_ato
+                )
+            )
     return out
 
 

@@ -61,6 +61,9 @@ class SkuChange:
     sku: str
     before: dict[str, LocationCounts]
     after: dict[str, LocationCounts]
+    # the arrivals expected per location before and after (StockRecord.future)
+    future_before: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    future_after: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -199,11 +202,8 @@ def _add_reply(result: BatchResult, order: list[Movement], reply: list[Any]) -> 
     sku = order[0].sku
     before, after, consumed, unmatched = reply[2], reply[3], reply[4], reply[5]
     result.skus_written += 1
-    result.changes.append(
-        SkuChange(
-            sku, parse_stock(flat_pairs(before)).counts, parse_stock(flat_pairs(after)).counts
-        )
-    )
+    old, new = parse_stock(flat_pairs(before)), parse_stock(flat_pairs(after))
+    result.changes.append(SkuChange(sku, old.counts, new.counts, old.future, new.future))
     for i in range(0, len(consumed), 3):
         rid, loc, units = consumed[i : i + 3]
         result.consumed.append((rid.decode(), loc.decode(), int(units)))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
@@ -31,7 +31,14 @@ REDIS = ("node", "cluster")  # every test here runs on one Redis and on a cluste
 AUTH = {"Authorization": f"Bearer {RESERVE_TOKEN}"}
 
 
-def wms(event_id: str, sku: str, kind: str, qty: int, order_ref: str | None = None) -> tuple:
+def wms(
+    event_id: str,
+    sku: str,
+    kind: str,
+    qty: int,
+    order_ref: str | None = None,
+    eta: datetime | None = None,
+) -> tuple:
     at = datetime.now(UTC).isoformat(timespec="milliseconds")
     body = {
         "event_id": event_id,
@@ -41,7 +48,7 @@ def wms(event_id: str, sku: str, kind: str, qty: int, order_ref: str | None = No
         "qty": qty,
         "occurred_at": at,
         "order_ref": order_ref,
-        "eta": None,
+        "eta": None if eta is None else eta.isoformat(timespec="milliseconds"),
     }
     return b"WH-NJ", orjson.dumps(body)
 
@@ -102,6 +109,11 @@ def test_a_shipment_fulfils_its_reservation_once(settings, processes, demo_netwo
         damaged = wms(f"{sku}-d", sku, "DAMAGED", 4)
         asyncio.run(produce(settings.kafka_bootstrap, wms_topic, [damaged]))
         assert wait_until(lambda: r.hget(keys.stock(sku), "oh:WH-NJ") == b"2")
+        # An ASN due in 3 days: online may promise 80 % of it (config/network.yaml).
+        due = datetime.now(UTC) + timedelta(days=3)
+        inbound = wms(f"{sku}-asn", sku, "ASN", 10, eta=due)
+        asyncio.run(produce(settings.kafka_bootstrap, wms_topic, [inbound]))
+        assert wait_until(lambda: r.hget(keys.stock(sku), "ib:WH-NJ") is not None)
     assert r.hget(keys.holds(sku), f"{rid}@WH-NJ") is None
     r.close()
     metrics_url = f"http://127.0.0.1:{settings.worker_web_port}/metrics"
@@ -134,9 +146,14 @@ def test_a_shipment_fulfils_its_reservation_once(settings, processes, demo_netwo
         10,
     )
     assert first["back_in_stock"] is True
-    # Count; shipment; damage. Holds and releases by the API publish nothing themselves: the
-    # worker publishes when it writes, with the reservations of that moment.
-    assert [c["atp"] for c in online] == [10, 6, 0]
+    # Count; shipment; damage; ASN. Holds and releases by the API publish nothing themselves:
+    # the worker publishes when it writes, with the reservations of that moment.
+    assert [c["atp"] for c in online] == [10, 6, 0, 0]
+    # The ASN moved only available to order (online promises 80 % of it; pickup nothing).
+    assert [c["available_to_order"] for c in online] == [10, 6, 0, 8]
+    assert online[-1]["previous_available_to_order"] == 0
+    pickup = [c for c in changes if c["sku"] == sku and c.get("channel") == "pickup"]
+    assert all(c["atp"] != c["previous_atp"] for c in pickup)
     exposures = [c for c in changes if c["sku"] == sku and c.get("type") == "oversell_exposure"]
     assert [(x["location_id"], x["on_hand"], x["reserved"], x["exposure"]) for x in exposures] == [
         ("WH-NJ", 2, 5, 3)
@@ -145,7 +162,11 @@ def test_a_shipment_fulfils_its_reservation_once(settings, processes, demo_netwo
     for c in changes:
         assert conforms("OversellExposure" if "type" in c else "AvailabilityChanged", c), c
     # Only real changes are published.
-    assert all((c["previous_status"], c["previous_atp"]) != (c["status"], c["atp"]) for c in online)
+    assert all(
+        (c["previous_status"], c["previous_atp"], c["previous_available_to_order"])
+        != (c["status"], c["atp"], c["available_to_order"])
+        for c in online
+    )
 
 
 def test_reservation_events_made_while_kafka_is_away_arrive_when_it_is_back(

@@ -207,6 +207,8 @@ statuses = st.sampled_from(["in_stock", "low_stock", "out_of_stock"])
         status=statuses,
         previous_atp=st.integers(0, 10**7),
         previous_status=statuses,
+        available_to_order=st.integers(0, 10**7),
+        previous_available_to_order=st.integers(0, 10**7),
     ),
     exposure=st.integers(1, 10**6),
     at_ms=st.integers(0, 2**42),

@@ -14,6 +14,7 @@ from atp.core.availability import (
     LocationCounts,
     availability_changes,
     channel_availability,
+    future_supply,
     location_atp,
     stock_status,
 )
@@ -148,17 +149,35 @@ _COUNTS = st.dictionaries(
 )
 
 
-@given(sku=st.sampled_from(["A", "LEGO-75954"]), before=_COUNTS, after=_COUNTS)
-def test_changes_agree_with_the_full_breakdown(demo_network: Network, sku, before, after):
+_DAY = 86_400_000
+_ARRIVALS = st.dictionaries(
+    st.sampled_from(["WH-NJ", "WH-IL", "S-0102", "GONE"]),
+    st.lists(st.tuples(st.integers(0, 30 * _DAY), st.integers(1, 50)), min_size=1, max_size=3),
+    max_size=3,
+)
+
+
+@given(
+    sku=st.sampled_from(["A", "LEGO-75954"]),
+    before=_COUNTS,
+    after=_COUNTS,
+    future=st.tuples(_ARRIVALS, _ARRIVALS),
+)
+def test_changes_agree_with_the_full_breakdown(demo_network: Network, sku, before, after, future):
     """The worker's shortcut (sums over the locations with counts) gives exactly the change
-    that comparing the full per-channel answers gives; "GONE" is not in the network."""
+    that comparing the full per-channel answers gives, available to order included (the demo's
+    online channel promises inbound due within 14 days); "GONE" is not in the network."""
     expected = []
     for ch in demo_network.channels:
-        old = channel_availability(demo_network, ch, sku, before, None)
-        new = channel_availability(demo_network, ch, sku, after, None)
-        if (old.atp, old.status) != (new.atp, new.status):
-            expected.append(AvailabilityChange(sku, ch, new.atp, new.status, old.atp, old.status))
-    assert availability_changes(demo_network, sku, before, after) == expected
+        f_old, f_new = (future_supply(demo_network, ch, f, _DAY) for f in future)
+        old = channel_availability(demo_network, ch, sku, before, None, future=f_old)
+        new = channel_availability(demo_network, ch, sku, after, None, future=f_new)
+        was, now = old.available_to_order, new.available_to_order
+        if (old.atp, old.status, was) != (new.atp, new.status, now):
+            expected.append(
+                AvailabilityChange(sku, ch, new.atp, new.status, old.atp, old.status, now, was)
+            )
+    assert availability_changes(demo_network, sku, before, after, future, _DAY) == expected
 
 
 @given(
