@@ -43,7 +43,7 @@ RESERVATION_OUTCOMES = {
     "unknown_channel": "invalid",
     "store_unavailable": "unavailable",
 }
-LOOKUP_KINDS = ("single", "batch", "explain", "delivery_options", "sourcing_plans")
+LOOKUP_KINDS = ("single", "batch", "explain", "movements", "delivery_options", "sourcing_plans")
 # The outcomes with a series from the start: made, replayed, each change, each refusal above.
 RESERVATION_LABELS = (
     "held",

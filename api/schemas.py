@@ -1,9 +1,10 @@
 """Every request and response model of the API (what OpenAPI documents), and the patterns its
-identifiers follow, built from the core's."""
+identifiers follow, built from the core's; the webhook subscriptions' are in
+api/webhook_schemas.py."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import Path, Query
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
@@ -134,6 +135,26 @@ class ExplainOut(BaseModel):
     age_ms: int | None
     behind_ms: int | None
     locations: list[ExplainLocationOut]
+
+
+class MovementOut(BaseModel):
+    event_id: str
+    location_id: str
+    source: str
+    kind: str
+    effect: str = Field(description="delta, count (absolute) or inbound (an ASN)")
+    quantity: int
+    occurred_at: str
+    seen_at: str = Field(description="when the ledger applied the batch that held it")
+    outcome: str = Field(description="applied, duplicate, superseded or too_late")
+    on_hand_after: int = Field(description="the location's on hand after it")
+
+
+class MovementsOut(BaseModel):
+    sku: str
+    location_id: str | None
+    movements: list[MovementOut]
+    next: str | None = Field(description="`before` for the next page; null on the last")
 
 
 class BatchQuery(BaseModel):
@@ -344,46 +365,3 @@ class Problem(BaseModel):
     detail: str
     code: str
     instance: str
-
-
-class WebhookIn(BaseModel):
-    url: str = Field(
-        max_length=2048,
-        description="https URL of the receiver (plain http only to ATP_WEBHOOK_ALLOWED_NETWORKS)",
-    )
-    events: list[str] = Field(
-        min_length=1,
-        max_length=20,
-        description="Event types, or `availability.*`, `oversell.*`, `reservation.*`, `*`",
-    )
-    format: Literal["structured", "binary"] = Field(
-        "structured",
-        description="CloudEvents mode: the JSON envelope as the body, or the data as the body "
-        "with `ce-*` headers",
-    )
-
-
-class WebhookOut(BaseModel):
-    id: str
-    url: str
-    events: list[str]
-    format: str
-    created_at: str
-
-
-class WebhookCreatedOut(WebhookOut):
-    secret: str = Field(
-        description="Verifies the webhook-signature header (Standard Webhooks); shown only here"
-    )
-
-
-class WebhooksOut(BaseModel):
-    webhooks: list[WebhookOut]
-
-
-class DeliveriesOut(BaseModel):
-    pending: int = Field(description="Messages waiting for their first or next attempt")
-    attempts: list[dict[str, Any]] = Field(description="The newest attempts first (the last 100)")
-    failed: list[dict[str, Any]] = Field(
-        description="Messages given up on after the last retry, newest first (the last 1,000)"
-    )

@@ -3,9 +3,13 @@ explanations, delivery options and sourcing plans, reservations."""
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
 from typing import Any
 
+import orjson
+
+from api.problems import InvalidRequest
 from api.responses import iso_ms
 from atp.core.availability import (
     ChannelAvailability,
@@ -13,6 +17,7 @@ from atp.core.availability import (
     explain,
     future_supply,
 )
+from atp.core.journal import Cursor, Entry
 from atp.core.ledger import LedgerSummary
 from atp.core.network import Network
 from atp.core.planning import (
@@ -307,3 +312,39 @@ def _future_rule(network: Network, channel: str) -> dict[str, Any] | None:
         "limit_units": rule.limit_units,
         "limit_percent": rule.limit_percent,
     }
+
+
+def movement(location_id: str, e: Entry) -> dict[str, Any]:
+    """One journal entry as GET /v1/availability/{sku}/movements answers it."""
+    return {
+        "event_id": e.event_id,
+        "location_id": location_id,
+        "source": e.source,
+        "kind": e.kind,
+        "effect": e.effect.value,
+        "quantity": e.quantity,
+        "occurred_at": iso_ms(e.occurred_ms),
+        "seen_at": iso_ms(e.seen_ms),
+        "outcome": e.outcome.value,
+        "on_hand_after": e.on_hand,
+    }
+
+
+def write_cursor(c: Cursor) -> str:
+    """A page's `next`: opaque to clients (URL-safe base64 of the cursor's JSON)."""
+    return base64.urlsafe_b64encode(orjson.dumps(c)).decode().rstrip("=")
+
+
+def read_cursor(raw: str | None) -> Cursor | None:
+    if raw is None:
+        return None
+    try:
+        padded = raw + "=" * (-len(raw) % 4)
+        seen, occurred, loc, eid = orjson.loads(base64.urlsafe_b64decode(padded))
+        if not (isinstance(seen, int) and isinstance(occurred, int)):
+            raise ValueError("not a cursor")
+        return (seen, occurred, str(loc), str(eid))
+    except (ValueError, TypeError):
+        raise InvalidRequest(
+            "invalid_cursor", "`before` must be the `next` of an earlier page, unchanged"
+        ) from None

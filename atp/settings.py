@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     max_partition_fetch_bytes: int = Field(262_144, ge=16_384, le=16_777_216)
     retention_hours: float = Field(48.0, gt=0, le=24 * 30)
     inbound_grace_hours: float = Field(24.0, ge=0, le=24 * 90)
+    # Movements the ledger keeps per (SKU, location) for GET /v1/availability/{sku}/movements
+    # (atp.core.journal); 0: none. Memory: docs/operations.md, "Sizing Redis".
+    journal_entries: int = Field(20, ge=0, le=1000)
     # Acknowledge (and so commit) a batch only after Redis has fsynced it to its AOF.
     durable_acks: bool = True
     # How often a worker reads the ledger's counters (size, SKUs per stock status) into its
@@ -276,6 +279,8 @@ class Settings(BaseSettings):
         return Policy(
             retention_ms=int(self.retention_hours * HOUR_MS),
             inbound_grace_ms=int(self.inbound_grace_hours * HOUR_MS),
+            journal_entries=self.journal_entries,
+            journal_ttl_ms=int(self.retention_hours * HOUR_MS),
         )
 
     @property

@@ -20,6 +20,9 @@ Each layout is loaded into a Redis of its own (started here, AOF off, stopped by
   re-encodes each hash; a copy under the default settings is printed as the control)
   kept deltas              DELTA_PAIRS pairs with a count then D deltas after it (the dedupe
                            window), at the default setting and at hash-max-listpack-value 1024.
+  journal off              the same loads with ATP_JOURNAL_ENTRIES=0: every other row keeps
+                           the journal of --journal-entries movements per pair (a pair with D
+                           deltas has min(D + 1, that) entries), so the difference is its cost.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from atp.core.ledger import Policy  # noqa: E402
 from atp.core.movements import Effect, Movement  # noqa: E402
 from atp.network_file import load_network  # noqa: E402
 from atp.store import keys  # noqa: E402
@@ -57,11 +61,12 @@ def sku_name(i: int) -> str:
     return f"SKU-{i:07d}"
 
 
-async def load(url: str, pairs: int, deltas: int, now: int) -> None:
+async def load(url: str, pairs: int, deltas: int, now: int, journal: int) -> None:
     """PAIRS pairs through the real LedgerStore, set up as the worker sets it up: a count each,
-    then `deltas` deltas after it."""
+    then `deltas` deltas after it; the journal keeps `journal` entries per pair."""
     client = client_from_url(url)
-    store = LedgerStore(client, network=load_network(ROOT / "config" / "network.yaml"))
+    network = load_network(ROOT / "config" / "network.yaml")
+    store = LedgerStore(client, Policy(journal_entries=journal), network=network)
     skus = pairs // len(LOCATIONS)
     try:
         batch: list[Movement] = []
@@ -199,6 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--delta-pairs", type=int, default=30_000, help="pairs for the kept-deltas rows"
     )
     parser.add_argument("--no-proposals", action="store_true", help="only the shipped layout")
+    parser.add_argument(
+        "--journal-entries",
+        type=int,
+        default=Policy().journal_entries,
+        help="movements kept per pair (ATP_JOURNAL_ENTRIES; the shipped default)",
+    )
     return parser
 
 
@@ -206,8 +217,10 @@ def measure(args: argparse.Namespace) -> MemoryResult:
     now = time.time_ns() // 1_000_000
     pairs = args.pairs - args.pairs % len(LOCATIONS)
 
-    def ledger(deltas: int, n: int = pairs) -> Callable[[str], None]:
-        return lambda url: asyncio.run(load(url, n, deltas, now))
+    def ledger(
+        deltas: int, n: int = pairs, journal: int = args.journal_entries
+    ) -> Callable[[str], None]:
+        return lambda url: asyncio.run(load(url, n, deltas, now, journal))
 
     lp128 = {"hash-max-listpack-value": "128"}
     proposals: dict[str, float] = {}
@@ -252,6 +265,11 @@ def measure(args: argparse.Namespace) -> MemoryResult:
             print(
                 f"{d} kept deltas, {n:,} pairs, {setting}: {b:.0f} bytes/pair ({enc})", flush=True
             )
+    # What the journal costs: the same loads with none (ATP_JOURNAL_ENTRIES=0).
+    for d in (0, 10, 50):
+        b, _ = bytes_per_pair(n, ledger(d, n, 0))
+        result.deltas[(d, "journal off")] = b
+        print(f"{d} kept deltas, {n:,} pairs, journal off: {b:.0f} bytes/pair", flush=True)
     return result
 
 

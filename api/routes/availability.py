@@ -7,9 +7,9 @@ ETag and `Cache-Control: max-age`; a matching `If-None-Match` gets 304.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from api import views
@@ -23,10 +23,12 @@ from api.schemas import (
     ChannelQ,
     ExplainOut,
     IncludeQ,
+    MovementsOut,
     PostalQ,
     Problem,
     RadiusQ,
 )
+from atp.core import journal
 from atp.core.availability import oversell_exposure
 from atp.core.geo import zip_coordinates
 from atp.core.movements import is_valid_identifier
@@ -192,3 +194,39 @@ async def explain_availability(
     age_ms = age(record.updated_ms, svc.clock())
     behind = await svc.behind.behind_ms()
     return conditional(request, body, age_ms, behind, svc.settings.cache_max_age_s)
+
+
+_MOVEMENTS_LIMIT = 500
+
+
+@router.get(
+    "/{sku}/movements",
+    response_class=FastJSON,
+    responses={200: {"model": MovementsOut}, **_PROBLEMS},
+    summary="The newest movements the ledger saw for a SKU, with their outcome (for agents)",
+)
+async def movements(
+    request: Request,
+    sku: str,
+    location_id: Annotated[str | None, Query(description="one location only")] = None,
+    limit: Annotated[int, Query(ge=1, le=_MOVEMENTS_LIMIT)] = 50,
+    before: Annotated[str | None, Query(description="`next` of the previous page")] = None,
+) -> Response:
+    """Newest first; at most ATP_JOURNAL_ENTRIES are kept per location (older ones are gone,
+    and repeats count too). An unknown SKU has none."""
+    svc = services_of(request)
+    check_sku(sku)
+    if location_id is not None and location_id not in svc.network.locations:
+        raise InvalidRequest("unknown_location", f"{location_id} is not in the network file")
+    journals = await svc.stock.journals(sku, location_id)
+    got = journal.page(journals, limit, views.read_cursor(before))
+    more = len(journal.page(journals, 1, journal.cursor(*got[-1]))) > 0 if got else False
+    svc.metrics.lookups.labels("movements").inc()
+    return FastJSON(
+        {
+            "sku": sku,
+            "location_id": location_id,
+            "movements": [views.movement(loc, e) for loc, e in got],
+            "next": views.write_cursor(journal.cursor(*got[-1])) if more else None,
+        }
+    )

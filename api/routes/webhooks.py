@@ -19,9 +19,9 @@ from starlette.responses import Response
 from api.deps import requiring, services_of
 from api.problems import PROBLEM_JSON, InvalidRequest
 from api.responses import FastJSON
-from api.schemas import (
+from api.schemas import Problem
+from api.webhook_schemas import (
     DeliveriesOut,
-    Problem,
     WebhookCreatedOut,
     WebhookIn,
     WebhookOut,

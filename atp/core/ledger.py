@@ -131,6 +131,9 @@ class Policy:
 
     retention_ms: int = DEFAULT_RETENTION_MS
     inbound_grace_ms: int = DEFAULT_INBOUND_GRACE_MS
+    journal_entries: int = 20  # movements kept per (SKU, location) for agents (atp.core.journal)
+    # how long a pair's journal outlives its last movement (Redis expires it on its own clock)
+    journal_ttl_ms: int = DEFAULT_RETENTION_MS
 
 
 def apply(

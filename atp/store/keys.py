@@ -22,6 +22,8 @@ Per SKU, hash tag `{SKU}` (one slot per SKU):
     atp:v3:{SKU}:t:<loc>  hash: occurred_ms -> the kept deltas' summed qty at that time
     atp:v3:{SKU}:n:<loc>  hash: ASN id -> "eta_ms:qty" expected inbound
     atp:v3:{SKU}:rt:<loc> hash: ASN id -> occurred_ms of the newest kept receipt naming it
+    atp:v3:{SKU}:j:<loc>  list: the pair's newest movements, newest first, at most
+                          ATP_JOURNAL_ENTRIES (atp.core.journal.Entry, encoded)
     atp:v3:{SKU}:q:<loc>, r:<loc>  before 2026-12-05: the kept deltas' qty by event id and
                           the kept receipts per ASN; ledger/apply.lua converts them into t
                           and rt when it first loads the pair
@@ -141,11 +143,16 @@ def sku_keys(sku: str) -> list[str]:
     return [stock(sku), holds(sku), expiry(sku)]
 
 
+def journal(sku: str, location_id: str) -> str:
+    """A pair's newest movements, newest first (atp.core.journal; ledger/apply.lua)."""
+    return f"{LEDGER_V3}:{{{sku}}}:j:{location_id}"
+
+
 def ledger_keys(sku: str, location_ids: list[str]) -> list[str]:
     """The keys ledger/apply.lua needs for one SKU and these locations, in its order."""
     out = [ledger(sku), stock(sku), holds(sku), expiry(sku), stats(sku), ledger_v2(sku)]
     for loc in location_ids:
-        out += pair_keys(sku, loc) + older_pair_keys(sku, loc)
+        out += [*pair_keys(sku, loc), *older_pair_keys(sku, loc), journal(sku, loc)]
     return out
 
 

@@ -146,6 +146,8 @@ class LedgerStore:
             now_ms,
             self._policy.retention_ms,
             self._policy.inbound_grace_ms,
+            self._policy.journal_entries,
+            self._policy.journal_ttl_ms,
             len(locs),
             *locs,
             len(order),
@@ -160,6 +162,8 @@ class LedgerStore:
                 m.order_ref or "",
                 "" if m.eta_ms is None else m.eta_ms,
                 "1" if shipment(m) is not None else "0",
+                m.source,
+                m.kind,
             ]
         return keys.ledger_keys(sku, locs), args, order
 

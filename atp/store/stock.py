@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
 from atp.core.availability import LocationCounts
+from atp.core.journal import Entry
 from atp.core.ledger import LedgerSummary
 from atp.store import keys
 from atp.store.client import REDIS_DOWN, unavailable, unavailable_as_error
@@ -127,6 +128,22 @@ class StockReader:
             )
             summaries = await pair_summaries(self._redis, sku, ledger)
         return parse_stock(flat_pairs(flat), flat_pairs(overdue)), summaries
+
+    async def journals(self, sku: str, location_id: str | None) -> dict[str, list[Entry]]:
+        """The journal of each of the SKU's locations (or of one), newest first: the ledger
+        hash names the locations, then one pipeline reads their lists."""
+        with unavailable_as_error():
+            if location_id is not None:
+                locs = [location_id]
+            else:
+                fields = await self._redis.hkeys(keys.ledger(sku))
+                prefix = keys.LEDGER_PREFIX.encode()
+                locs = sorted(f[len(prefix) :].decode() for f in fields if f.startswith(prefix))
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for loc in locs:
+                    pipe.lrange(keys.journal(sku, loc), 0, -1)
+                lists = await pipe.execute()
+        return {loc: [Entry.decode(x) for x in raw] for loc, raw in zip(locs, lists, strict=True)}
 
     async def ping(self) -> bool:
         try:

@@ -110,6 +110,61 @@ def test_available_to_order_adds_the_inbound_due_within_the_channels_horizon(cli
     }
 
 
+def test_the_journal_shows_each_movement_with_its_outcome_newest_first(client, settings, sku):
+    def delta(eid: str, loc: str, qty: int, at: int) -> Movement:
+        return Movement(eid, sku, loc, Effect.DELTA, qty, at, "ADJUSTED", "wms")
+
+    seed_counts(
+        settings.redis_url,
+        [count(sku, "WH-NJ", 10), delta("d1", "WH-NJ", -3, NOW - 1000)],
+        NOW,
+    )
+    # A repeat, a delta older than the count (already in it), and another location.
+    later = [delta("d1", "WH-NJ", -3, NOW - 1000), delta("d0", "WH-NJ", 4, NOW - 20_000)]
+    seed_counts(settings.redis_url, [*later, count(sku, "S-0101", 7)], NOW + 50)
+    body = client.get(f"/v1/availability/{sku}/movements").json()
+    got = [
+        (m["event_id"], m["location_id"], m["outcome"], m["on_hand_after"])
+        for m in body["movements"]
+    ]
+    assert got == [  # by when the ledger saw them, then by when they occurred
+        ("d1", "WH-NJ", "duplicate", 7),
+        (f"{sku}-S-0101-c0", "S-0101", "applied", 7),
+        ("d0", "WH-NJ", "superseded", 7),
+        ("d1", "WH-NJ", "applied", 7),
+        (f"{sku}-WH-NJ-c0", "WH-NJ", "applied", 10),
+    ]
+    assert body["next"] is None
+    counted = body["movements"][1]
+    assert (counted["source"], counted["kind"], counted["effect"], counted["quantity"]) == (
+        "t", "C", "count", 7,
+    )  # fmt: skip
+    only = client.get(f"/v1/availability/{sku}/movements", params={"location_id": "S-0101"})
+    assert [m["location_id"] for m in only.json()["movements"]] == ["S-0101"]
+    # Pages of two walk the same list.
+    pages, before = [], None
+    while True:
+        params = {"limit": 2, **({"before": before} if before else {})}
+        page = client.get(f"/v1/availability/{sku}/movements", params=params).json()
+        pages += page["movements"]
+        before = page["next"]
+        if before is None:
+            break
+    assert pages == body["movements"]
+    bad = client.get(f"/v1/availability/{sku}/movements", params={"before": "nonsense"})
+    assert bad.status_code == 422 and bad.json()["code"] == "invalid_cursor"
+    unknown = client.get(f"/v1/availability/{sku}/movements", params={"location_id": "NOPE"})
+    assert unknown.status_code == 422 and unknown.json()["code"] == "unknown_location"
+    none = client.get("/v1/availability/NO-SUCH-SKU-1/movements").json()
+    assert none["movements"] == [] and none["next"] is None
+    # A pair's journal goes when it has had no movement for the retention window (48 h).
+    r = redis_client(settings.redis_url)
+    try:
+        assert 47 * 3600_000 < r.pttl(keys.journal(sku, "WH-NJ")) <= 48 * 3600_000
+    finally:
+        r.close()
+
+
 def test_pickup_nearby_lists_stores_with_stock_nearest_first(client, settings, sku):
     seed(
         settings.redis_url,

@@ -23,6 +23,7 @@ import redis
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
+from atp.core import journal
 from atp.core.availability import LocationCounts, channel_statuses
 from atp.core.ledger import LedgerState, LedgerSummary, Policy, future_inbound, next_inbound
 from atp.core.movements import Effect, Movement
@@ -39,7 +40,7 @@ pytestmark = pytest.mark.integration
 REDIS = ("node", "cluster")  # the function is loaded on every master and called in each slot
 
 T0 = 1_790_000_000_000
-POLICY = Policy(retention_ms=120, inbound_grace_ms=60)
+POLICY = Policy(retention_ms=120, inbound_grace_ms=60, journal_entries=6)
 LOCS = ("WH-NJ", "S-0101")
 ASNS = ("A-1", "A-2", "A-3")
 RIDS = ("R-1", "R-2")
@@ -150,6 +151,16 @@ async def apply_both(
 ) -> None:
     """One batch through both ledgers; everything either says must agree."""
     sku = batch[0].sku
+    journals = getattr(memory, "journals", {})
+    memory.journals = journals  # type: ignore[attr-defined]
+    for loc in dict.fromkeys(m.location_id for m in batch):
+        added = journal.entries(
+            memory.states.get((sku, loc)),
+            [m for m in batch if m.location_id == loc],
+            now,
+            POLICY,
+        )
+        journals[loc] = journal.kept(journals.get(loc, []), added, POLICY.journal_entries)
     want = await memory.apply(batch, now)
     got = await store.apply(batch, now)
     assert [(m.event_id, m.location_id, o) for m, o in got.outcomes] == [
@@ -177,6 +188,11 @@ async def apply_both(
         if later:
             event("more than one expected arrival at a location")
     assert set(summaries) == {loc for (_, loc) in memory.states}
+    for loc, expected in journals.items():
+        kept = [journal.Entry.decode(x) for x in r.lrange(keys.journal(sku, loc), 0, -1)]
+        assert kept == expected, loc
+        if len(expected) == POLICY.journal_entries:
+            event("a journal at its limit")
     if summaries:  # every SKU with a ledger has its status on every channel
         expected = channel_statuses(network)(sku, memory.counts[sku])
         assert recorded_statuses(r, sku, expected) == expected

@@ -25,7 +25,7 @@ def test_the_api_counts_every_known_outcome_from_zero():
     got = series(registry)
     for outcome in ("held", "idempotent_replay", "confirmed", "released", "fulfilled", "short"):
         assert got[f'atp_reservations_total{{outcome="{outcome}"}}'] == 0
-    for kind in ("single", "batch", "explain", "delivery_options", "sourcing_plans"):
+    for kind in ("single", "batch", "explain", "movements", "delivery_options", "sourcing_plans"):
         assert got[f'atp_availability_lookups_total{{kind="{kind}"}}'] == 0
     assert got['atp_api_overload_refusals_total{reason="queue_full"}'] == 0
 

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from atp.core.availability import LocationCounts
 from atp.core.errors import ReservationNotFound, StoreUnavailable
-from atp.core.ledger import LedgerState, Policy
+from atp.core.ledger import LedgerState, Policy, future_inbound
 from atp.core.movements import Movement
 from atp.core.reservations import hold_member
 from atp.core.updates import update_sku
@@ -59,6 +59,8 @@ class MemoryLedger:
         self.states: dict[tuple[str, str], LedgerState] = {}
         self.counts: dict[str, dict[str, LocationCounts]] = {}
         self.holds: dict[str, dict[str, int]] = {}
+        # the served arrivals per SKU and location (StockRecord.future), for SkuChange
+        self.future: dict[str, dict[str, list[tuple[int, int]]]] = {}
         self.fail = 0
         self.calls = 0
 
@@ -87,8 +89,14 @@ class MemoryLedger:
                 else:
                     result.unmatched.append((rid, sku, loc))
             counts.update(u.after)
+            future = self.future.setdefault(sku, {})
+            future_before = dict(future)
+            for loc, state in u.states.items():
+                future.pop(loc, None)
+                if state.inbound:
+                    future[loc] = future_inbound(state)
             result.skus_written += 1
-            result.changes.append(SkuChange(sku, u.before, u.after))
+            result.changes.append(SkuChange(sku, u.before, u.after, future_before, dict(future)))
         return result
 
 

@@ -6,7 +6,7 @@
 --
 -- Python originals (the executable specification; tests/integration/test_ledger_v3.py runs both
 -- on the same generated inputs): the fold is atp.core.ledger (apply_in_place, compact,
--- next_inbound), a batch's effect on a SKU atp.core.updates.update_sku, the holds
+-- future_inbound), the journal atp.core.journal, a batch's effect on a SKU atp.core.updates.update_sku, the holds
 -- atp.core.reservations.use_holds, a channel's status atp.core.availability.channel_total with
 -- atp.core.network.Network.safety_rule.
 --
@@ -34,16 +34,22 @@
 --       with the ASN as ref: its ASN is not inbound)
 --   q, r  the first v3 writer's quantities by event id and receipts per ASN: converted into
 --       t and rt by the first call that loads the pair (convert_older), then deleted
+--   j   list: the newest movements with their outcome and the on hand after each, newest
+--       first, at most ARGV 5 (atp.core.journal: entries, kept), repeats included; it expires
+--       ARGV 6 ms after the pair's last movement
 -- on_hand = base_qty + the kept deltas' sum; kept deltas are those after base_ms (DESIGN.md).
 --
 -- KEYS  1 ledger (v3)  2 stock  3 holds  4 expiry  5 stats  6 the SKU's v2 ledger (must not
---       exist: run `atp migrate`), then per location i of ARGV: d_i, t_i, n_i, rt_i, q_i, r_i
--- ARGV  1 sku  2 now_ms  3 retention_ms  4 inbound_grace_ms  5 number of locations L, then
+--       exist: run `atp migrate`), then per location i of ARGV: d_i, t_i, n_i, rt_i, q_i, r_i,
+--       j_i (the journal)
+-- ARGV  1 sku  2 now_ms  3 retention_ms  4 inbound_grace_ms  5 journal entries kept per pair
+--       (0: none)  6 the journal's lifetime after the pair's last movement (ms, Redis' own
+--       clock: the one rule here not in logical time)  7 number of locations L, then
 --       the L location ids, then the number of movements, then per movement (grouped by
 --       location, in the order of ARGV's locations; batch order within one):
 --       location index (1..L), effect (d delta, c count, i inbound), event id, occurred_ms,
 --       qty, ref ('' none), eta_ms ('' none), ships ('1': an applied one uses up the hold of
---       reservation <ref> at its location, atp.core.reservations.shipment)
+--       reservation <ref> at its location, atp.core.reservations.shipment), source, kind
 -- Returns {outcomes, 0} when nothing changed (outcomes: one letter per movement in ARGV
 -- order: a applied, d duplicate, s superseded, t too late), else {outcomes, 1, stock before
 -- (flat field/value list), stock after, consumed {rid, loc, units, ...}, unmatched {rid, loc,
@@ -456,6 +462,15 @@ end
 
 local APPLY = {d = apply_delta, c = apply_count, i = apply_inbound}
 
+-- One movement's journal entry (atp.core.journal.Entry.encode): when the ledger saw it, when it
+-- occurred, its outcome, qty, the pair's on hand after it, its effect, source, kind, event id.
+local function journal_entry(args, pos, p, out)
+  return table.concat({
+    args[2], args[pos + 4], out, args[pos + 5], str(p.base_qty + p.dsum), args[pos + 2],
+    args[pos + 9], args[pos + 10], args[pos + 3],
+  }, '\31')
+end
+
 -- A pair served before fu:<loc> existed has none although more than one arrival is expected:
 -- written (quietly: nothing about the pair changed) by the first call that loads the pair.
 local function fill_later_inbound(stock_key, pair, served)
@@ -479,8 +494,9 @@ local function apply(keys, args)
   end
   local sku, now = args[1], tonumber(args[2])
   local retention, grace = tonumber(args[3]), tonumber(args[4])
-  local nlocs = tonumber(args[5])
-  local pos = 6 + nlocs
+  local journal_entries, journal_ttl = tonumber(args[5]), tonumber(args[6])
+  local nlocs = tonumber(args[7])
+  local pos = 8 + nlocs
   local outcomes, shipments = {}, {}
   local before = redis.call('HGETALL', keys[2])
   local served = {}
@@ -489,12 +505,13 @@ local function apply(keys, args)
   end
   local pairs_of = {}
   for li = 1, nlocs do
-    local base = 6 + 6 * (li - 1)
+    local base = 6 + 7 * (li - 1)
     local k = {
       d = keys[base + 1], t = keys[base + 2], n = keys[base + 3], rt = keys[base + 4],
-      q = keys[base + 5], r = keys[base + 6],
+      q = keys[base + 5], r = keys[base + 6], j = keys[base + 7],
     }
-    pairs_of[li] = {loc = args[5 + li], p = load_pair(keys[1], args[5 + li], k, served), k = k}
+    local loc = args[7 + li]
+    pairs_of[li] = {loc = loc, p = load_pair(keys[1], loc, k, served), k = k, journal = {}}
   end
   local horizon = now - retention
   for _ = 1, tonumber(args[pos]) do
@@ -514,7 +531,10 @@ local function apply(keys, args)
       end
     end
     table.insert(outcomes, out)
-    pos = pos + 8
+    if journal_entries > 0 then
+      table.insert(pair.journal, journal_entry(args, pos, pair.p, out))
+    end
+    pos = pos + 10
   end
   local changed, quiet = {}, {}
   for _, pair in ipairs(pairs_of) do
@@ -528,6 +548,13 @@ local function apply(keys, args)
     end
   end
   in_chunks('HSET', keys[1], quiet)
+  for _, pair in ipairs(pairs_of) do
+    if #pair.journal > 0 then
+      in_chunks('LPUSH', pair.k.j, pair.journal)  -- the last pushed is the newest, at the head
+      redis.call('LTRIM', pair.k.j, 0, journal_entries - 1)
+      redis.call('PEXPIRE', pair.k.j, journal_ttl)  -- an idle pair's journal goes
+    end
+  end
   outcomes = table.concat(outcomes)
   if #changed == 0 and #shipments == 0 then
     return {outcomes, 0}
