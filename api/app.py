@@ -22,7 +22,7 @@ from api.deps import Services
 from api.live import LiveHub, end_streams_on_exit
 from api.metrics import ApiMetrics, TimingMiddleware
 from api.network_watch import NetworkHolder
-from api.routes import availability, delivery, health, live, reservations, webhooks
+from api.routes import availability, console, delivery, health, live, reservations, webhooks
 from api.routes.availability import origin_of
 from api.routes.live import live_answer
 from atp import tracing
@@ -86,6 +86,7 @@ def create_app(
     app.include_router(delivery.router)
     app.include_router(live.router)
     app.include_router(webhooks.router)
+    app.include_router(console.router)
     if settings.bench_endpoints:
         from api.routes import bench
 

@@ -264,6 +264,7 @@ class Stack:
                     'application/json\' -d \'{"lines": [{"sku": "SKU-000001", '
                     '"quantity": 1}], "destination": {"postal_code": "10003"}}\'',
                     f"  API docs   {base}/docs",
+                    f"  console    {base}/console/?sku=SKU-000001   (for service agents)",
                     *(
                         [f"  demo page  {base}/demo/?sku=SKU-000001&postal_code=10003"]
                         if s.demo_page
