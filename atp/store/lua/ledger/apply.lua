@@ -6,9 +6,9 @@
 --
 -- Python originals (the executable specification; tests/integration/test_ledger_v3.py runs both
 -- on the same generated inputs): the fold is atp.core.ledger (apply_in_place, compact,
--- future_inbound), the journal atp.core.journal, a batch's effect on a SKU atp.core.updates.update_sku, the holds
--- atp.core.reservations.use_holds, a channel's status atp.core.availability.channel_total with
--- atp.core.network.Network.safety_rule.
+-- future_inbound), the journal atp.core.journal, a batch's effect on a SKU
+-- atp.core.updates.update_sku, the holds atp.core.reservations.use_holds, a channel's status
+-- atp.core.availability.channel_total with atp.core.network.Network.safety_rule.
 --
 -- atp/store/ledger_function.py fills in __LIBRARY__, __FUNCTION__ and __CHANNELS__ (the
 -- network's channels, low-stock thresholds and safety stock, resolved per level) and loads the
