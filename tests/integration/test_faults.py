@@ -393,7 +393,8 @@ def redis_state(url: str) -> dict[str, object]:
     """Every key of a Redis with its value and expiry time, except what only says when or how
     often something was written (a SKU's write version `v` and time `ts`), the durability
     fence, the outbox (relayed to Kafka, and emptied by the relay) and the worker's progress
-    (a report of the live worker, not state). Counters kept with
+    (a report of the live worker, not state) and the journals (a history of what the ledger saw,
+    repeats and their order included: a rebuild sees the log anew). Counters kept with
     HINCRBY (`rs:<loc>`, the ledger's stats) read 0 when absent, so a 0 is left out: a counter
     that went up and down again equals one never touched."""
     client = redis.Redis.from_url(url, decode_responses=True)
@@ -402,6 +403,8 @@ def redis_state(url: str) -> dict[str, object]:
     try:
         for key in sorted(client.scan_iter(count=1000)):
             if key.endswith((":fence", ":outbox")) or ":{progress}:" in key or key == keys.feed():
+                continue
+            if ":j:" in key:  # a journal: what the ledger saw, and when (the rebuild, anew)
                 continue
             kind = client.type(key)
             if kind == "hash":
