@@ -85,14 +85,14 @@ class ReservationStore:
         streams' change feed (of that length), saving the caller a round trip to publish them;
         `publishes_made` says whether it does."""
         self.client = self._redis = client
-        self._replay_ttl_ms = replay_ttl_ms
+        self.replay_ttl_ms = replay_ttl_ms
         self._takeover_ms = takeover_ms
         self._atomic = not isinstance(client, RedisCluster) if atomic is None else atomic
         self._feed_entries = feed_entries if self._atomic else None
         self.publishes_made = self._feed_entries is not None
         self._scripts = Scripts(client)
 
-    async def _record(self, op: str, rid: str, now_ms: int, *args: Any) -> list[str]:
+    async def run_record(self, op: str, rid: str, now_ms: int, *args: Any) -> list[str]:
         """Run `record/<op>.lua`; a reply code of RECORD_ERRORS is raised as its error."""
         script = self._scripts[f"record/{op}.lua"]
         reply = [
@@ -103,7 +103,7 @@ class ReservationStore:
             raise error(rid, op, reply[1:])
         return reply
 
-    async def _hold(self, op: str, sku: str, rid: str, now_ms: int, *args: Any) -> list[Any]:
+    async def run_hold(self, op: str, sku: str, rid: str, now_ms: int, *args: Any) -> list[Any]:
         """Run `hold/<op>.lua` on the SKU's keys; its reply with the code as text."""
         script = self._scripts[f"hold/{op}.lua"]
         reply = await script(keys=keys.sku_keys(sku), args=[rid, now_ms, *args])
@@ -126,7 +126,7 @@ class ReservationStore:
         rid, fingerprint = req.reservation_id, req.fingerprint()
         per_sku, locs = self._plan(req, network)
         with unavailable_as_error():
-            begun = await self._record(
+            begun = await self.run_record(
                 "begin",
                 rid,
                 now_ms,
@@ -143,7 +143,7 @@ class ReservationStore:
             shortages: list[list[int]] = []
             for sku, args in per_sku.items():
                 op = "check" if shortages and not req.allow_partial else "take"
-                reply = await self._hold(op, sku, rid, now_ms, attempt, partial, *args)
+                reply = await self.run_hold(op, sku, rid, now_ms, attempt, partial, *args)
                 if reply[0] == "lost":  # a newer attempt took over: it answers
                     await self._give_back(rid, now_ms, locs, attempt)
                     raise ReservationInProgress(rid, 1.0)
@@ -157,12 +157,12 @@ class ReservationStore:
             nothing = not any(ps for ps in parts.values())
             if shortages and (not req.allow_partial or nothing):
                 await self._give_back(rid, now_ms, locs, attempt)
-                await self._record("abort", rid, now_ms, fingerprint, attempt)
+                await self.run_record("abort", rid, now_ms, fingerprint, attempt)
                 raise InsufficientStock(short_lines(req, shortages))
             allocations = orjson.dumps([parts[i] for i in range(len(req.lines))])
-            record_until = attempt + self._replay_ttl_ms
+            record_until = attempt + self.replay_ttl_ms
             try:
-                done = await self._record(
+                done = await self.run_record(
                     "commit", rid, now_ms, fingerprint, allocations, record_until, attempt
                 )
             except ReservationLost:
@@ -219,7 +219,7 @@ class ReservationStore:
             orjson.dumps(req.canonical()),
             now_ms + req.ttl_seconds * 1000,
             self._takeover_ms,
-            self._replay_ttl_ms,
+            self.replay_ttl_ms,
             len(per_sku),
             _partial_arg(req),
             "" if self._feed_entries is None else self._feed_entries,
@@ -259,22 +259,22 @@ class ReservationStore:
         that is made), or those of attempt `attempt` and older ones at a pending one."""
         for sku, locs in held.items():
             if locs:
-                await self._hold("release", sku, rid, now_ms, attempt, *locs)
+                await self.run_hold("release", sku, rid, now_ms, attempt, *locs)
 
-    async def _stored(self, reservation_id: str) -> Stored:
+    async def stored(self, reservation_id: str) -> Stored:
         with unavailable_as_error():
             raw = await self._redis.hgetall(keys.reservation(reservation_id))
         return stored_from(reservation_id, {k.decode(): v.decode() for k, v in raw.items()})
 
     async def get(self, reservation_id: str, now_ms: int) -> dict[str, Any]:
-        return view(reservation_id, await self._stored(reservation_id), now_ms)
+        return view(reservation_id, await self.stored(reservation_id), now_ms)
 
     async def transition(
         self, reservation_id: str, op: str, now_ms: int, ttl_seconds: int | None = None
     ) -> dict[str, Any]:
         """confirm, extend, release, expire or fulfil; returns the reservation afterwards."""
         rid = reservation_id
-        stored = await self._stored(rid)
+        stored = await self.stored(rid)
         locs = stored.hold_locations()
         state = stored.state
         overdue = state == HELD and is_overdue(stored.expires_ms, now_ms)
@@ -290,11 +290,11 @@ class ReservationStore:
                     raise ReservationExpired(rid)
             elif op == "fulfil":
                 for sku, sku_locs in locs.items():
-                    reply = await self._hold("left", sku, rid, now_ms, *sku_locs)
+                    reply = await self.run_hold("left", sku, rid, now_ms, *sku_locs)
                     if int(reply[1]):
                         return view(rid, stored, now_ms)  # shipments have not used it all up
             try:
-                await self._record(op, rid, now_ms, *self._change_args(op, now_ms, ttl_seconds))
+                await self.run_record(op, rid, now_ms, *self._change_args(op, now_ms, ttl_seconds))
             except ReservationExpired:  # went overdue since we looked
                 await self._expire(rid, now_ms, locs)
                 raise
@@ -305,8 +305,8 @@ class ReservationStore:
         if op == "confirm":
             return []
         if op == "extend":
-            return [now_ms + (ttl_seconds or 0) * 1000, self._replay_ttl_ms]
-        return [self._replay_ttl_ms]
+            return [now_ms + (ttl_seconds or 0) * 1000, self.replay_ttl_ms]
+        return [self.replay_ttl_ms]
 
     async def _persist_or_extend(
         self, rid: str, op: str, now_ms: int, new_expiry: int, locs: dict[str, list[str]]
@@ -314,60 +314,16 @@ class ReservationStore:
         """Take the holds off their expiry (confirm) or move it (extend); False if overdue."""
         for sku, sku_locs in locs.items():
             if op == "confirm":
-                reply = await self._hold("persist", sku, rid, now_ms, *sku_locs)
+                reply = await self.run_hold("persist", sku, rid, now_ms, *sku_locs)
             else:
-                reply = await self._hold("extend", sku, rid, now_ms, new_expiry, *sku_locs)
+                reply = await self.run_hold("extend", sku, rid, now_ms, new_expiry, *sku_locs)
             if reply[0] == "expired":
                 return False
         return True
 
     async def _expire(self, rid: str, now_ms: int, locs: dict[str, list[str]]) -> None:
         await self._give_back(rid, now_ms, locs)
-        await self._record("expire", rid, now_ms, self._replay_ttl_ms)
-
-    async def restore(
-        self,
-        reservation_id: str,
-        state: str,
-        request: dict[str, Any],
-        allocations: list[Any],
-        times: tuple[int, int, int],
-        record_expires_ms: int | None,
-    ) -> bool:
-        """Put a reservation back as its events left it, holds included (`atp rebuild`).
-
-        `times` is (created_ms, updated_ms, expires_ms). Returns False when the reservation
-        exists already (then it is left alone: it is newer than the events). Holds are set, not
-        added, so a rebuild that is run again puts back the same units.
-        """
-        req = ReservationRequest.from_canonical(reservation_id, request)
-        created, updated, expires = times
-        with unavailable_as_error():
-            if await self._redis.exists(keys.reservation(reservation_id)):
-                return False
-            if state in (HELD, CONFIRMED):
-                units: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-                for line, parts in zip(request["lines"], allocations, strict=True):
-                    for loc, qty in parts:
-                        units[line["sku"]][loc] += qty
-                for sku, by_loc in units.items():
-                    pairs = [x for loc, qty in by_loc.items() for x in (loc, qty)]
-                    await self._hold(
-                        "restore", sku, reservation_id, updated, state, expires, *pairs
-                    )
-            reply = await self._record(
-                "restore",
-                reservation_id,
-                updated,
-                state,
-                req.fingerprint(),
-                orjson.dumps(request),
-                orjson.dumps(allocations),
-                created,
-                expires,
-                "" if record_expires_ms is None else record_expires_ms,
-            )
-        return reply[0] == "restored"
+        await self.run_record("expire", rid, now_ms, self.replay_ttl_ms)
 
     async def abandon(self, rid: str, network: Network, now_ms: int) -> bool:
         """Give back what a half-made reservation holds and free its id (the sweeper, once
@@ -385,6 +341,6 @@ class ReservationStore:
             return False
         attempt = int(record["expires_ms"])
         await self._give_back(rid, now_ms, locs, attempt)
-        await self._record("abort", rid, now_ms, record["fingerprint"], attempt)
+        await self.run_record("abort", rid, now_ms, record["fingerprint"], attempt)
         log.info("half-made reservation %s abandoned: nobody asked again", rid)
         return True

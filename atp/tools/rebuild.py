@@ -56,6 +56,7 @@ from atp.settings import Settings
 from atp.store.client import REDIS_DOWN, client_for
 from atp.store.ledger import LedgerStore, StoreConflict
 from atp.store.reservations import ReservationStore
+from atp.store.restore import restore
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +213,8 @@ async def _restore_reservations(
         elif expires_at is not None and expires_at <= now:
             report.reservations["gone"] += 1  # Redis would have dropped it by now
         else:
-            restored = await store.restore(
+            restored = await restore(
+                store,
                 s.reservation_id,
                 s.state,
                 s.request,
