@@ -42,6 +42,8 @@ RESERVATION_OUTCOMES = {
     "location_not_in_channel": "invalid",
     "unknown_channel": "invalid",
     "store_unavailable": "unavailable",
+    "not_held": "not_held",
+    "too_many_transfers": "invalid",
 }
 LOOKUP_KINDS = ("single", "batch", "explain", "movements", "delivery_options", "sourcing_plans")
 # The outcomes with a series from the start: made, replayed, each change, each refusal above.

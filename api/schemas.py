@@ -324,6 +324,26 @@ class ExtendIn(BaseModel):
     ttl_seconds: int = Field(ge=1, description="New hold time, counted from now")
 
 
+class TransferIn(BaseModel):
+    transfer_id: str = Field(
+        pattern=RID_PATTERN,
+        description="Client-chosen idempotency key: the same transfer again is answered, "
+        "not made twice",
+    )
+    sku: str = Field(pattern=SKU_PATTERN)
+    from_location_id: str = Field(pattern=SKU_PATTERN)
+    to_location_id: str = Field(pattern=SKU_PATTERN)
+    quantity: int = Field(ge=1, le=1_000_000)
+
+
+class MoveOut(BaseModel):
+    transfer_id: str
+    sku: str
+    from_location_id: str
+    to_location_id: str
+    quantity: int
+
+
 class AllocationOut(BaseModel):
     location_id: str
     quantity: int
@@ -349,6 +369,9 @@ class ReservationOut(BaseModel):
     expires_at: str | None
     allow_partial: bool
     lines: list[ReservationLineOut]
+    transfers: list[MoveOut] = Field(
+        description="Transfers done, in order; `allocations` are where the units are now"
+    )
 
 
 # Health and errors -------------------------------------------------------------------------

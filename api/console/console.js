@@ -168,6 +168,19 @@ async function lookupReservation(rid) {
         row([cell(l.sku), cell(l.requested, "num"), cell(l.held, "num"), cell(where || null)]),
       );
     }
+    const moved = $("transfers").querySelector("tbody");
+    moved.replaceChildren();
+    for (const t of r.transfers) {
+      moved.appendChild(
+        row([
+          cell(t.transfer_id),
+          cell(t.sku),
+          cell(t.from_location_id),
+          cell(t.to_location_id),
+          cell(t.quantity, "num"),
+        ]),
+      );
+    }
     $("rid-view").hidden = false;
   } catch (e) {
     $("rid-view").hidden = true;

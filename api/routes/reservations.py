@@ -9,11 +9,18 @@ from starlette.responses import Response
 
 from api import views
 from api.deps import Services, requiring, services_of
-from api.problems import PROBLEM_JSON
+from api.problems import PROBLEM_JSON, InvalidRequest
 from api.responses import FastJSON
-from api.schemas import ExtendIn, Problem, ReservationId, ReservationIn, ReservationOut
+from api.schemas import (
+    ExtendIn,
+    Problem,
+    ReservationId,
+    ReservationIn,
+    ReservationOut,
+    TransferIn,
+)
 from atp.core.errors import ATPError
-from atp.core.reservations import DONE, ReservationLine, ReservationRequest
+from atp.core.reservations import DONE, Move, ReservationLine, ReservationRequest
 
 router = APIRouter(
     prefix="/v1/reservations", tags=["reservations"], route_class=requiring("reserve")
@@ -112,3 +119,35 @@ async def extend_reservation(
 async def release_reservation(request: Request, reservation_id: ReservationId) -> Response:
     svc = services_of(request)
     return await _transition(svc, reservation_id, "release")
+
+
+@router.post(
+    "/{reservation_id}/transfer",
+    response_class=FastJSON,
+    responses=_ANSWERS,
+    summary="Move held units to another location, checked there in the same atomic step "
+    "(409 and nothing moved when it cannot take them)",
+)
+async def transfer_reservation(
+    request: Request, reservation_id: ReservationId, body: TransferIn
+) -> Response:
+    svc = services_of(request)
+    if body.from_location_id == body.to_location_id:
+        raise InvalidRequest(
+            "same_location", "from_location_id and to_location_id are the same location"
+        )
+    move = Move(
+        body.transfer_id, body.sku, body.from_location_id, body.to_location_id, body.quantity
+    )
+    try:
+        moved, view = await svc.reservations.transfer(
+            reservation_id, move, svc.network, svc.clock()
+        )
+    except ATPError as exc:
+        svc.metrics.reservation_refused(exc.code)
+        raise
+    svc.metrics.reservation("transferred" if moved else "idempotent_replay")
+    if moved:  # two locations' ATP changed
+        svc.live.notify([body.sku])
+    headers = {} if moved else {"Idempotent-Replayed": "true"}
+    return FastJSON(views.reservation(view), headers=headers)

@@ -141,3 +141,50 @@ class LocationNotInChannel(ATPError):
 
     def __init__(self, location_id: str, channel: str, why: str) -> None:
         super().__init__(f"location {location_id!r} cannot serve channel {channel!r}: {why}")
+
+
+class TransferConflict(IdempotencyConflict):
+    def __init__(self, reservation_id: str, transfer_id: str) -> None:
+        ATPError.__init__(
+            self,
+            f"transfer {transfer_id!r} of reservation {reservation_id!r} was made with other "
+            "values; use a new transfer_id for a new transfer",
+        )
+
+
+class TransferShort(InsufficientStock):
+    """The destination cannot take the units; nothing moved."""
+
+    def __init__(self, line: dict[str, object]) -> None:
+        ATPError.__init__(
+            self,
+            f"{line['location_id']!r} has {line['available']} of {line['sku']!r} available, "
+            f"{line['requested']} asked; nothing was moved",
+        )
+        self.lines = [line]
+
+
+class NotHeld(ATPError):
+    """A transfer asks to move more than the reservation still holds at the source."""
+
+    code = "not_held"
+
+    def __init__(self, reservation_id: str, sku: str, location_id: str, held: int) -> None:
+        super().__init__(
+            f"reservation {reservation_id!r} holds {held} of {sku!r} at {location_id!r}; "
+            "nothing was moved"
+        )
+        self.held = held
+
+    def details(self) -> dict[str, object]:
+        return {"held": self.held}
+
+
+class TooManyTransfers(ATPError):
+    code = "too_many_transfers"
+
+    def __init__(self, reservation_id: str, most: int) -> None:
+        super().__init__(
+            f"reservation {reservation_id!r} has had {most} transfers, the most it keeps; "
+            "release it and make a new one"
+        )

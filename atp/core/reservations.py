@@ -42,7 +42,15 @@ DONE = {
     "release": "released",
     "expire": "expired",
     "fulfil": "fulfilled",
+    "transfer": "transferred",
 }
+# A transfer moves held units of a reservation between locations; its state stays as it was.
+TRANSFERRED = "transferred"
+# A reservation's record keeps its transfers as [transfer_id, sku, from, to, units, status]:
+# `pending` while the units may be moving (record/transfer.lua, then hold/transfer.lua), `done`
+# once moved. Its allocations stay as first held; the moves are applied when it is read.
+MOVE_PENDING, MOVE_DONE = "pending", "done"
+MAX_MOVES = 100  # per reservation: the record stays small
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +58,17 @@ class ReservationLine:
     sku: str
     quantity: int
     location_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """A transfer asked for: move `quantity` held units of `sku` between two locations."""
+
+    transfer_id: str
+    sku: str
+    from_location_id: str
+    to_location_id: str
+    quantity: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,16 +218,76 @@ class Stored:
     created_ms: int
     updated_ms: int
     expires_ms: int
+    moves: tuple[tuple[str, str, str, str, int, str], ...] = ()  # transfers, in order
 
     def hold_locations(self) -> dict[str, list[str]]:
-        """The locations it holds stock at, per SKU."""
+        """The locations it holds stock at, per SKU: where it was held and where any transfer
+        (done or not) moved units to."""
         out: dict[str, list[str]] = {}
+
+        def add(sku: str, loc: str) -> None:
+            locs = out.setdefault(sku, [])
+            if loc not in locs:
+                locs.append(loc)
+
         for line, parts in zip(self.request["lines"], self.allocations, strict=False):
             for loc, _ in parts:
-                locs = out.setdefault(line["sku"], [])
-                if loc not in locs:
-                    locs.append(loc)
+                add(line["sku"], loc)
+        for _, sku, _, to, _, _ in self.moves:
+            add(sku, to)
         return out
+
+    def current_allocations(self) -> list[list[list[Any]]]:
+        """Per line, where its units are held now: the allocations with every done transfer."""
+        out = [[list(p) for p in parts] for parts in self.allocations]
+        for _, sku, src, dst, units, status in self.moves:
+            if status == MOVE_DONE:
+                move_units(self.request["lines"], out, sku, (src, dst), units)
+        return out
+
+
+def move_units(
+    lines: Sequence[Mapping[str, Any]],
+    allocations: list[list[list[Any]]],
+    sku: str,
+    route: tuple[str, str],
+    units: int,
+) -> None:
+    """Move `units` of `sku` held at route[0] to route[1], in `allocations` (per line
+    [[location, units], ...]): taken from the SKU's lines in request order, each line keeping
+    what it moved (at route[1], after its other parts)."""
+    src, dst = route
+    left = units
+    for line, parts in zip(lines, allocations, strict=False):
+        if left == 0 or line["sku"] != sku:
+            continue
+        at_src = sum(q for loc, q in parts if loc == src)
+        take = min(at_src, left)
+        if take == 0:
+            continue
+        left -= take
+        kept = [[loc, q - take] if loc == src else [loc, q] for loc, q in parts]
+        into = next((p for p in kept if p[0] == dst), None)
+        if into is None:
+            kept.append([dst, take])
+        else:
+            into[1] += take
+        parts[:] = [p for p in kept if p[1] > 0]
+
+
+def transfer_outcome(
+    held_at_source: int, destination: LocationCounts, safety: int, units: int
+) -> tuple[str, int]:
+    """Whether a reservation may move `units` it holds (held_at_source at the source) to a
+    destination with these counts and safety stock: ('moved', units), ('not_held', what it
+    holds at the source) or ('short', the destination's ATP). The Python original of
+    hold/transfer.lua."""
+    if held_at_source < units:
+        return "not_held", held_at_source
+    atp = location_atp(destination.on_hand, destination.reserved, safety)
+    if atp < units:
+        return "short", max(0, atp)
+    return "moved", units
 
 
 def view(reservation_id: str, stored: Stored, now_ms: int) -> dict[str, Any]:
@@ -216,6 +295,7 @@ def view(reservation_id: str, stored: Stored, now_ms: int) -> dict[str, Any]:
     state = stored.state
     if state == HELD and is_overdue(stored.expires_ms, now_ms):
         state = EXPIRED
+    allocations = stored.current_allocations()
     return {
         "reservation_id": reservation_id,
         "state": state,
@@ -233,7 +313,18 @@ def view(reservation_id: str, stored: Stored, now_ms: int) -> dict[str, Any]:
                 "held": sum(q for _, q in parts),
                 "allocations": [{"location_id": loc, "quantity": q} for loc, q in parts],
             }
-            for ln, parts in zip(stored.request["lines"], stored.allocations, strict=True)
+            for ln, parts in zip(stored.request["lines"], allocations, strict=True)
+        ],
+        "transfers": [
+            {
+                "transfer_id": tid,
+                "sku": sku,
+                "from_location_id": src,
+                "to_location_id": dst,
+                "quantity": units,
+            }
+            for tid, sku, src, dst, units, status in stored.moves
+            if status == MOVE_DONE
         ],
     }
 

@@ -34,7 +34,15 @@ LOW = "availability.low_stock"
 OUT = "availability.out_of_stock"
 BACK = "availability.back_in_stock"
 EXPOSURE = "oversell.exposure"
-RESERVATION_EVENTS = ("held", "confirmed", "extended", "released", "expired", "fulfilled")
+RESERVATION_EVENTS = (
+    "held",
+    "confirmed",
+    "extended",
+    "released",
+    "expired",
+    "fulfilled",
+    "transferred",
+)
 EVENT_TYPES = (
     CHANGED,
     LOW,

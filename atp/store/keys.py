@@ -38,6 +38,8 @@ Per SKU, hash tag `{SKU}` (one slot per SKU):
     atp:v2:{SKU}:holds   hash "<reservation id>@<loc>" -> units still held there
     atp:v2:{SKU}:expiry  sorted set of "<reservation id>@<loc>" of held (not confirmed)
                          reservations, scored by expires_at; reads discount the overdue ones
+    atp:v2:{SKU}:moved:<id>@<transfer id>  a transfer of the reservation's holds that moved
+                         (hold/transfer.lua), so a retry does not move twice; expires
 
 Per hash slot, hash tag `{<slot tag>}` chosen so that the key lives in that slot:
 
@@ -136,6 +138,11 @@ def holds(sku: str) -> str:
 
 def expiry(sku: str) -> str:
     return f"{PREFIX}:{{{sku}}}:expiry"
+
+
+def transfer_mark(sku: str, reservation_id: str, transfer_id: str) -> str:
+    """Set when a transfer of a reservation's holds of this SKU moved (hold/transfer.lua)."""
+    return f"{PREFIX}:{{{sku}}}:moved:{reservation_id}@{transfer_id}"
 
 
 def sku_keys(sku: str) -> list[str]:

@@ -83,6 +83,8 @@ def event(entry_id: bytes, fields: dict[bytes, bytes]) -> dict[str, Any]:
             out[name] = orjson.loads(v)
         elif name in ("at", "expires_ms"):
             out["at_ms" if name == "at" else name] = int(v) if v else None
+        elif name == "quantity":  # on `transferred`
+            out[name] = int(v)
         else:
             out[name] = v.decode()
     return out

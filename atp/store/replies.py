@@ -55,6 +55,7 @@ def stored_from(reservation_id: str, record: dict[str, str]) -> Stored:
         created_ms=int(record["created_ms"]),
         updated_ms=int(record["updated_ms"]),
         expires_ms=int(record["expires_ms"]),
+        moves=tuple(tuple(m) for m in orjson.loads(record.get("moves") or "[]")),
     )
 
 

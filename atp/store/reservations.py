@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -50,13 +51,14 @@ from atp.core.reservations import (
     CONFIRMED,
     HELD,
     PENDING,
+    Move,
     ReservationRequest,
     Stored,
     candidates,
     is_overdue,
     view,
 )
-from atp.store import keys
+from atp.store import keys, transfers
 from atp.store.client import unavailable_as_error
 from atp.store.replies import RECORD_ERRORS, ReservationLost, short_lines, stored_from, text
 from atp.store.scripts import Scripts
@@ -103,10 +105,14 @@ class ReservationStore:
             raise error(rid, op, reply[1:])
         return reply
 
-    async def run_hold(self, op: str, sku: str, rid: str, now_ms: int, *args: Any) -> list[Any]:
-        """Run `hold/<op>.lua` on the SKU's keys; its reply with the code as text."""
+    async def run_hold(
+        self, op: str, sku: str, rid: str, now_ms: int, *args: Any, extra_keys: Sequence[str] = ()
+    ) -> list[Any]:
+        """Run `hold/<op>.lua` on the SKU's keys (and `extra_keys` of its slot); its reply
+        with the code as text."""
         script = self._scripts[f"hold/{op}.lua"]
-        reply = await script(keys=keys.sku_keys(sku), args=[rid, now_ms, *args])
+        sku_keys = [*keys.sku_keys(sku), *extra_keys]
+        reply = await script(keys=sku_keys, args=[rid, now_ms, *args])
         return [text(reply[0]), *reply[1:]]
 
     async def reserve(
@@ -298,7 +304,40 @@ class ReservationStore:
             except ReservationExpired:  # went overdue since we looked
                 await self._expire(rid, now_ms, locs)
                 raise
-        return await self.get(rid, now_ms)
+            after = await self.stored(rid)
+            await self._cover_transfers(rid, op, now_ms, ttl_seconds, locs, after)
+        return view(rid, after, now_ms)
+
+    async def _cover_transfers(
+        self,
+        rid: str,
+        op: str,
+        now_ms: int,
+        ttl_seconds: int | None,
+        covered: dict[str, list[str]],
+        after: Stored,
+    ) -> None:
+        """A transfer begun while a change ran may have moved units to a location the change
+        did not cover: give them back (the reservation is closed) or take them off, or onto,
+        the new expiry."""
+        new = {
+            sku: fresh
+            for sku, locs in after.hold_locations().items()
+            if (fresh := [loc for loc in locs if loc not in covered.get(sku, [])])
+        }
+        if not new:
+            return
+        if after.state not in (HELD, CONFIRMED):
+            await self._give_back(rid, now_ms, new)
+        elif op in ("confirm", "extend"):
+            new_expiry = now_ms + (ttl_seconds or 0) * 1000
+            await self._persist_or_extend(rid, op, now_ms, new_expiry, new)
+
+    async def transfer(
+        self, reservation_id: str, move: Move, network: Network, now_ms: int
+    ) -> tuple[bool, dict[str, Any]]:
+        """Move held units between locations (atp/store/transfers.py): (moved now, view)."""
+        return await transfers.transfer(self, reservation_id, move, network, now_ms)
 
     def _change_args(self, op: str, now_ms: int, ttl_seconds: int | None) -> list[int]:
         """ARGV of `record/<op>.lua` after the id and the time."""

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
-from atp.core.reservations import CONFIRMED, HELD, ReservationRequest
+from atp.core.reservations import CONFIRMED, HELD, ReservationRequest, move_units
 from atp.store import keys
 from atp.store.client import unavailable_as_error
 from atp.store.reservations import ReservationStore
@@ -21,10 +22,14 @@ async def restore(
     allocations: list[Any],
     times: tuple[int, int, int],
     record_expires_ms: int | None,
+    moves: Sequence[tuple[list[Any], int]] = (),
+    replay_ttl_ms: int = 0,
 ) -> bool:
-    """Put a reservation back as its events left it, holds included.
+    """Put a reservation back with these allocations (its transfers applied) and state.
 
-    `times` is (created_ms, updated_ms, expires_ms). Returns False when the reservation
+    `times` is (created_ms, updated_ms, expires_ms); `moves` its transfers as its record
+    keeps them, each with when it was made (their marks are kept `replay_ttl_ms` from then,
+    as hold/transfer.lua keeps them). Returns False when the reservation
     exists already (then it is left alone: it is newer than the events). Holds are set, not
     added, so a rebuild that is run again puts back the same units.
     """
@@ -35,7 +40,10 @@ async def restore(
             return False
         if state in (HELD, CONFIRMED):
             units: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-            for line, parts in zip(request["lines"], allocations, strict=True):
+            now_held = [[list(p) for p in parts] for parts in allocations]
+            for move, _ in moves:
+                move_units(request["lines"], now_held, move[1], (move[2], move[3]), move[4])
+            for line, parts in zip(request["lines"], now_held, strict=True):
                 for loc, qty in parts:
                     units[line["sku"]][loc] += qty
             for sku, by_loc in units.items():
@@ -54,5 +62,9 @@ async def restore(
             created,
             expires,
             "" if record_expires_ms is None else record_expires_ms,
+            orjson.dumps([move for move, _ in moves]) if moves else "",
         )
+        for (tid, sku, *_), at in moves:
+            mark = keys.transfer_mark(sku, reservation_id, tid)
+            await store.client.set(mark, "1", pxat=at + replay_ttl_ms)
     return reply[0] == "restored"

@@ -46,7 +46,7 @@ from atp.core.errors import (
 )
 from atp.core.movements import Movement
 from atp.core.network import Network
-from atp.core.reservations import CONFIRMED, HELD, STATE_AFTER_EVENT
+from atp.core.reservations import CONFIRMED, HELD, MOVE_DONE, STATE_AFTER_EVENT, TRANSFERRED
 from atp.core.webhooks import unwrapped
 from atp.kafka import topics
 from atp.kafka.connect import check_connection
@@ -112,6 +112,8 @@ class LastState:
     created_ms: int
     updated_ms: int
     expires_ms: int
+    # Its transfers, as its record keeps them, each with when it was made.
+    moves: list[tuple[list[Any], int]] = field(default_factory=list)
 
     def record_expires_ms(self, replay_ttl_ms: int) -> int | None:
         """When Redis drops the record (as record/commit.lua and the changes set it); None:
@@ -133,6 +135,9 @@ def last_states(events: Iterable[Mapping[str, Any]]) -> dict[str, LastState]:
     out: dict[str, LastState] = {}
     for e in sorted(unique.values(), key=lambda e: _stream_id(e["event_id"])):
         rid, kind, at = e["reservation_id"], e["type"], int(e["at_ms"])
+        if kind == TRANSFERRED:  # units moved; the state is as it was
+            _transferred(out.get(rid), e, at)
+            continue
         state = STATE_AFTER_EVENT.get(kind)
         if state is None:
             log.warning("reservation event %s has an unknown type %r", e["event_id"], kind)
@@ -147,6 +152,16 @@ def last_states(events: Iterable[Mapping[str, Any]]) -> dict[str, LastState]:
         if e.get("expires_ms") is not None:
             s.expires_ms = int(e["expires_ms"])
     return out
+
+
+def _transferred(s: LastState | None, e: Mapping[str, Any], at: int) -> None:
+    """Apply a `transferred` event to what the events before it said (nothing to apply it to
+    when the `held` event is not in the topic)."""
+    if s is None or s.request is None or s.allocations is None:
+        return
+    route = [e["from_location_id"], e["to_location_id"]]
+    s.moves.append(([e["transfer_id"], e["sku"], *route, int(e["quantity"]), MOVE_DONE], at))
+    s.updated_ms = at
 
 
 def _stream_id(event_id: str) -> tuple[int, int]:
@@ -221,6 +236,8 @@ async def _restore_reservations(
                 s.allocations,
                 (s.created_ms, s.updated_ms, s.expires_ms),
                 expires_at,
+                s.moves,
+                replay_ttl_ms,
             )
             report.reservations["restored" if restored else "exists"] += 1
 

@@ -66,7 +66,8 @@ def test_the_console_answers_why_and_shows_the_journal(settings, processes, brow
     shot(browser, "console-sku.png")
 
     recount = Movement(f"{sku}-c2", sku, "WH-NJ", Effect.COUNT, 9, now + 5, "CYCLE_COUNT", "wms")
-    seed(settings.redis_url, [recount], now + 6)
+    elsewhere = Movement(f"{sku}-c3", sku, "WH-IL", Effect.COUNT, 3, now + 5, "CYCLE_COUNT", "wms")
+    seed(settings.redis_url, [recount, elsewhere], now + 6)
     rid = f"R-{uuid.uuid4().hex[:8]}"
     held = urllib.request.Request(
         f"{base}/v1/reservations",
@@ -75,12 +76,21 @@ def test_the_console_answers_why_and_shows_the_journal(settings, processes, brow
     )
     with urllib.request.urlopen(held) as reply:
         assert reply.status == 201
+    move = {"sku": sku, "from_location_id": "WH-NJ", "to_location_id": "WH-IL", "quantity": 1}
+    moved = urllib.request.Request(
+        f"{base}/v1/reservations/{rid}/transfer",
+        data=orjson.dumps({"transfer_id": "t1", **move}),
+        headers={"Authorization": f"Bearer {RESERVE_TOKEN}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(moved) as reply:
+        assert reply.status == 200
     browser.get(f"{base}/console/?reservation={rid}")
     until(browser, "the reserve scope", lambda: "reserve" in text(browser, "error"))
     use_key(browser, RESERVE_TOKEN)
     browser.find_element(By.CSS_SELECTOR, "#rid-form button").click()
     until(browser, "the lines", lambda: rows(browser, "lines"))
-    assert rows(browser, "lines") == [[sku, "2", "2", "2 at WH-NJ"]]
+    assert rows(browser, "lines") == [[sku, "2", "2", "1 at WH-NJ, 1 at WH-IL"]]
+    assert rows(browser, "transfers") == [["t1", sku, "WH-NJ", "WH-IL", "1"]]
     assert text(browser, "rid-state").startswith("held on online")
     shot(browser, "console-reservation.png")
 

@@ -456,6 +456,14 @@ def test_a_wiped_redis_is_rebuilt_from_kafka_as_it_was(settings, own_redis, proc
     assert call("POST", f"{reservations}-conf/confirm")[0] == 200
     assert call("POST", f"{reservations}-full/confirm")[0] == 200
     assert call("DELETE", f"{reservations}-rel")[0] == 200
+    # Transfers, of a held and of a confirmed reservation: where a rebuild must put them back.
+    count = wms(f"{sku}-il", sku, "CYCLE_COUNT", 5, warehouse="WH-IL")
+    asyncio.run(produce(settings.kafka_bootstrap, wms_topic, [count]))
+    assert wait_until(lambda: location(base, sku, "WH-IL")[1].get("on_hand") == 5, 90)
+    for name, qty in [("ext", 2), ("conf", 1)]:
+        move = {"sku": sku, "from_location_id": "WH-NJ", "to_location_id": "WH-IL"}
+        body = {"transfer_id": "t", **move, "quantity": qty}
+        assert call("POST", f"{reservations}-{name}/transfer", body)[0] == 200
     shipments = [
         wms(f"{sku}-s1", sku, "SHIPPED", 1, order_ref=f"{sku}-part"),
         wms(f"{sku}-s2", sku, "SHIPPED", 2, order_ref=f"{sku}-full"),
@@ -466,8 +474,9 @@ def test_a_wiped_redis_is_rebuilt_from_kafka_as_it_was(settings, own_redis, proc
     assert wait_until(lambda: outbox_len(client) == 0)  # every change is in Kafka
     api.stop()  # the API stays away while Redis is rebuilt (README)
     before = redis_state(own_redis.url)
-    # held 2 + extended 2 + confirmed 3 + what the shipment left of part (3)
-    assert before[keys.stock(sku)][1]["rs:WH-NJ"] == "10"
+    # held 2 + confirmed 3 - 1 moved + what the shipment left of part (3); extended moved
+    assert before[keys.stock(sku)][1]["rs:WH-NJ"] == "7"
+    assert before[keys.stock(sku)][1]["rs:WH-IL"] == "3"
     assert before[keys.stock(sku)][1]["oh:WH-NJ"] == "97"
 
     client.flushall()

@@ -38,11 +38,12 @@ def wms(
     qty: int,
     order_ref: str | None = None,
     eta: datetime | None = None,
+    warehouse: str = "WH-NJ",
 ) -> tuple:
     at = datetime.now(UTC).isoformat(timespec="milliseconds")
     body = {
         "event_id": event_id,
-        "warehouse_id": "WH-NJ",
+        "warehouse_id": warehouse,
         "sku": sku,
         "kind": kind,
         "qty": qty,
@@ -50,7 +51,7 @@ def wms(
         "order_ref": order_ref,
         "eta": None if eta is None else eta.isoformat(timespec="milliseconds"),
     }
-    return b"WH-NJ", orjson.dumps(body)
+    return warehouse.encode(), orjson.dumps(body)
 
 
 def wait_until(check, timeout_s: float = 60.0):

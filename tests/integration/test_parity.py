@@ -23,6 +23,7 @@ from atp.core.reservations import (
     RELEASED,
     hold_lines,
     is_overdue,
+    transfer_outcome,
     transition,
 )
 from atp.store import keys
@@ -162,3 +163,49 @@ def test_no_record_is_not_found_for_every_change(r: redis.Redis, op: str) -> Non
     rid = f"PAR-{uuid.uuid4().hex[:10]}"
     script = r.register_script(load_script(f"record/{op}.lua"))
     assert script(keys=keys.record_keys(rid), args=[rid, 1, *CHANGE_ARGS[op]]) == [b"not_found"]
+
+
+@PARITY
+@given(
+    held=st.integers(0, 8),
+    dst=st.tuples(st.integers(0, 12), st.integers(0, 6), st.integers(0, 3)),  # oh, rs, safety
+    units=st.integers(1, 8),
+    confirmed=st.booleans(),
+)
+@example(held=3, dst=(5, 2, 0), units=3, confirmed=False)  # exactly the ATP: moves, all of it
+@example(held=3, dst=(5, 2, 1), units=3, confirmed=False)  # one short
+def test_a_transfer_moves_as_transfer_outcome_says(
+    r: redis.Redis, held: int, dst: tuple[int, int, int], units: int, confirmed: bool
+) -> None:
+    """The checks at the source and the destination, and the move: reserved counts, holds and
+    the expiry the moved units keep; a repeat (its mark set) moves nothing again."""
+    # Now on the server's clock too: the mark expires at a time on the caller's clock.
+    sku, now = f"PAR-{uuid.uuid4().hex[:10]}", time.time_ns() // 1_000_000
+    expires = now + 60_000
+    on_hand, reserved, safety = dst
+    r.hset(keys.stock(sku), mapping={"oh:L1": 9, "rs:L1": held, "oh:L2": on_hand})
+    r.hset(keys.stock(sku), "rs:L2", reserved)
+    if held:
+        r.hset(keys.holds(sku), "R-1@L1", held)
+        if not confirmed:
+            r.zadd(keys.expiry(sku), {"R-1@L1": expires})
+    mark = keys.transfer_mark(sku, "R-1", "T-1")
+    script = r.register_script(load_script("hold/transfer.lua"))
+    args = ["R-1", now, "L1", "L2", units, safety, 60_000]
+    reply = script(keys=[*keys.sku_keys(sku), mark], args=args)
+    code, n = transfer_outcome(held, LocationCounts(on_hand, reserved), safety, units)
+    assert reply[0].decode() == code
+    if code != "moved":
+        assert int(reply[1]) == n
+        assert r.exists(mark) == 0
+    moved = units if code == "moved" else 0
+    stock = {k.decode(): int(v) for k, v in r.hgetall(keys.stock(sku)).items()}
+    assert (stock["rs:L1"], stock["rs:L2"]) == (held - moved, reserved + moved)
+    holds = {k.decode(): int(v) for k, v in r.hgetall(keys.holds(sku)).items()}
+    assert holds == {m: u for m, u in (("R-1@L1", held - moved), ("R-1@L2", moved)) if u}
+    scores = dict(r.zrange(keys.expiry(sku), 0, -1, withscores=True))
+    assert scores == ({} if confirmed else {m.encode(): expires for m in holds})
+    if code == "moved":  # asked again (its answer was lost): nothing moves twice
+        assert script(keys=[*keys.sku_keys(sku), mark], args=args) == [b"moved"]
+        assert {k.decode(): int(v) for k, v in r.hgetall(keys.holds(sku)).items()} == holds
+    r.delete(*keys.sku_keys(sku), mark)

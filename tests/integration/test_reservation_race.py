@@ -137,3 +137,43 @@ def test_partial_holds_share_out_exactly_the_atp_under_a_stampede(settings, api_
     client = redis_client(settings.redis_url)
     assert client.hmget(keys.stock(sku), "rs:WH-NJ", "rs:WH-IL") == [b"25", b"25"]
     client.close()
+
+
+def test_a_stampede_of_transfers_into_one_location_moves_exactly_what_it_has(settings, api_base):
+    """60 reservations hold one unit each at WH-NJ and all move it to WH-IL at once, where 10
+    are free: exactly 10 move, every other one is refused and still holds at WH-NJ."""
+    sku = f"HOTT-{uuid.uuid4().hex[:8]}"
+    seed(settings.redis_url, sku, {"WH-NJ": 60, "WH-IL": 10})
+    ids = [f"move-{i}-{sku}" for i in range(60)]
+    holds = [
+        {"reservation_id": i, "lines": [{"sku": sku, "quantity": 1, "location_id": "WH-NJ"}]}
+        for i in ids
+    ]
+    assert asyncio.run(race(api_base, holds)) == [201] * 60
+    move = {"sku": sku, "from_location_id": "WH-NJ", "to_location_id": "WH-IL", "quantity": 1}
+
+    async def transfers() -> list[tuple[int, dict]]:
+        limits = httpx.Limits(max_connections=100)
+        async with httpx.AsyncClient(
+            base_url=api_base, headers=AUTH, limits=limits, timeout=30
+        ) as c:
+            replies = await asyncio.gather(
+                *(
+                    c.post(f"/v1/reservations/{i}/transfer", json={"transfer_id": "t", **move})
+                    for i in ids
+                )
+            )
+        return [(r.status_code, r.json()) for r in replies]
+
+    with Watch(settings.redis_url, [sku], "WH-IL") as watch:
+        replies = asyncio.run(transfers())
+    assert Counter(status for status, _ in replies) == {200: 10, 409: 50}
+    assert {b["code"] for status, b in replies if status == 409} == {"insufficient_stock"}
+    assert watch.worst >= 0
+    client = redis_client(settings.redis_url)
+    try:
+        assert client.hmget(keys.stock(sku), "rs:WH-NJ", "rs:WH-IL") == [b"50", b"10"]
+        where = Counter(member.decode().split("@")[1] for member in client.hkeys(keys.holds(sku)))
+        assert where == {"WH-NJ": 50, "WH-IL": 10}
+    finally:
+        client.close()

@@ -1,0 +1,33 @@
+#!lua
+-- hold/transfer.lua: move units the reservation holds at one location to another, checked at
+-- the destination in the same step (the Python original: atp.core.reservations
+-- .transfer_outcome). The moved units keep the source hold's expiry (none: confirmed).
+-- KEYS[4]  the transfer's mark (atp:v2:{SKU}:moved:<id>:<transfer id>): set when it moved, so a
+--          retry of a transfer whose answer was lost does not move again
+-- ARGV[3]  from   ARGV[4]  to   ARGV[5]  units   ARGV[6]  safety stock at the destination
+-- ARGV[7]  how long the mark is kept (ms from now: `atp rebuild` sets the same)
+-- Returns {'moved'} (now or before) | {'not_held', units held at the source}
+--       | {'short', ATP at the destination} (nothing changed)
+if redis.call('EXISTS', KEYS[4]) == 1 then return {'moved'} end
+give_back_overdue()
+local src, dst, units = ARGV[3], ARGV[4], tonumber(ARGV[5])
+local from_member, to_member = rid .. '@' .. src, rid .. '@' .. dst
+local held = tonumber(redis.call('HGET', holds, from_member) or '0')
+if held < units then return {'not_held', held} end
+local on_hand = tonumber(redis.call('HGET', stock, 'oh:' .. dst) or '0')
+local reserved = tonumber(redis.call('HGET', stock, 'rs:' .. dst) or '0')
+local atp = on_hand - reserved - tonumber(ARGV[6])
+if atp < units then return {'short', math.max(0, atp)} end
+local score = redis.call('ZSCORE', expiry, from_member)
+redis.call('HINCRBY', stock, 'rs:' .. src, -units)
+redis.call('HINCRBY', stock, 'rs:' .. dst, units)
+redis.call('HINCRBY', holds, to_member, units)
+if held == units then
+  redis.call('HDEL', holds, from_member)
+  redis.call('ZREM', expiry, from_member)
+else
+  redis.call('HINCRBY', holds, from_member, -units)
+end
+if score then redis.call('ZADD', expiry, score, to_member) end
+redis.call('SET', KEYS[4], '1', 'PXAT', now + tonumber(ARGV[7]))
+return {'moved'}

@@ -1,0 +1,59 @@
+#!lua
+-- record/transfer.lua: the record's side of moving held units between locations (the saga in
+-- atp/store/reservations.py: begin, then hold/transfer.lua, then commit or abort). The record
+-- keeps its transfers in `moves` as [id, sku, from, to, units, status]
+-- (atp.core.reservations.MOVE_PENDING / MOVE_DONE); its allocations stay as first held.
+-- ARGV[3]  'begin' | 'commit' | 'abort'   ARGV[4]  transfer id
+-- ARGV[5]  sku   ARGV[6]  from   ARGV[7]  to   ARGV[8]  units   ARGV[9]  most moves kept
+-- begin:  {'begun'} (listed as pending: release, confirm and fulfil now cover the destination)
+--         | {'replay'} (done already) | {'conflict'} (the id names another transfer)
+--         | {'too_many'} | {'not_found'} | {'expired'} | {'invalid', state}
+-- commit: {'ok', state} (done, published as `transferred`; a repeat publishes nothing)
+-- abort:  {'ok', state} (a pending transfer that moved nothing is forgotten)
+if missing() then return {'not_found'} end
+local phase, tid = ARGV[3], ARGV[4]
+local moves = cjson.decode(redis.call('HGET', rec, 'moves') or '[]')
+local found
+for i, m in ipairs(moves) do
+  if m[1] == tid then found = i end
+end
+
+local function save()
+  if #moves == 0 then
+    redis.call('HDEL', rec, 'moves')  -- as a record without transfers (and its rebuild) has
+  else
+    redis.call('HSET', rec, 'moves', cjson.encode(moves))
+  end
+end
+
+if phase == 'begin' then
+  if found then
+    local m = moves[found]
+    if m[2] ~= ARGV[5] or m[3] ~= ARGV[6] or m[4] ~= ARGV[7] or m[5] ~= tonumber(ARGV[8]) then
+      return {'conflict'}
+    end
+    if m[6] == 'done' then return {'replay'} end
+    return {'begun'}  -- a retry of one whose answer was lost: hold/transfer.lua knows if it moved
+  end
+  if state ~= 'held' and state ~= 'confirmed' then return {'invalid', state} end
+  if overdue() then return {'expired'} end
+  if #moves >= tonumber(ARGV[9]) then return {'too_many'} end
+  table.insert(moves, {tid, ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8]), 'pending'})
+  save()
+  return {'begun'}
+end
+if not found then return {'ok', state} end
+if phase == 'abort' then
+  if moves[found][6] == 'pending' then
+    table.remove(moves, found)
+    save()
+  end
+  return {'ok', state}
+end
+if moves[found][6] == 'done' then return {'ok', state} end
+moves[found][6] = 'done'
+save()
+redis.call('HSET', rec, 'updated_ms', ARGV[2])
+publish('transferred', {'transfer_id', tid, 'sku', ARGV[5], 'from_location_id', ARGV[6],
+  'to_location_id', ARGV[7], 'quantity', ARGV[8]})
+return {'ok', state}

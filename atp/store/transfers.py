@@ -1,0 +1,96 @@
+"""Transfers: move units a reservation holds from one location to another, checked at the
+destination in the same atomic step (medusajs/medusa#16488 is what happens otherwise).
+
+A saga of three single-slot scripts, so the same code runs on one Redis and on a cluster:
+
+1. `record/transfer.lua` begin: the reservation is held (not overdue) or confirmed; the
+   transfer is listed as pending in its record, so a release, confirm, extend or fulfilment
+   from then on covers the destination too. A transfer id seen before is a replay (done) or
+   a retry (pending: step 2 knows whether it moved).
+2. `hold/transfer.lua` in the SKU's slot: checks what the reservation still holds at the
+   source and the ATP at the destination, and moves, all at once; a mark makes a retry move
+   nothing twice.
+3. `record/transfer.lua` commit (moved: done, published as `transferred`) or abort (nothing
+   moved: forgotten).
+
+A crash after step 2 leaves the transfer pending: its units are held at the destination and a
+release gives them back, but the reservation shows them at the source until the same transfer
+is asked again (the retry answers it). A change that ran while a transfer moved covers what
+the transfer moved once it sees the record (`ReservationStore._cover_transfers`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from atp.core.errors import NotHeld, TooManyTransfers, TransferConflict, TransferShort
+from atp.core.network import Network
+from atp.core.reservations import MAX_MOVES, Move, ReservationLine, candidates, view
+from atp.store import keys
+from atp.store.client import unavailable_as_error
+
+if TYPE_CHECKING:
+    from atp.store.reservations import ReservationStore
+
+
+async def transfer(
+    store: ReservationStore, rid: str, move: Move, network: Network, now_ms: int
+) -> tuple[bool, dict[str, Any]]:
+    """Move the units (all or nothing): (True, the reservation after), or (False, it) when
+    this transfer id was done before. Raises NotHeld, TransferShort, TransferConflict,
+    TooManyTransfers, or what the reservation's state refuses (not found, expired, closed)."""
+    stored = await store.stored(rid)
+    channel = stored.request["channel"]
+    line = ReservationLine(move.sku, move.quantity, move.to_location_id)
+    [(_, safety)] = candidates(network, channel, line)  # the destination serves the channel
+    values = [
+        move.transfer_id,
+        move.sku,
+        move.from_location_id,
+        move.to_location_id,
+        move.quantity,
+    ]
+    with unavailable_as_error():
+        begun = await _step(store, rid, now_ms, "begin", values)
+        if begun == "replay":
+            return False, view(rid, await store.stored(rid), now_ms)
+        mark = keys.transfer_mark(move.sku, rid, move.transfer_id)
+        reply = await store.run_hold(
+            "transfer",
+            move.sku,
+            rid,
+            now_ms,
+            move.from_location_id,
+            move.to_location_id,
+            move.quantity,
+            safety,
+            store.replay_ttl_ms,
+            extra_keys=[mark],
+        )
+        if reply[0] != "moved":
+            await _step(store, rid, now_ms, "abort", values)
+            raise _refusal(rid, move, reply[0], int(reply[1]))
+        await _step(store, rid, now_ms, "commit", values)
+        return True, view(rid, await store.stored(rid), now_ms)
+
+
+async def _step(store: ReservationStore, rid: str, now_ms: int, phase: str, values: list) -> str:
+    reply = await store.run_record("transfer", rid, now_ms, phase, *values, MAX_MOVES)
+    if reply[0] == "conflict":
+        raise TransferConflict(rid, values[0])
+    if reply[0] == "too_many":
+        raise TooManyTransfers(rid, MAX_MOVES)
+    return reply[0]
+
+
+def _refusal(rid: str, move: Move, code: str, units: int) -> Exception:
+    if code == "not_held":
+        return NotHeld(rid, move.sku, move.from_location_id, units)
+    return TransferShort(
+        {
+            "sku": move.sku,
+            "location_id": move.to_location_id,
+            "requested": move.quantity,
+            "available": units,
+        }
+    )
