@@ -44,6 +44,9 @@ RESERVATION_OUTCOMES = {
     "store_unavailable": "unavailable",
     "not_held": "not_held",
     "too_many_transfers": "invalid",
+    "too_many_changes": "invalid",
+    "line_not_in_reservation": "invalid",
+    "reservation_busy": "busy",
 }
 LOOKUP_KINDS = ("single", "batch", "explain", "movements", "delivery_options", "sourcing_plans")
 # The outcomes with a series from the start: made, replayed, each change, each refusal above.

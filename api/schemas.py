@@ -1,12 +1,12 @@
 """Every request and response model of the API (what OpenAPI documents), and the patterns its
-identifiers follow, built from the core's; the webhook subscriptions' are in
-api/webhook_schemas.py."""
+identifiers follow, built from the core's; the reservations' are in api/reservation_schemas.py
+and the webhook subscriptions' in api/webhook_schemas.py."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Path, Query
+from fastapi import Query
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
 from atp.core.geo import ZIP_PATTERN
@@ -28,7 +28,6 @@ RadiusQ = Annotated[
 IncludeQ = Annotated[
     str, Query(pattern=r"^(locations|none)$", description="`locations` (default) or `none`")
 ]
-ReservationId = Annotated[str, Path(pattern=RID_PATTERN)]
 
 
 # Availability ---------------------------------------------------------------------------
@@ -295,83 +294,6 @@ class PlansOut(BaseModel):
     reason: str | None
     reserved_plan: int | None
     reservation: dict[str, Any] | None
-
-
-# Reservations -----------------------------------------------------------------------------
-
-
-class ReservationLineIn(BaseModel):
-    sku: str = Field(pattern=SKU_PATTERN)
-    quantity: int = Field(ge=1, le=1_000_000)
-    location_id: str | None = Field(
-        None, pattern=SKU_PATTERN, description="Omit to let the service choose in the channel"
-    )
-
-
-class ReservationIn(BaseModel):
-    reservation_id: str = Field(pattern=RID_PATTERN, description="Client-chosen idempotency key")
-    lines: list[ReservationLineIn] = Field(min_length=1, max_length=200)
-    ttl_seconds: int = Field(900, ge=1, description="How long a cart hold lasts")
-    channel: str = "online"
-    allow_partial: bool = Field(
-        False,
-        description="Hold what fits of each line (a line may hold less than asked, or nothing); "
-        "409 only when no line fits. Without it: every line in full, or nothing",
-    )
-
-
-class ExtendIn(BaseModel):
-    ttl_seconds: int = Field(ge=1, description="New hold time, counted from now")
-
-
-class TransferIn(BaseModel):
-    transfer_id: str = Field(
-        pattern=RID_PATTERN,
-        description="Client-chosen idempotency key: the same transfer again is answered, "
-        "not made twice",
-    )
-    sku: str = Field(pattern=SKU_PATTERN)
-    from_location_id: str = Field(pattern=SKU_PATTERN)
-    to_location_id: str = Field(pattern=SKU_PATTERN)
-    quantity: int = Field(ge=1, le=1_000_000)
-
-
-class MoveOut(BaseModel):
-    transfer_id: str
-    sku: str
-    from_location_id: str
-    to_location_id: str
-    quantity: int
-
-
-class AllocationOut(BaseModel):
-    location_id: str
-    quantity: int
-
-
-class ReservationLineOut(BaseModel):
-    sku: str
-    quantity: int = Field(description="As requested (the same as `requested`)")
-    location_id: str | None
-    requested: int
-    held: int = Field(
-        description="Units held for the line: `requested`, or less with `allow_partial`"
-    )
-    allocations: list[AllocationOut]
-
-
-class ReservationOut(BaseModel):
-    reservation_id: str
-    state: str
-    channel: str
-    created_at: str
-    updated_at: str
-    expires_at: str | None
-    allow_partial: bool
-    lines: list[ReservationLineOut]
-    transfers: list[MoveOut] = Field(
-        description="Transfers done, in order; `allocations` are where the units are now"
-    )
 
 
 # Health and errors -------------------------------------------------------------------------

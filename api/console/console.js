@@ -159,7 +159,8 @@ async function lookupReservation(rid) {
     $("rid-title").textContent = `Reservation ${r.reservation_id}`;
     $("rid-state").textContent =
       `${r.state} on ${r.channel}; created ${when(r.created_at)}, updated ${when(r.updated_at)}` +
-      (r.expires_at ? `, expires ${when(r.expires_at)}` : "");
+      (r.expires_at ? `, expires ${when(r.expires_at)}` : "") +
+      (r.changes.length ? `; quantities changed by ${r.changes.join(", ")}` : "");
     const body = $("lines").querySelector("tbody");
     body.replaceChildren();
     for (const l of r.lines) {

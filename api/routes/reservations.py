@@ -1,7 +1,9 @@
-"""Reservations for the routing engine and checkout: hold, confirm, extend, release."""
+"""Reservations for the routing engine and checkout: hold, confirm, extend,
+release, transfer between locations and change quantities."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -10,17 +12,19 @@ from starlette.responses import Response
 from api import views
 from api.deps import Services, requiring, services_of
 from api.problems import PROBLEM_JSON, InvalidRequest
-from api.responses import FastJSON
-from api.schemas import (
+from api.reservation_schemas import (
+    ChangeIn,
     ExtendIn,
-    Problem,
     ReservationId,
     ReservationIn,
     ReservationOut,
     TransferIn,
 )
+from api.responses import FastJSON
+from api.schemas import Problem
+from atp.core.amendments import Change, Move
 from atp.core.errors import ATPError
-from atp.core.reservations import DONE, Move, ReservationLine, ReservationRequest
+from atp.core.reservations import DONE, ReservationLine, ReservationRequest
 
 router = APIRouter(
     prefix="/v1/reservations", tags=["reservations"], route_class=requiring("reserve")
@@ -146,8 +150,44 @@ async def transfer_reservation(
     except ATPError as exc:
         svc.metrics.reservation_refused(exc.code)
         raise
-    svc.metrics.reservation("transferred" if moved else "idempotent_replay")
-    if moved:  # two locations' ATP changed
-        svc.live.notify([body.sku])
-    headers = {} if moved else {"Idempotent-Replayed": "true"}
+    return _done(svc, "transferred" if moved else None, [body.sku], view)  # two locations
+
+
+def _done(
+    svc: Services, outcome: str | None, skus: Iterable[str], view: dict[str, Any]
+) -> Response:
+    """The answer to a transfer or change: `outcome` when it was done now, None for a replay
+    (nothing changed; said in the Idempotent-Replayed header)."""
+    svc.metrics.reservation(outcome or "idempotent_replay")
+    if outcome:
+        svc.live.notify(skus)
+    headers = {} if outcome else {"Idempotent-Replayed": "true"}
     return FastJSON(views.reservation(view), headers=headers)
+
+
+@router.patch(
+    "/{reservation_id}",
+    response_class=FastJSON,
+    responses=_ANSWERS,
+    summary="New quantities for lines of a held or confirmed reservation, all or nothing: "
+    "decreases always fit; an increase that does not is a 409 listing the short lines",
+)
+async def change_reservation(
+    request: Request, reservation_id: ReservationId, body: ChangeIn
+) -> Response:
+    svc = services_of(request)
+    named = [(ln.sku, ln.location_id) for ln in body.lines]
+    if len(set(named)) < len(named):
+        raise InvalidRequest("duplicate_line", "a line is named more than once in the change")
+    asked = Change(
+        body.change_id,
+        tuple(ReservationLine(ln.sku, ln.quantity, ln.location_id) for ln in body.lines),
+    )
+    try:
+        changed, view = await svc.reservations.change(
+            reservation_id, asked, svc.network, svc.clock()
+        )
+    except ATPError as exc:
+        svc.metrics.reservation_refused(exc.code)
+        raise
+    return _done(svc, "changed" if changed else None, [ln.sku for ln in body.lines], view)

@@ -188,3 +188,51 @@ class TooManyTransfers(ATPError):
             f"reservation {reservation_id!r} has had {most} transfers, the most it keeps; "
             "release it and make a new one"
         )
+
+
+class TooManyChanges(ATPError):
+    code = "too_many_changes"
+
+    def __init__(self, reservation_id: str, most: int) -> None:
+        super().__init__(
+            f"reservation {reservation_id!r} has had {most} changes, the most it keeps; "
+            "release it and make a new one"
+        )
+
+
+class ChangeConflict(IdempotencyConflict):
+    def __init__(self, reservation_id: str, change_id: str) -> None:
+        ATPError.__init__(
+            self,
+            f"change {change_id!r} of reservation {reservation_id!r} was made with other lines; "
+            "use a new change_id for a new change",
+        )
+
+
+class LineNotInReservation(ATPError):
+    """A change names a line by SKU and location_id that the reservation does not have once."""
+
+    code = "line_not_in_reservation"
+
+    def __init__(self, sku: str, location_id: str | None, why: str) -> None:
+        where = "without a location_id" if location_id is None else f"at {location_id!r}"
+        super().__init__(f"a line of {sku!r} {where} is {why}; nothing was changed")
+
+
+class ReservationBusy(ATPError):
+    """A transfer or a change of the reservation is under way (or its answer was lost): it is
+    finished by repeating it (same id, same body) before another change starts."""
+
+    code = "reservation_busy"
+
+    def __init__(
+        self, reservation_id: str, kind: str, ident: str, why: str = "is under way"
+    ) -> None:
+        super().__init__(
+            f"{kind} {ident!r} of reservation {reservation_id!r} {why}; repeat that request "
+            "to finish it, then this one"
+        )
+        self.kind, self.ident = kind, ident
+
+    def details(self) -> dict[str, object]:
+        return {"pending": {"kind": self.kind, "id": self.ident}}

@@ -43,6 +43,7 @@ DONE = {
     "expire": "expired",
     "fulfil": "fulfilled",
     "transfer": "transferred",
+    "change": "changed",
 }
 # A transfer moves held units of a reservation between locations; its state stays as it was.
 TRANSFERRED = "transferred"
@@ -50,7 +51,16 @@ TRANSFERRED = "transferred"
 # `pending` while the units may be moving (record/transfer.lua, then hold/transfer.lua), `done`
 # once moved. Its allocations stay as first held; the moves are applied when it is read.
 MOVE_PENDING, MOVE_DONE = "pending", "done"
+# A change (new quantities) rewrites the allocations with every done transfer in them: those
+# transfers are `applied` from then on (listed, not applied again).
+MOVE_APPLIED = "applied"
 MAX_MOVES = 100  # per reservation: the record stays small
+# A change of quantities keeps the same state; published as `changed`.
+CHANGED = "changed"
+# A reservation's record keeps its changes as [change_id, fingerprint, status], and while one is
+# `pending` also {sku: [locations it may hold at]} and its attempt (record/change.lua).
+CHANGE_PENDING, CHANGE_DONE = "pending", "done"
+MAX_CHANGES = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,17 +68,6 @@ class ReservationLine:
     sku: str
     quantity: int
     location_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Move:
-    """A transfer asked for: move `quantity` held units of `sku` between two locations."""
-
-    transfer_id: str
-    sku: str
-    from_location_id: str
-    to_location_id: str
-    quantity: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +218,17 @@ class Stored:
     updated_ms: int
     expires_ms: int
     moves: tuple[tuple[str, str, str, str, int, str], ...] = ()  # transfers, in order
+    changes: tuple[tuple[Any, ...], ...] = ()  # changes of quantities, in order
+
+    def pending(self) -> tuple[str, str] | None:
+        """('transfer' or 'change', its id) while one is pending: a new change waits for it."""
+        for tid, *_, status in self.moves:
+            if status == MOVE_PENDING:
+                return "transfer", tid
+        for cid, _, status, *_ in self.changes:
+            if status == CHANGE_PENDING:
+                return "change", cid
+        return None
 
     def hold_locations(self) -> dict[str, list[str]]:
         """The locations it holds stock at, per SKU: where it was held and where any transfer
@@ -235,10 +245,16 @@ class Stored:
                 add(line["sku"], loc)
         for _, sku, _, to, _, _ in self.moves:
             add(sku, to)
+        for _, _, status, *pending in self.changes:
+            if status == CHANGE_PENDING:
+                for sku, locs in pending[0].items():
+                    for loc in locs:
+                        add(sku, loc)
         return out
 
     def current_allocations(self) -> list[list[list[Any]]]:
-        """Per line, where its units are held now: the allocations with every done transfer."""
+        """Per line, where its units are held now: the allocations with every done transfer not
+        applied to them yet."""
         out = [[list(p) for p in parts] for parts in self.allocations]
         for _, sku, src, dst, units, status in self.moves:
             if status == MOVE_DONE:
@@ -275,21 +291,6 @@ def move_units(
         parts[:] = [p for p in kept if p[1] > 0]
 
 
-def transfer_outcome(
-    held_at_source: int, destination: LocationCounts, safety: int, units: int
-) -> tuple[str, int]:
-    """Whether a reservation may move `units` it holds (held_at_source at the source) to a
-    destination with these counts and safety stock: ('moved', units), ('not_held', what it
-    holds at the source) or ('short', the destination's ATP). The Python original of
-    hold/transfer.lua."""
-    if held_at_source < units:
-        return "not_held", held_at_source
-    atp = location_atp(destination.on_hand, destination.reserved, safety)
-    if atp < units:
-        return "short", max(0, atp)
-    return "moved", units
-
-
 def view(reservation_id: str, stored: Stored, now_ms: int) -> dict[str, Any]:
     """The API's representation of a stored reservation (a held one past expiry reads expired)."""
     state = stored.state
@@ -324,8 +325,9 @@ def view(reservation_id: str, stored: Stored, now_ms: int) -> dict[str, Any]:
                 "quantity": units,
             }
             for tid, sku, src, dst, units, status in stored.moves
-            if status == MOVE_DONE
+            if status in (MOVE_DONE, MOVE_APPLIED)
         ],
+        "changes": [cid for cid, _, status, *_ in stored.changes if status == CHANGE_DONE],
     }
 
 

@@ -42,6 +42,7 @@ RESERVATION_EVENTS = (
     "expired",
     "fulfilled",
     "transferred",
+    "changed",
 )
 EVENT_TYPES = (
     CHANGED,

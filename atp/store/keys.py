@@ -40,6 +40,9 @@ Per SKU, hash tag `{SKU}` (one slot per SKU):
                          reservations, scored by expires_at; reads discount the overdue ones
     atp:v2:{SKU}:moved:<id>@<transfer id>  a transfer of the reservation's holds that moved
                          (hold/transfer.lua), so a retry does not move twice; expires
+    atp:v2:{SKU}:changed:<id>@<change id>@<attempt>  hash: what an attempt at a change of the
+                         reservation's quantities held and gave back of this SKU
+                         (hold/change.lua), so a retry does neither twice; expires
 
 Per hash slot, hash tag `{<slot tag>}` chosen so that the key lives in that slot:
 
@@ -143,6 +146,11 @@ def expiry(sku: str) -> str:
 def transfer_mark(sku: str, reservation_id: str, transfer_id: str) -> str:
     """Set when a transfer of a reservation's holds of this SKU moved (hold/transfer.lua)."""
     return f"{PREFIX}:{{{sku}}}:moved:{reservation_id}@{transfer_id}"
+
+
+def change_mark(sku: str, reservation_id: str, change_id: str, attempt: int | str) -> str:
+    """What an attempt at a change of a reservation did to this SKU's holds (hold/change.lua)."""
+    return f"{PREFIX}:{{{sku}}}:changed:{reservation_id}@{change_id}@{attempt}"
 
 
 def sku_keys(sku: str) -> list[str]:

@@ -56,6 +56,7 @@ def stored_from(reservation_id: str, record: dict[str, str]) -> Stored:
         updated_ms=int(record["updated_ms"]),
         expires_ms=int(record["expires_ms"]),
         moves=tuple(tuple(m) for m in orjson.loads(record.get("moves") or "[]")),
+        changes=tuple(tuple(c) for c in orjson.loads(record.get("changes") or "[]")),
     )
 
 

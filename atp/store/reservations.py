@@ -40,6 +40,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
+from atp.core.amendments import Change, Move
 from atp.core.errors import (
     ATPError,
     InsufficientStock,
@@ -51,14 +52,13 @@ from atp.core.reservations import (
     CONFIRMED,
     HELD,
     PENDING,
-    Move,
     ReservationRequest,
     Stored,
     candidates,
     is_overdue,
     view,
 )
-from atp.store import keys, transfers
+from atp.store import changes, keys, transfers
 from atp.store.client import unavailable_as_error
 from atp.store.replies import RECORD_ERRORS, ReservationLost, short_lines, stored_from, text
 from atp.store.scripts import Scripts
@@ -338,6 +338,12 @@ class ReservationStore:
     ) -> tuple[bool, dict[str, Any]]:
         """Move held units between locations (atp/store/transfers.py): (moved now, view)."""
         return await transfers.transfer(self, reservation_id, move, network, now_ms)
+
+    async def change(
+        self, reservation_id: str, asked: Change, network: Network, now_ms: int
+    ) -> tuple[bool, dict[str, Any]]:
+        """New quantities for lines (atp/store/changes.py): (changed now, view)."""
+        return await changes.change(self, reservation_id, asked, network, now_ms)
 
     def _change_args(self, op: str, now_ms: int, ttl_seconds: int | None) -> list[int]:
         """ARGV of `record/<op>.lua` after the id and the time."""

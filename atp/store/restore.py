@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from atp.core.reservations import CONFIRMED, HELD, ReservationRequest, move_units
+from atp.core.reservations import CONFIRMED, HELD, MOVE_DONE, ReservationRequest, move_units
 from atp.store import keys
 from atp.store.client import unavailable_as_error
 from atp.store.reservations import ReservationStore
@@ -24,12 +24,16 @@ async def restore(
     record_expires_ms: int | None,
     moves: Sequence[tuple[list[Any], int]] = (),
     replay_ttl_ms: int = 0,
+    changes: Sequence[list[str]] = (),
+    fingerprint: str | None = None,
 ) -> bool:
     """Put a reservation back with these allocations (its transfers applied) and state.
 
     `times` is (created_ms, updated_ms, expires_ms); `moves` its transfers as its record
     keeps them, each with when it was made (their marks are kept `replay_ttl_ms` from then,
-    as hold/transfer.lua keeps them). Returns False when the reservation
+    as hold/transfer.lua keeps them); `changes` its done changes of quantities (the
+    allocations have them); `fingerprint` that of the request it was made with, when a change
+    has changed `request` since. Returns False when the reservation
     exists already (then it is left alone: it is newer than the events). Holds are set, not
     added, so a rebuild that is run again puts back the same units.
     """
@@ -42,7 +46,8 @@ async def restore(
             units: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
             now_held = [[list(p) for p in parts] for parts in allocations]
             for move, _ in moves:
-                move_units(request["lines"], now_held, move[1], (move[2], move[3]), move[4])
+                if move[5] == MOVE_DONE:  # not yet in the allocations (a change applies them)
+                    move_units(request["lines"], now_held, move[1], (move[2], move[3]), move[4])
             for line, parts in zip(request["lines"], now_held, strict=True):
                 for loc, qty in parts:
                     units[line["sku"]][loc] += qty
@@ -56,13 +61,14 @@ async def restore(
             reservation_id,
             updated,
             state,
-            req.fingerprint(),
+            fingerprint or req.fingerprint(),
             orjson.dumps(request),
             orjson.dumps(allocations),
             created,
             expires,
             "" if record_expires_ms is None else record_expires_ms,
             orjson.dumps([move for move, _ in moves]) if moves else "",
+            orjson.dumps(list(changes)) if changes else "",
         )
         for (tid, sku, *_), at in moves:
             mark = keys.transfer_mark(sku, reservation_id, tid)

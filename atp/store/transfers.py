@@ -23,9 +23,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from atp.core.errors import NotHeld, TooManyTransfers, TransferConflict, TransferShort
+from atp.core.amendments import Move
+from atp.core.errors import (
+    NotHeld,
+    ReservationBusy,
+    TooManyTransfers,
+    TransferConflict,
+    TransferShort,
+)
 from atp.core.network import Network
-from atp.core.reservations import MAX_MOVES, Move, ReservationLine, candidates, view
+from atp.core.reservations import MAX_MOVES, ReservationLine, candidates, view
 from atp.store import keys
 from atp.store.client import unavailable_as_error
 
@@ -80,6 +87,8 @@ async def _step(store: ReservationStore, rid: str, now_ms: int, phase: str, valu
         raise TransferConflict(rid, values[0])
     if reply[0] == "too_many":
         raise TooManyTransfers(rid, MAX_MOVES)
+    if reply[0] == "busy":
+        raise ReservationBusy(rid, reply[1], reply[2])
     return reply[0]
 
 

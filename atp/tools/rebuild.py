@@ -37,6 +37,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from atp.clock import now_ms
+from atp.core.amendments import Change
 from atp.core.errors import (
     ATPError,
     InvalidTransition,
@@ -46,7 +47,18 @@ from atp.core.errors import (
 )
 from atp.core.movements import Movement
 from atp.core.network import Network
-from atp.core.reservations import CONFIRMED, HELD, MOVE_DONE, STATE_AFTER_EVENT, TRANSFERRED
+from atp.core.reservations import (
+    CHANGE_DONE,
+    CHANGED,
+    CONFIRMED,
+    HELD,
+    MOVE_APPLIED,
+    MOVE_DONE,
+    STATE_AFTER_EVENT,
+    TRANSFERRED,
+    ReservationLine,
+    ReservationRequest,
+)
 from atp.core.webhooks import unwrapped
 from atp.kafka import topics
 from atp.kafka.connect import check_connection
@@ -114,6 +126,11 @@ class LastState:
     expires_ms: int
     # Its transfers, as its record keeps them, each with when it was made.
     moves: list[tuple[list[Any], int]] = field(default_factory=list)
+    # Its changes of quantities, as its record keeps them.
+    changes: list[list[str]] = field(default_factory=list)
+    # The fingerprint of the request it was made with (a change keeps it: a repeat of that
+    # request is answered).
+    fingerprint: str | None = None
 
     def record_expires_ms(self, replay_ttl_ms: int) -> int | None:
         """When Redis drops the record (as record/commit.lua and the changes set it); None:
@@ -138,6 +155,9 @@ def last_states(events: Iterable[Mapping[str, Any]]) -> dict[str, LastState]:
         if kind == TRANSFERRED:  # units moved; the state is as it was
             _transferred(out.get(rid), e, at)
             continue
+        if kind == CHANGED:  # new quantities; the state is as it was
+            _changed(out.get(rid), e, at)
+            continue
         state = STATE_AFTER_EVENT.get(kind)
         if state is None:
             log.warning("reservation event %s has an unknown type %r", e["event_id"], kind)
@@ -161,6 +181,24 @@ def _transferred(s: LastState | None, e: Mapping[str, Any], at: int) -> None:
         return
     route = [e["from_location_id"], e["to_location_id"]]
     s.moves.append(([e["transfer_id"], e["sku"], *route, int(e["quantity"]), MOVE_DONE], at))
+    s.updated_ms = at
+
+
+def _changed(s: LastState | None, e: Mapping[str, Any], at: int) -> None:
+    """Apply a `changed` event: its request and allocations are the reservation's from then
+    on, with every transfer before it in them (as record/change.lua keeps them)."""
+    if s is None or s.request is None or s.allocations is None:
+        return
+    if s.fingerprint is None:
+        s.fingerprint = ReservationRequest.from_canonical(s.reservation_id, s.request).fingerprint()
+    s.request, s.allocations = e["request"], e["allocations"]
+    for move, _ in s.moves:
+        if move[5] == MOVE_DONE:
+            move[5] = MOVE_APPLIED
+    lines = tuple(
+        ReservationLine(ln["sku"], ln["quantity"], ln["location_id"]) for ln in e["lines"]
+    )
+    s.changes.append([e["change_id"], Change(e["change_id"], lines).fingerprint(), CHANGE_DONE])
     s.updated_ms = at
 
 
@@ -238,6 +276,8 @@ async def _restore_reservations(
                 expires_at,
                 s.moves,
                 replay_ttl_ms,
+                s.changes,
+                s.fingerprint,
             )
             report.reservations["restored" if restored else "exists"] += 1
 

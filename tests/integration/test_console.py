@@ -84,14 +84,25 @@ def test_the_console_answers_why_and_shows_the_journal(settings, processes, brow
     )
     with urllib.request.urlopen(moved) as reply:
         assert reply.status == 200
+    line = {"sku": sku, "quantity": 3, "location_id": None}
+    changed = urllib.request.Request(
+        f"{base}/v1/reservations/{rid}",
+        data=orjson.dumps({"change_id": "c1", "lines": [line]}),
+        headers={"Authorization": f"Bearer {RESERVE_TOKEN}", "Content-Type": "application/json"},
+        method="PATCH",
+    )
+    with urllib.request.urlopen(changed) as reply:
+        assert reply.status == 200
     browser.get(f"{base}/console/?reservation={rid}")
     until(browser, "the reserve scope", lambda: "reserve" in text(browser, "error"))
     use_key(browser, RESERVE_TOKEN)
     browser.find_element(By.CSS_SELECTOR, "#rid-form button").click()
     until(browser, "the lines", lambda: rows(browser, "lines"))
-    assert rows(browser, "lines") == [[sku, "2", "2", "1 at WH-NJ, 1 at WH-IL"]]
+    # One more, where the line holds first (WH-NJ: 9 on hand, 1 held).
+    assert rows(browser, "lines") == [[sku, "3", "3", "2 at WH-NJ, 1 at WH-IL"]]
     assert rows(browser, "transfers") == [["t1", sku, "WH-NJ", "WH-IL", "1"]]
     assert text(browser, "rid-state").startswith("held on online")
+    assert text(browser, "rid-state").endswith("quantities changed by c1")
     shot(browser, "console-reservation.png")
 
     severe = [

@@ -14,6 +14,7 @@ import redis
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from atp.core.amendments import cut_holds, transfer_outcome
 from atp.core.availability import LocationCounts
 from atp.core.reservations import (
     CONFIRMED,
@@ -23,7 +24,6 @@ from atp.core.reservations import (
     RELEASED,
     hold_lines,
     is_overdue,
-    transfer_outcome,
     transition,
 )
 from atp.store import keys
@@ -208,4 +208,85 @@ def test_a_transfer_moves_as_transfer_outcome_says(
     if code == "moved":  # asked again (its answer was lost): nothing moves twice
         assert script(keys=[*keys.sku_keys(sku), mark], args=args) == [b"moved"]
         assert {k.decode(): int(v) for k, v in r.hgetall(keys.holds(sku)).items()} == holds
+    r.delete(*keys.sku_keys(sku), mark)
+
+
+@PARITY
+@given(
+    counts=counts_st,
+    ours=st.dictionaries(st.sampled_from(("L1", "L2", "L3")), st.integers(1, 5), max_size=3),
+    lines=lines_st,
+    cuts=st.lists(st.tuples(st.sampled_from(("L1", "L2", "L3")), st.integers(1, 7)), max_size=3),
+    undo=st.booleans(),
+)
+def test_a_change_places_as_hold_lines_and_cuts_as_cut_holds(
+    r: redis.Redis,
+    counts: dict[str, tuple[int, int]],
+    ours: dict[str, int],
+    lines: list,
+    cuts: list[tuple[str, int]],
+    undo: bool,
+) -> None:
+    """hold/change.lua: its increases all or nothing as hold_lines places them (against counts
+    that include what the reservation holds), its decreases as cut_holds gives back, a repeat of
+    either doing nothing twice, and an undo giving back what the increases held."""
+    sku, now = f"PAR-{uuid.uuid4().hex[:10]}", time.time_ns() // 1_000_000
+    served = {}
+    for loc in ("L1", "L2", "L3"):
+        on_hand, others = counts.get(loc, (0, 0))
+        reserved = others + ours.get(loc, 0)
+        r.hset(keys.stock(sku), mapping={f"oh:{loc}": on_hand, f"rs:{loc}": reserved})
+        served[loc] = LocationCounts(on_hand, reserved)
+    for loc, units in ours.items():
+        r.hset(keys.holds(sku), f"R-1@{loc}", units)
+    indexed = [(i, qty, cands) for i, (qty, cands) in enumerate(lines)]
+    argv: list = [len(indexed)]
+    for i, qty, cands in indexed:
+        argv += [i, qty, len(cands), *(x for c in cands for x in c)]
+    mark = keys.change_mark(sku, "R-1", "C-1", now)
+    script = r.register_script(load_script("hold/change.lua"))
+
+    def run(phase: str, *args: object) -> list:
+        return script(keys=[*keys.sku_keys(sku), mark], args=["R-1", now, phase, 60_000, "", *args])
+
+    def holds() -> dict[str, int]:
+        return {k.decode(): int(v) for k, v in r.hgetall(keys.holds(sku)).items()}
+
+    def reserved() -> dict[str, int]:
+        stock = r.hgetall(keys.stock(sku))
+        return {k.decode()[3:]: int(v) for k, v in stock.items() if k.startswith(b"rs:")}
+
+    before = holds()
+    allocations, shortages = hold_lines(indexed, served)
+    reply = run("place", *argv)
+    if shortages:
+        assert reply[0] == b"short"
+        assert [tuple(s) for s in orjson.loads(reply[1])] == shortages
+        assert holds() == before
+        r.delete(*keys.sku_keys(sku), mark)
+        return
+    assert reply[0] == b"placed"
+    assert [(i, [tuple(p) for p in ps]) for i, ps in orjson.loads(reply[1])] == allocations
+    assert run("place", *argv) == reply  # a repeat places nothing again
+    after = dict(before)
+    for _, parts in allocations:
+        for loc, units in parts:
+            after[f"R-1@{loc}"] = after.get(f"R-1@{loc}", 0) + units
+    assert holds() == after
+    if undo:  # another SKU was short: what was placed goes back, and the attempt is over
+        assert run("undo") == [b"ok"]
+        assert holds() == before
+        assert run("place", *argv) == [b"undone"]
+        assert run("cut", *(x for c in cuts for x in c)) == [b"undone"]
+        assert holds() == before
+    else:
+        pairs = [(f"R-1@{loc}", units) for loc, units in cuts]
+        back = cut_holds(after, pairs)
+        assert run("cut", *(x for c in cuts for x in c)) == [b"ok"]
+        assert run("cut", *(x for c in cuts for x in c)) == [b"ok"]  # once only
+        expected = {m: u - back.get(m, 0) for m, u in after.items() if u - back.get(m, 0) > 0}
+        assert holds() == expected
+        for loc in ("L1", "L2", "L3"):
+            others = counts.get(loc, (0, 0))[1]
+            assert reserved()[loc] == others + expected.get(f"R-1@{loc}", 0)
     r.delete(*keys.sku_keys(sku), mark)

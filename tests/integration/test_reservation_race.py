@@ -177,3 +177,51 @@ def test_a_stampede_of_transfers_into_one_location_moves_exactly_what_it_has(set
         assert where == {"WH-NJ": 50, "WH-IL": 10}
     finally:
         client.close()
+
+
+def test_increases_racing_new_reservations_never_hold_more_than_there_is(settings, api_base):
+    """10 reservations hold one unit each of 40 at WH-NJ; at once, each asks for 4 more and 40
+    new reservations ask for one each. Whatever the interleaving, exactly the 40 units end up
+    held (the new ones fill what increases leave), every refused increase changed nothing, and
+    on-hand less reserved never went below zero."""
+    sku = f"HOTC-{uuid.uuid4().hex[:8]}"
+    seed(settings.redis_url, sku, {"WH-NJ": 40})
+    line = {"sku": sku, "location_id": "WH-NJ"}
+    first = [f"grow-{i}-{sku}" for i in range(10)]
+    holds = [{"reservation_id": i, "lines": [{**line, "quantity": 1}]} for i in first]
+    assert asyncio.run(race(api_base, holds)) == [201] * 10
+    news = [
+        {"reservation_id": f"new-{i}-{sku}", "lines": [{**line, "quantity": 1}]} for i in range(40)
+    ]
+    grow = {"change_id": "more", "lines": [{**line, "quantity": 5}]}
+
+    async def stampede() -> tuple[list[httpx.Response], list[httpx.Response]]:
+        limits = httpx.Limits(max_connections=100)
+        async with httpx.AsyncClient(
+            base_url=api_base, headers=AUTH, limits=limits, timeout=30
+        ) as c:
+            changes = [c.patch(f"/v1/reservations/{i}", json=grow) for i in first]
+            made = [c.post("/v1/reservations", json=b) for b in news]
+            replies = await asyncio.gather(*changes, *made)
+        return list(replies[:10]), list(replies[10:])
+
+    with Watch(settings.redis_url, [sku], "WH-NJ") as watch:
+        changed, made = asyncio.run(stampede())
+    assert {r.status_code for r in changed} <= {200, 409}
+    assert {r.status_code for r in made} <= {201, 409}
+    grown = [r for r in changed if r.status_code == 200]
+    assert all(r.json()["lines"][0]["held"] == 5 for r in grown)
+    assert {r.json()["code"] for r in changed if r.status_code == 409} <= {"insufficient_stock"}
+    new_units = sum(r.status_code == 201 for r in made)
+    held = 10 + 4 * len(grown) + new_units
+    assert held == 40, (len(grown), new_units)
+    assert watch.worst >= 0
+    client = redis_client(settings.redis_url)
+    try:
+        assert client.hget(keys.stock(sku), "rs:WH-NJ") == b"40"
+        units = {m.decode(): int(v) for m, v in client.hgetall(keys.holds(sku)).items()}
+        assert sum(units.values()) == 40
+        for i, r in zip(first, changed, strict=True):  # a refused increase held nothing more
+            assert units[f"{i}@WH-NJ"] == (5 if r.status_code == 200 else 1)
+    finally:
+        client.close()

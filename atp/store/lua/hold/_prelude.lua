@@ -28,6 +28,22 @@ local function give_back(member, loc)
   redis.call('ZREM', expiry, member)
 end
 
+-- Give back `units` of the reservation's hold at `loc`, as far as it has them (a shipment may
+-- have used some): atp.core.amendments.cut_holds.
+local function take_off(loc, units)
+  local member = rid .. '@' .. loc
+  local have = tonumber(redis.call('HGET', holds, member) or '0')
+  local back = math.max(0, math.min(units, have))
+  if back == 0 then return end
+  redis.call('HINCRBY', stock, 'rs:' .. loc, -back)
+  if back == have then
+    redis.call('HDEL', holds, member)
+    redis.call('ZREM', expiry, member)
+  else
+    redis.call('HINCRBY', holds, member, -back)
+  end
+end
+
 -- An attempt at a pending reservation is known by its expires_at: record/begin.lua gives each
 -- takeover a later one than the attempt before. The reservation's hold at `loc` belongs to
 -- attempt `expires` or an older one when its expiry is at most `expires`; nil when it has none.

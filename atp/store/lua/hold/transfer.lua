@@ -1,6 +1,6 @@
 #!lua
 -- hold/transfer.lua: move units the reservation holds at one location to another, checked at
--- the destination in the same step (the Python original: atp.core.reservations
+-- the destination in the same step (the Python original: atp.core.amendments
 -- .transfer_outcome). The moved units keep the source hold's expiry (none: confirmed).
 -- KEYS[4]  the transfer's mark (atp:v2:{SKU}:moved:<id>:<transfer id>): set when it moved, so a
 --          retry of a transfer whose answer was lost does not move again
@@ -19,15 +19,9 @@ local reserved = tonumber(redis.call('HGET', stock, 'rs:' .. dst) or '0')
 local atp = on_hand - reserved - tonumber(ARGV[6])
 if atp < units then return {'short', math.max(0, atp)} end
 local score = redis.call('ZSCORE', expiry, from_member)
-redis.call('HINCRBY', stock, 'rs:' .. src, -units)
+take_off(src, units)
 redis.call('HINCRBY', stock, 'rs:' .. dst, units)
 redis.call('HINCRBY', holds, to_member, units)
-if held == units then
-  redis.call('HDEL', holds, from_member)
-  redis.call('ZREM', expiry, from_member)
-else
-  redis.call('HINCRBY', holds, from_member, -units)
-end
 if score then redis.call('ZADD', expiry, score, to_member) end
 redis.call('SET', KEYS[4], '1', 'PXAT', now + tonumber(ARGV[7]))
 return {'moved'}

@@ -45,3 +45,22 @@ local function close(new_state, replay_ms)
   record(new_state, new_state, replay_ms)
   return {'ok', new_state}
 end
+
+-- A list the record keeps as JSON in `field` (its transfers, its changes), and the index of
+-- the entry whose first item is `id` (nil: none).
+local function load_list(field, id)
+  local list = cjson.decode(redis.call('HGET', rec, field) or '[]')
+  for i, entry in ipairs(list) do
+    if entry[1] == id then return list, i end
+  end
+  return list, nil
+end
+
+-- An empty list is no field, as a record that never had one (and its rebuild) has.
+local function save_list(field, list)
+  if #list == 0 then
+    redis.call('HDEL', rec, field)
+  else
+    redis.call('HSET', rec, field, cjson.encode(list))
+  end
+end

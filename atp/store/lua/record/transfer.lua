@@ -7,24 +7,13 @@
 -- ARGV[5]  sku   ARGV[6]  from   ARGV[7]  to   ARGV[8]  units   ARGV[9]  most moves kept
 -- begin:  {'begun'} (listed as pending: release, confirm and fulfil now cover the destination)
 --         | {'replay'} (done already) | {'conflict'} (the id names another transfer)
---         | {'too_many'} | {'not_found'} | {'expired'} | {'invalid', state}
+--         | {'too_many'} | {'busy', 'change', its id} (a change of quantities is pending)
+--         | {'not_found'} | {'expired'} | {'invalid', state}
 -- commit: {'ok', state} (done, published as `transferred`; a repeat publishes nothing)
 -- abort:  {'ok', state} (a pending transfer that moved nothing is forgotten)
 if missing() then return {'not_found'} end
 local phase, tid = ARGV[3], ARGV[4]
-local moves = cjson.decode(redis.call('HGET', rec, 'moves') or '[]')
-local found
-for i, m in ipairs(moves) do
-  if m[1] == tid then found = i end
-end
-
-local function save()
-  if #moves == 0 then
-    redis.call('HDEL', rec, 'moves')  -- as a record without transfers (and its rebuild) has
-  else
-    redis.call('HSET', rec, 'moves', cjson.encode(moves))
-  end
-end
+local moves, found = load_list('moves', tid)
 
 if phase == 'begin' then
   if found then
@@ -32,27 +21,30 @@ if phase == 'begin' then
     if m[2] ~= ARGV[5] or m[3] ~= ARGV[6] or m[4] ~= ARGV[7] or m[5] ~= tonumber(ARGV[8]) then
       return {'conflict'}
     end
-    if m[6] == 'done' then return {'replay'} end
+    if m[6] ~= 'pending' then return {'replay'} end  -- done (or applied by a change since)
     return {'begun'}  -- a retry of one whose answer was lost: hold/transfer.lua knows if it moved
   end
   if state ~= 'held' and state ~= 'confirmed' then return {'invalid', state} end
   if overdue() then return {'expired'} end
   if #moves >= tonumber(ARGV[9]) then return {'too_many'} end
+  for _, c in ipairs(cjson.decode(redis.call('HGET', rec, 'changes') or '[]')) do
+    if c[3] == 'pending' then return {'busy', 'change', c[1]} end
+  end
   table.insert(moves, {tid, ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8]), 'pending'})
-  save()
+  save_list('moves', moves)
   return {'begun'}
 end
 if not found then return {'ok', state} end
 if phase == 'abort' then
   if moves[found][6] == 'pending' then
     table.remove(moves, found)
-    save()
+    save_list('moves', moves)
   end
   return {'ok', state}
 end
-if moves[found][6] == 'done' then return {'ok', state} end
+if moves[found][6] ~= 'pending' then return {'ok', state} end
 moves[found][6] = 'done'
-save()
+save_list('moves', moves)
 redis.call('HSET', rec, 'updated_ms', ARGV[2])
 publish('transferred', {'transfer_id', tid, 'sku', ARGV[5], 'from_location_id', ARGV[6],
   'to_location_id', ARGV[7], 'quantity', ARGV[8]})

@@ -5,15 +5,9 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
+from atp.core.amendments import transfer_outcome
 from atp.core.availability import LocationCounts, location_atp
-from atp.core.reservations import (
-    MOVE_DONE,
-    MOVE_PENDING,
-    Stored,
-    move_units,
-    transfer_outcome,
-    view,
-)
+from atp.core.reservations import MOVE_DONE, MOVE_PENDING, Stored, move_units, view
 
 LINES = [{"sku": "A", "quantity": 3}, {"sku": "B", "quantity": 1}, {"sku": "A", "quantity": 4}]
 

@@ -1,0 +1,254 @@
+"""Changes of quantities: new quantities for lines of a held or confirmed reservation, all or
+nothing (a decrease always fits; an increase is checked where the line may be held), under the
+client's change id.
+
+The record lives in the reservation's slot and the holds in each SKU's, so a change is a saga
+of single-slot scripts, and the same code runs on one Redis and on a cluster:
+
+1. `record/change.lua` begin: the change is listed as pending (with every location it may hold
+   at, so a release from then on covers them) and gets an attempt. Another pending transfer or
+   change refuses it (409 reservation_busy, naming that one: repeat it to finish it); a change
+   id seen before is a replay (done) or a retry (pending: the same attempt).
+2. `hold/change.lua` place, SKU by SKU in sorted order: each SKU's increases are held at once
+   or not at all; once one is short the rest are only checked (every short line is reported),
+   and what was placed is undone, then the change aborted.
+3. `hold/change.lua` cut, SKU by SKU: the decreases give back (never refused).
+4. `record/change.lua` commit: the new quantities and allocations (done transfers folded in),
+   published as `changed`.
+
+Each step's mark (per SKU and attempt) makes a retry of the same change do nothing twice, so a
+change whose answer was lost is finished by asking it again. Until then it is pending: its
+units are held (a release gives them back) and a new change or transfer waits for it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from atp.core.amendments import Change, ChangePlan, changed_allocations, plan_change, preferred
+from atp.core.errors import (
+    ChangeConflict,
+    InsufficientStock,
+    InvalidTransition,
+    ReservationBusy,
+    ReservationExpired,
+    ReservationNotFound,
+    TooManyChanges,
+)
+from atp.core.network import Network
+from atp.core.reservations import HELD, MAX_CHANGES, ReservationLine, Stored, candidates, view
+from atp.store import keys
+from atp.store.client import unavailable_as_error
+
+if TYPE_CHECKING:
+    from atp.store.reservations import ReservationStore
+
+
+async def change(
+    store: ReservationStore, rid: str, asked: Change, network: Network, now_ms: int
+) -> tuple[bool, dict[str, Any]]:
+    """Apply the change: (True, the reservation after), or (False, it) when this change id was
+    done before. Raises InsufficientStock (every short line; nothing changed),
+    LineNotInReservation, ChangeConflict, ReservationBusy, TooManyChanges, or what the
+    reservation's state refuses (not found, expired, closed)."""
+    fingerprint = asked.fingerprint()
+    with unavailable_as_error():
+        stored = await store.stored(rid)
+        plan_change(stored, asked)  # a line it does not have: refused before anything is written
+        begun = await _record(
+            store,
+            rid,
+            now_ms,
+            "begin",
+            asked.change_id,
+            fingerprint,
+            orjson.dumps(_reach(stored, asked, network)),
+            MAX_CHANGES,
+        )
+        if begun[0] == "replay":
+            return False, view(rid, await store.stored(rid), now_ms)
+        # Read again: no transfer or other change can start from now until this one ends.
+        run = _Run(store, rid, asked, fingerprint, begun[1], now_ms, await store.stored(rid))
+        await run.apply(network)
+        return True, view(rid, await store.stored(rid), now_ms)
+
+
+class _Run:
+    """One attempt of a change, once begun: steps 2 to 4."""
+
+    def __init__(
+        self,
+        store: ReservationStore,
+        rid: str,
+        asked: Change,
+        fingerprint: str,
+        attempt: str,
+        now_ms: int,
+        stored: Stored,
+    ) -> None:
+        self.store, self.rid, self.asked, self.now_ms = store, rid, asked, now_ms
+        self.fingerprint, self.attempt, self.stored = fingerprint, attempt, stored
+        self.marks: dict[str, str] = {}
+
+    async def apply(self, network: Network) -> None:
+        plan = plan_change(self.stored, self.asked)
+        increases, cuts = _per_sku(self.stored, plan, network)
+        self.marks = {
+            sku: keys.change_mark(sku, self.rid, self.asked.change_id, self.attempt)
+            for sku in sorted({*increases, *cuts})
+        }
+        placed = await self.place(plan, increases)
+        for sku, pairs in sorted(cuts.items()):
+            if (await self.hold(sku, "cut", *pairs))[0] == "undone":
+                raise _gone(self.rid, self.asked)
+        await self.commit(plan, placed)
+
+    async def hold(self, sku: str, phase: str, *args: Any) -> list[Any]:
+        score = self.stored.expires_ms if self.stored.state == HELD else ""
+        return await self.store.run_hold(
+            "change",
+            sku,
+            self.rid,
+            self.now_ms,
+            phase,
+            self.store.replay_ttl_ms,
+            score,
+            *args,
+            extra_keys=[self.marks[sku]],
+        )
+
+    async def undo(self) -> None:
+        for sku in self.marks:
+            await self.hold(sku, "undo")
+
+    async def place(
+        self, plan: ChangePlan, increases: dict[str, list[Any]]
+    ) -> dict[int, list[list[Any]]]:
+        """Hold the increases, SKU by SKU: what each line got; all undone and the change
+        aborted when any is short."""
+        placed: dict[int, list[list[Any]]] = {}
+        shortages: list[list[int]] = []
+        for sku, lines in sorted(increases.items()):
+            reply = await self.hold(sku, "check" if shortages else "place", *lines)
+            if reply[0] == "undone":
+                raise _gone(self.rid, self.asked)
+            if reply[0] == "short":
+                shortages += orjson.loads(reply[1])
+            elif reply[0] == "placed":
+                placed.update((line, parts) for line, parts in orjson.loads(reply[1]))
+        if shortages:
+            await self.undo()
+            await self.record("abort", self.attempt)
+            raise InsufficientStock(_short_lines(self.stored, plan, shortages))
+        return placed
+
+    async def commit(self, plan: ChangePlan, placed: dict[int, list[list[Any]]]) -> None:
+        stored = self.stored
+        allocations = changed_allocations(stored.current_allocations(), plan.cuts, placed)
+        request = dict(stored.request)
+        request["lines"] = [
+            {**ln, "quantity": q}
+            for ln, q in zip(stored.request["lines"], plan.quantities, strict=True)
+        ]
+        try:
+            done = await self.record(
+                "commit",
+                self.attempt,
+                orjson.dumps(request),
+                orjson.dumps(allocations),
+                orjson.dumps(self.asked.canonical()),
+            )
+        except (InvalidTransition, ReservationExpired, ReservationNotFound):
+            # Closed or overdue since it began (a release gave back what it held then); what
+            # it placed since goes back too. Its decreases stand: they only gave back.
+            await self.undo()
+            raise
+        if done[0] == "gone":
+            raise _gone(self.rid, self.asked)
+
+    async def record(self, step: str, *args: Any) -> list[str]:
+        return await _record(
+            self.store, self.rid, self.now_ms, step, self.asked.change_id, self.fingerprint, *args
+        )
+
+
+async def _record(store: ReservationStore, rid: str, now_ms: int, *args: Any) -> list[str]:
+    reply = await store.run_record("change", rid, now_ms, *args)
+    if reply[0] == "change_conflict":
+        raise ChangeConflict(rid, args[1])
+    if reply[0] == "too_many":
+        raise TooManyChanges(rid, MAX_CHANGES)
+    if reply[0] == "busy":
+        raise ReservationBusy(rid, reply[1], reply[2])
+    return reply
+
+
+def _gone(rid: str, asked: Change) -> ReservationBusy:
+    return ReservationBusy(rid, "change", asked.change_id, "was given up by another attempt")
+
+
+def _line_candidates(
+    stored: Stored, network: Network, line: int, parts: list[list[Any]]
+) -> list[tuple[str, int]]:
+    ln = stored.request["lines"][line]
+    req_line = ReservationLine(ln["sku"], ln["quantity"], ln["location_id"])
+    return preferred(candidates(network, stored.request["channel"], req_line), parts)
+
+
+def _reach(stored: Stored, asked: Change, network: Network) -> dict[str, list[str]]:
+    """Every location the change may hold at, per SKU (listed on the record while it runs)."""
+    plan = plan_change(stored, asked)
+    current = stored.current_allocations()
+    out: dict[str, list[str]] = defaultdict(list)
+    for line, _ in plan.increases:
+        sku = stored.request["lines"][line]["sku"]
+        for loc, _ in _line_candidates(stored, network, line, current[line]):
+            if loc not in out[sku]:
+                out[sku].append(loc)
+    return dict(out)
+
+
+def _per_sku(
+    stored: Stored, plan: ChangePlan, network: Network
+) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
+    """ARGV of hold/change.lua per SKU: the increases (place_lines) and the cuts (pairs)."""
+    current = stored.current_allocations()
+    lines: dict[str, list[Any]] = defaultdict(list)
+    counts: dict[str, int] = defaultdict(int)
+    for line, units in plan.increases:
+        sku = stored.request["lines"][line]["sku"]
+        cands = _line_candidates(stored, network, line, current[line])
+        lines[sku] += [line, units, len(cands), *(x for c in cands for x in c)]
+        counts[sku] += 1
+    increases = {sku: [counts[sku], *args] for sku, args in lines.items()}
+    cuts: dict[str, list[Any]] = defaultdict(list)
+    for line, line_cuts in enumerate(plan.cuts):
+        sku = stored.request["lines"][line]["sku"]
+        for loc, units in line_cuts:
+            cuts[sku] += [loc, units]
+    return increases, dict(cuts)
+
+
+def _short_lines(
+    stored: Stored, plan: ChangePlan, shortages: list[list[int]]
+) -> list[dict[str, object]]:
+    """The short lines a 409 lists: the quantity asked and what the line could hold (what it
+    holds and what is available besides)."""
+    current = stored.current_allocations()
+    out = []
+    for line, extra, available in sorted(shortages):
+        ln = stored.request["lines"][line]
+        held = sum(q for _, q in current[line])
+        out.append(
+            {
+                "line": line,
+                "sku": ln["sku"],
+                "location_id": ln["location_id"],
+                "requested": held + extra,
+                "available": held + available,
+            }
+        )
+    return out

@@ -1,0 +1,61 @@
+#!lua
+-- hold/change.lua: this SKU's side of a change of a reservation's quantities (the saga in
+-- atp/store/changes.py), one phase per call. The attempt's mark (KEYS[4], a hash: `placed`,
+-- `cut`, `state`) makes each phase happen once however often it is asked, and an attempt
+-- that was undone (another SKU was short) do nothing more.
+-- ARGV[3]  'place' | 'check' | 'cut' | 'undo'   ARGV[4]  how long the mark is kept (ms)
+-- ARGV[5]  the expiry of new holds ('' none: a confirmed reservation)
+-- place, check: ARGV[6..]  the lines' increases (place_lines, prelude: the Python original is
+--   atp.core.reservations.hold_lines, all or nothing)
+-- cut: ARGV[6..]  pairs: location, units to give back (atp.core.amendments.cut_holds)
+-- Returns place: {'placed', JSON [[line, [[loc, qty], ...]], ...]} (now or before)
+--               | {'short', JSON [[line, requested, available], ...]} (nothing held)
+--         check: {'ok'} | {'short', ...}   cut: {'ok'}   undo: {'ok'}
+--         place, cut: {'undone'} (the attempt was undone: nothing changed)
+local mark, phase = KEYS[4], ARGV[3]
+local function keep()
+  redis.call('PEXPIREAT', mark, now + tonumber(ARGV[4]))
+end
+local done = redis.call('HGET', mark, 'state')
+
+if phase == 'undo' then
+  if done == 'placed' then
+    for _, line in ipairs(cjson.decode(redis.call('HGET', mark, 'placed'))) do
+      for _, part in ipairs(line[2]) do
+        take_off(part[1], part[2])
+      end
+    end
+  end
+  redis.call('HSET', mark, 'state', 'undone')
+  keep()
+  return {'ok'}
+end
+if done == 'undone' and phase ~= 'check' then return {'undone'} end
+
+if phase == 'cut' then
+  if redis.call('HEXISTS', mark, 'cut') == 1 then return {'ok'} end
+  for i = 6, #ARGV, 2 do
+    take_off(ARGV[i], tonumber(ARGV[i + 1]))
+  end
+  redis.call('HSET', mark, 'cut', '1')
+  keep()
+  return {'ok'}
+end
+
+if phase == 'place' and done == 'placed' then return {'placed', redis.call('HGET', mark, 'placed')} end
+give_back_overdue()
+local allocations, shortages, taken = place_lines(6, '0')
+if #shortages > 0 then return {'short', cjson.encode(shortages)} end
+if phase == 'check' then return {'ok'} end
+for loc, units in pairs(taken) do
+  local member = rid .. '@' .. loc
+  redis.call('HINCRBY', stock, 'rs:' .. loc, units)
+  redis.call('HINCRBY', holds, member, units)
+  if ARGV[5] ~= '' and not redis.call('ZSCORE', expiry, member) then
+    redis.call('ZADD', expiry, ARGV[5], member)
+  end
+end
+local placed = cjson.encode(allocations)
+redis.call('HSET', mark, 'state', 'placed', 'placed', placed)
+keep()
+return {'placed', placed}
