@@ -230,6 +230,13 @@ class Stored:
                 return "change", cid
         return None
 
+    def pending_change(self) -> tuple[str, dict[str, list[str]], str] | None:
+        """(change id, {sku: locations it may hold at}, attempt) while a change is pending."""
+        for cid, _, status, *pending in self.changes:
+            if status == CHANGE_PENDING:
+                return cid, pending[0], str(pending[1])
+        return None
+
     def hold_locations(self) -> dict[str, list[str]]:
         """The locations it holds stock at, per SKU: where it was held and where any transfer
         (done or not) moved units to."""

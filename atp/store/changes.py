@@ -39,7 +39,15 @@ from atp.core.errors import (
     TooManyChanges,
 )
 from atp.core.network import Network
-from atp.core.reservations import HELD, MAX_CHANGES, ReservationLine, Stored, candidates, view
+from atp.core.reservations import (
+    CONFIRMED,
+    HELD,
+    MAX_CHANGES,
+    ReservationLine,
+    Stored,
+    candidates,
+    view,
+)
 from atp.store import keys
 from atp.store.client import unavailable_as_error
 
@@ -172,6 +180,23 @@ class _Run:
     async def record(self, step: str, *args: Any) -> list[str]:
         return await _record(
             self.store, self.rid, self.now_ms, step, self.asked.change_id, self.fingerprint, *args
+        )
+
+
+async def cover(
+    store: ReservationStore, rid: str, op: str, now_ms: int, ttl_seconds: int | None, after: Stored
+) -> None:
+    """After a confirm or extend: a change still pending places its new holds on what that
+    set, not on the expiry it read (and what it placed moves onto it now)."""
+    pending = after.pending_change()
+    if pending is None or op not in ("confirm", "extend") or after.state not in (HELD, CONFIRMED):
+        return
+    cid, reach, attempt = pending
+    score = "" if op == "confirm" else now_ms + (ttl_seconds or 0) * 1000
+    for sku in sorted(reach):
+        mark = keys.change_mark(sku, rid, cid, attempt)
+        await store.run_hold(
+            "change", sku, rid, now_ms, "expiry", store.replay_ttl_ms, score, extra_keys=[mark]
         )
 
 

@@ -305,7 +305,11 @@ class ReservationStore:
                 await self._expire(rid, now_ms, locs)
                 raise
             after = await self.stored(rid)
+            meanwhile = after.changes != stored.changes or stored.pending() is not None
+            if op in ("confirm", "extend") and meanwhile:
+                locs = {}  # a change may have put new holds on the expiry it read: cover all
             await self._cover_transfers(rid, op, now_ms, ttl_seconds, locs, after)
+            await changes.cover(self, rid, op, now_ms, ttl_seconds, after)
         return view(rid, after, now_ms)
 
     async def _cover_transfers(

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from atp.store import keys
+from atp.store import changes, keys
 from atp.store.outbox import event
 from tests.integration import test_reservations as base
 from tests.integration.conftest import conforms, redis_client
@@ -137,6 +137,42 @@ def test_a_line_grows_where_it_is_held_first_and_shrinks_from_its_last_location(
     assert quantities(r) == [(sku, 0, 0)] and r.json()["state"] == "held"
     assert r.json()["changes"] == ["c1", "c2", "c3", "c4"]
     assert (atp(client, sku, "WH-NJ"), atp(client, sku, "WH-IL")) == (3, 10)
+
+
+@pytest.mark.parametrize("step", ["place", "commit"])
+@pytest.mark.parametrize("op", ["extend", "confirm"])
+def test_new_holds_follow_an_extend_or_confirm_made_while_the_change_ran(
+    client, settings, sku, monkeypatch, op, step
+):
+    """An extend or a confirm that lands after a change read the reservation (here just
+    before the step that places its increase, or the one that commits it) decides the new
+    hold's expiry: the change does not leave it on the expiry it read (the hold would be
+    given back early while the reservation still counts it; a confirmed one would lose it)."""
+    seed(settings.redis_url, sku, {"WH-NJ": 2, "WH-IL": 10})
+    i = rid()
+    line = {"sku": sku, "quantity": 2}  # held at WH-NJ; more goes to WH-IL, a new hold
+    assert reserve(client, {"reservation_id": i, "lines": [line]}).status_code == 201
+    real = getattr(changes._Run, step)
+
+    async def late(run, plan, *args):
+        await run.store.transition(i, op, run.now_ms, 3600)
+        return await real(run, plan, *args)
+
+    monkeypatch.setattr(changes._Run, step, late)
+    r = change(client, i, {"sku": sku, "quantity": 5})
+    assert r.status_code == 200, r.text
+    assert held_at(client, sku, i) == {"WH-NJ": 2, "WH-IL": 3}
+    assert r.json()["state"] == ("held" if op == "extend" else "confirmed")
+    redis = redis_client(settings.redis_url)
+    try:
+        expires = redis.hget(keys.reservation(i), "expires_ms")
+        scores = {loc: redis.zscore(keys.expiry(sku), f"{i}@{loc}") for loc in ("WH-NJ", "WH-IL")}
+    finally:
+        redis.close()
+    if op == "extend":
+        assert scores == {"WH-NJ": float(expires), "WH-IL": float(expires)}
+    else:
+        assert scores == {"WH-NJ": None, "WH-IL": None}
 
 
 def test_a_change_after_a_transfer_starts_from_where_the_units_are(client, settings, sku):

@@ -3,14 +3,16 @@
 -- atp/store/changes.py), one phase per call. The attempt's mark (KEYS[4], a hash: `placed`,
 -- `cut`, `state`) makes each phase happen once however often it is asked, and an attempt
 -- that was undone (another SKU was short) do nothing more.
--- ARGV[3]  'place' | 'check' | 'cut' | 'undo'   ARGV[4]  how long the mark is kept (ms)
--- ARGV[5]  the expiry of new holds ('' none: a confirmed reservation)
+-- ARGV[3]  'place' | 'check' | 'cut' | 'undo' | 'expiry'   ARGV[4]  how long the mark is kept
+-- ARGV[5]  the expiry of new holds ('' none: a confirmed reservation), as the change read it;
+--   `expiry` (an extend or confirm made while the change runs) sets it in the mark, where
+--   `place` takes it from instead, and moves what was placed onto it
 -- place, check: ARGV[6..]  the lines' increases (place_lines, prelude: the Python original is
 --   atp.core.reservations.hold_lines, all or nothing)
 -- cut: ARGV[6..]  pairs: location, units to give back (atp.core.amendments.cut_holds)
 -- Returns place: {'placed', JSON [[line, [[loc, qty], ...]], ...]} (now or before)
 --               | {'short', JSON [[line, requested, available], ...]} (nothing held)
---         check: {'ok'} | {'short', ...}   cut: {'ok'}   undo: {'ok'}
+--         check: {'ok'} | {'short', ...}   cut, undo, expiry: {'ok'}
 --         place, cut: {'undone'} (the attempt was undone: nothing changed)
 local mark, phase = KEYS[4], ARGV[3]
 local function keep()
@@ -27,6 +29,23 @@ if phase == 'undo' then
     end
   end
   redis.call('HSET', mark, 'state', 'undone')
+  keep()
+  return {'ok'}
+end
+if phase == 'expiry' then
+  redis.call('HSET', mark, 'expiry', ARGV[5])
+  if done == 'placed' then
+    for _, line in ipairs(cjson.decode(redis.call('HGET', mark, 'placed'))) do
+      for _, part in ipairs(line[2]) do
+        local member = rid .. '@' .. part[1]
+        if ARGV[5] == '' then
+          redis.call('ZREM', expiry, member)
+        else
+          redis.call('ZADD', expiry, 'XX', ARGV[5], member)
+        end
+      end
+    end
+  end
   keep()
   return {'ok'}
 end
@@ -47,12 +66,14 @@ give_back_overdue()
 local allocations, shortages, taken = place_lines(6, '0')
 if #shortages > 0 then return {'short', cjson.encode(shortages)} end
 if phase == 'check' then return {'ok'} end
+local score = redis.call('HGET', mark, 'expiry') or ARGV[5]
 for loc, units in pairs(taken) do
   local member = rid .. '@' .. loc
+  local held = redis.call('HEXISTS', holds, member) == 1
   redis.call('HINCRBY', stock, 'rs:' .. loc, units)
   redis.call('HINCRBY', holds, member, units)
-  if ARGV[5] ~= '' and not redis.call('ZSCORE', expiry, member) then
-    redis.call('ZADD', expiry, ARGV[5], member)
+  if score ~= '' and not held then
+    redis.call('ZADD', expiry, score, member)
   end
 end
 local placed = cjson.encode(allocations)
