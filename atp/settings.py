@@ -155,7 +155,8 @@ class Settings(BaseSettings):
     reservation_replay_hours: float = Field(24.0, ge=0, le=24 * 30)
     # A reservation whose attempt got no answer (Redis stalled, a reply lost) is pending: the
     # same request again answers 409 reservation_in_progress for this long after that attempt
-    # began, then takes it over and gets the definite answer.
+    # began, then takes it over and gets the definite answer. A pending transfer or change of a
+    # reservation makes another one 409 reservation_busy as long, then that one finishes it.
     reservation_takeover_s: float = Field(3.0, ge=0.1, le=60)
     max_reservation_ttl_s: int = Field(7 * 24 * 3600, ge=1)
     sweep_interval_s: float = Field(0.5, ge=0.05, le=60)

@@ -220,19 +220,30 @@ class LineNotInReservation(ATPError):
 
 
 class ReservationBusy(ATPError):
-    """A transfer or a change of the reservation is under way (or its answer was lost): it is
-    finished by repeating it (same id, same body) before another change starts."""
+    """Another transfer or change of the reservation is under way and kept being so while
+    this one finished the ones before it (atp/store/pending.py); or this one was given up
+    by another attempt at it."""
 
     code = "reservation_busy"
 
     def __init__(
-        self, reservation_id: str, kind: str, ident: str, why: str = "is under way"
+        self,
+        reservation_id: str,
+        kind: str,
+        ident: str,
+        why: str = "is under way",
+        began_ms: int | None = None,
+        retry_after_s: float | None = None,
     ) -> None:
         super().__init__(
-            f"{kind} {ident!r} of reservation {reservation_id!r} {why}; repeat that request "
-            "to finish it, then this one"
+            f"{kind} {ident!r} of reservation {reservation_id!r} {why}; "
+            "nothing was changed by this request: send it again"
         )
         self.kind, self.ident = kind, ident
+        self.began_ms, self.retry_after_s = began_ms, retry_after_s
 
     def details(self) -> dict[str, object]:
-        return {"pending": {"kind": self.kind, "id": self.ident}}
+        out: dict[str, object] = {"pending": {"kind": self.kind, "id": self.ident}}
+        if self.retry_after_s is not None:
+            out["retry_after_s"] = self.retry_after_s
+        return out

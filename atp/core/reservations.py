@@ -58,7 +58,7 @@ MAX_MOVES = 100  # per reservation: the record stays small
 # A change of quantities keeps the same state; published as `changed`.
 CHANGED = "changed"
 # A reservation's record keeps its changes as [change_id, fingerprint, status], and while one is
-# `pending` also {sku: [locations it may hold at]} and its attempt (record/change.lua).
+# `pending` also {sku: [locations it may hold at]}, its attempt and its lines (record/change.lua).
 CHANGE_PENDING, CHANGE_DONE = "pending", "done"
 MAX_CHANGES = 100
 
@@ -208,6 +208,16 @@ def transition(state: str, op: str, overdue: bool) -> tuple[str, str]:
 
 
 @dataclass(frozen=True, slots=True)
+class PendingChange:
+    """A change of quantities under way, or whose answer was lost, as the record lists it."""
+
+    change_id: str
+    reach: dict[str, list[str]]  # {sku: locations it may hold at}
+    attempt: str  # when it began (its hold/ marks are per attempt)
+    lines: list[dict[str, Any]] | None  # as asked (Change.canonical())
+
+
+@dataclass(frozen=True, slots=True)
 class Stored:
     """A reservation as its record keeps it."""
 
@@ -230,11 +240,11 @@ class Stored:
                 return "change", cid
         return None
 
-    def pending_change(self) -> tuple[str, dict[str, list[str]], str] | None:
-        """(change id, {sku: locations it may hold at}, attempt) while a change is pending."""
+    def pending_change(self) -> PendingChange | None:
         for cid, _, status, *pending in self.changes:
             if status == CHANGE_PENDING:
-                return cid, pending[0], str(pending[1])
+                lines = pending[2] if len(pending) > 2 else None
+                return PendingChange(cid, pending[0], str(pending[1]), lines)
         return None
 
     def hold_locations(self) -> dict[str, list[str]]:

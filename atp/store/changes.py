@@ -50,6 +50,7 @@ from atp.core.reservations import (
 )
 from atp.store import keys
 from atp.store.client import unavailable_as_error
+from atp.store.replies import busy
 
 if TYPE_CHECKING:
     from atp.store.reservations import ReservationStore
@@ -75,6 +76,7 @@ async def change(
             fingerprint,
             orjson.dumps(_reach(stored, asked, network)),
             MAX_CHANGES,
+            orjson.dumps(asked.canonical()),
         )
         if begun[0] == "replay":
             return False, view(rid, await store.stored(rid), now_ms)
@@ -191,10 +193,9 @@ async def cover(
     pending = after.pending_change()
     if pending is None or op not in ("confirm", "extend") or after.state not in (HELD, CONFIRMED):
         return
-    cid, reach, attempt = pending
     score = "" if op == "confirm" else now_ms + (ttl_seconds or 0) * 1000
-    for sku in sorted(reach):
-        mark = keys.change_mark(sku, rid, cid, attempt)
+    for sku in sorted(pending.reach):
+        mark = keys.change_mark(sku, rid, pending.change_id, pending.attempt)
         await store.run_hold(
             "change", sku, rid, now_ms, "expiry", store.replay_ttl_ms, score, extra_keys=[mark]
         )
@@ -207,7 +208,7 @@ async def _record(store: ReservationStore, rid: str, now_ms: int, *args: Any) ->
     if reply[0] == "too_many":
         raise TooManyChanges(rid, MAX_CHANGES)
     if reply[0] == "busy":
-        raise ReservationBusy(rid, reply[1], reply[2])
+        raise busy(rid, reply)
     return reply
 
 

@@ -12,6 +12,7 @@ from atp.core.errors import (
     ATPError,
     IdempotencyConflict,
     InvalidTransition,
+    ReservationBusy,
     ReservationExpired,
     ReservationInProgress,
     ReservationNotFound,
@@ -55,9 +56,17 @@ def stored_from(reservation_id: str, record: dict[str, str]) -> Stored:
         created_ms=int(record["created_ms"]),
         updated_ms=int(record["updated_ms"]),
         expires_ms=int(record["expires_ms"]),
-        moves=tuple(tuple(m) for m in orjson.loads(record.get("moves") or "[]")),
+        # A pending transfer also keeps when it began (record/transfer.lua).
+        moves=tuple(tuple(m[:6]) for m in orjson.loads(record.get("moves") or "[]")),
         changes=tuple(tuple(c) for c in orjson.loads(record.get("changes") or "[]")),
     )
+
+
+def busy(rid: str, reply: list[str]) -> ReservationBusy:
+    """A record script's {'busy', kind, its id, when it began (ms)}: another transfer or change
+    of the reservation is pending."""
+    began = int(reply[3]) if len(reply) > 3 and reply[3] else None
+    return ReservationBusy(rid, reply[1], reply[2], began_ms=began)
 
 
 def short_lines(req: ReservationRequest, shortages: list[list[int]]) -> list[dict[str, object]]:

@@ -58,7 +58,7 @@ from atp.core.reservations import (
     is_overdue,
     view,
 )
-from atp.store import changes, keys, transfers
+from atp.store import changes, keys, pending, transfers
 from atp.store.client import unavailable_as_error
 from atp.store.replies import RECORD_ERRORS, ReservationLost, short_lines, stored_from, text
 from atp.store.scripts import Scripts
@@ -81,14 +81,15 @@ class ReservationStore:
         feed_entries: int | None = None,
     ) -> None:
         """`takeover_ms`: how long an attempt at a pending reservation owns it; after that the
-        same request again takes over (its earlier attempt's answer was lost). `atomic`: make a
-        reservation in one call (`reserve/make.lua`); by default on one Redis, not a cluster.
+        same request again takes over (its earlier attempt's answer was lost); as long as a
+        pending transfer or change owns its reservation (atp/store/pending.py). `atomic`: make
+        a reservation in one call (`reserve/make.lua`); by default on one Redis, not a cluster.
         `feed_entries`: that call also adds the SKUs of a reservation it makes to the live
         streams' change feed (of that length), saving the caller a round trip to publish them;
         `publishes_made` says whether it does."""
         self.client = self._redis = client
         self.replay_ttl_ms = replay_ttl_ms
-        self._takeover_ms = takeover_ms
+        self._takeover_ms = self.takeover_ms = takeover_ms
         self._atomic = not isinstance(client, RedisCluster) if atomic is None else atomic
         self._feed_entries = feed_entries if self._atomic else None
         self.publishes_made = self._feed_entries is not None
@@ -341,13 +342,15 @@ class ReservationStore:
         self, reservation_id: str, move: Move, network: Network, now_ms: int
     ) -> tuple[bool, dict[str, Any]]:
         """Move held units between locations (atp/store/transfers.py): (moved now, view)."""
-        return await transfers.transfer(self, reservation_id, move, network, now_ms)
+        return await pending.finishing(
+            transfers.transfer, self, reservation_id, move, network, now_ms
+        )
 
     async def change(
         self, reservation_id: str, asked: Change, network: Network, now_ms: int
     ) -> tuple[bool, dict[str, Any]]:
         """New quantities for lines (atp/store/changes.py): (changed now, view)."""
-        return await changes.change(self, reservation_id, asked, network, now_ms)
+        return await pending.finishing(changes.change, self, reservation_id, asked, network, now_ms)
 
     def _change_args(self, op: str, now_ms: int, ttl_seconds: int | None) -> list[int]:
         """ARGV of `record/<op>.lua` after the id and the time."""

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 from atp.core.amendments import Move
 from atp.core.errors import (
     NotHeld,
-    ReservationBusy,
     TooManyTransfers,
     TransferConflict,
     TransferShort,
@@ -35,6 +34,7 @@ from atp.core.network import Network
 from atp.core.reservations import MAX_MOVES, ReservationLine, candidates, view
 from atp.store import keys
 from atp.store.client import unavailable_as_error
+from atp.store.replies import busy
 
 if TYPE_CHECKING:
     from atp.store.reservations import ReservationStore
@@ -88,7 +88,7 @@ async def _step(store: ReservationStore, rid: str, now_ms: int, phase: str, valu
     if reply[0] == "too_many":
         raise TooManyTransfers(rid, MAX_MOVES)
     if reply[0] == "busy":
-        raise ReservationBusy(rid, reply[1], reply[2])
+        raise busy(rid, reply)
     return reply[0]
 
 

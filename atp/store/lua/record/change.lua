@@ -3,12 +3,14 @@
 -- atp/store/changes.py: begin, then hold/change.lua per SKU, then commit or abort). The record
 -- keeps its changes in `changes` as [id, fingerprint, status] (atp.core.reservations
 -- .CHANGE_PENDING / CHANGE_DONE), a pending one also with {sku: [locations it may hold at]}
--- (a release covers them) and its attempt (when it began: the hold/ marks are per attempt).
+-- (a release covers them), its attempt (when it began: the hold/ marks are per attempt) and
+-- its lines (so that another request can run it again to finish it: atp/store/pending.py).
 -- ARGV[3]  'begin' | 'commit' | 'abort'   ARGV[4]  change id   ARGV[5]  fingerprint
--- begin:  ARGV[6]  JSON {sku: [locations]}   ARGV[7]  most changes kept
+-- begin:  ARGV[6]  JSON {sku: [locations]}   ARGV[7]  most changes kept   ARGV[8]  lines JSON
 --   {'begun', attempt} (new, or a retry of a pending one: the same attempt)
 --   | {'replay'} (done already) | {'change_conflict'} (the id names other lines)
---   | {'busy', 'transfer' or 'change', its id} (another one is pending) | {'too_many'}
+--   | {'busy', 'transfer' or 'change', its id, when it began} (another one is pending)
+--   | {'too_many'}
 --   | {'not_found'} | {'expired'} | {'invalid', state}
 -- commit: ARGV[6]  attempt   ARGV[7]  request JSON (the new quantities)
 --   ARGV[8]  allocations JSON (with every done transfer: those become `applied`)
@@ -31,13 +33,14 @@ if phase == 'begin' then
   if state ~= 'held' and state ~= 'confirmed' then return {'invalid', state} end
   if overdue() then return {'expired'} end
   for _, m in ipairs(moves) do
-    if m[6] == 'pending' then return {'busy', 'transfer', m[1]} end
+    if m[6] == 'pending' then return {'busy', 'transfer', m[1], m[7] or ''} end
   end
   for _, other in ipairs(changes) do
-    if other[3] == 'pending' then return {'busy', 'change', other[1]} end
+    if other[3] == 'pending' then return {'busy', 'change', other[1], other[5]} end
   end
   if #changes >= tonumber(ARGV[7]) then return {'too_many'} end
-  table.insert(changes, {cid, ARGV[5], 'pending', cjson.decode(ARGV[6]), ARGV[2]})
+  table.insert(changes, {cid, ARGV[5], 'pending', cjson.decode(ARGV[6]), ARGV[2],
+    cjson.decode(ARGV[8])})
   save_list('changes', changes)
   return {'begun', ARGV[2]}
 end

@@ -1,13 +1,15 @@
 #!lua
 -- record/transfer.lua: the record's side of moving held units between locations (the saga in
--- atp/store/reservations.py: begin, then hold/transfer.lua, then commit or abort). The record
+-- atp/store/transfers.py: begin, then hold/transfer.lua, then commit or abort). The record
 -- keeps its transfers in `moves` as [id, sku, from, to, units, status]
--- (atp.core.reservations.MOVE_PENDING / MOVE_DONE); its allocations stay as first held.
+-- (atp.core.reservations.MOVE_PENDING / MOVE_DONE), a pending one also with when it began (so
+-- that another request may finish it once it is stale: atp/store/pending.py); its allocations
+-- stay as first held.
 -- ARGV[3]  'begin' | 'commit' | 'abort'   ARGV[4]  transfer id
 -- ARGV[5]  sku   ARGV[6]  from   ARGV[7]  to   ARGV[8]  units   ARGV[9]  most moves kept
 -- begin:  {'begun'} (listed as pending: release, confirm and fulfil now cover the destination)
 --         | {'replay'} (done already) | {'conflict'} (the id names another transfer)
---         | {'too_many'} | {'busy', 'change', its id} (a change of quantities is pending)
+--         | {'too_many'} | {'busy', 'change', its id, when it began} (a change is pending)
 --         | {'not_found'} | {'expired'} | {'invalid', state}
 -- commit: {'ok', state} (done, published as `transferred`; a repeat publishes nothing)
 -- abort:  {'ok', state} (a pending transfer that moved nothing is forgotten)
@@ -28,9 +30,9 @@ if phase == 'begin' then
   if overdue() then return {'expired'} end
   if #moves >= tonumber(ARGV[9]) then return {'too_many'} end
   for _, c in ipairs(cjson.decode(redis.call('HGET', rec, 'changes') or '[]')) do
-    if c[3] == 'pending' then return {'busy', 'change', c[1]} end
+    if c[3] == 'pending' then return {'busy', 'change', c[1], c[5]} end
   end
-  table.insert(moves, {tid, ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8]), 'pending'})
+  table.insert(moves, {tid, ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8]), 'pending', ARGV[2]})
   save_list('moves', moves)
   return {'begun'}
 end
@@ -44,6 +46,7 @@ if phase == 'abort' then
 end
 if moves[found][6] ~= 'pending' then return {'ok', state} end
 moves[found][6] = 'done'
+moves[found][7] = nil
 save_list('moves', moves)
 redis.call('HSET', rec, 'updated_ms', ARGV[2])
 publish('transferred', {'transfer_id', tid, 'sku', ARGV[5], 'from_location_id', ARGV[6],

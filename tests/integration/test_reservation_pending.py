@@ -1,0 +1,147 @@
+"""A transfer or change whose answer was lost (here: its last step fails as if the reply were
+lost) stays pending; on one Redis and on a cluster, the next transfer or change of the
+reservation is refused as busy while the pending one may still be running, and after the
+takeover time finishes it (done as asked, or dropped when it no longer fits) and goes on."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from atp.core.errors import StoreUnavailable
+from atp.store import changes, transfers
+from tests.integration.test_reservation_change import change, quantities, sku2
+from tests.integration.test_reservation_transfer import held_at, transfer
+from tests.integration.test_reservations import AUTH, atp, reserve, rid, seed
+from tests.integration.test_reservations import sku as sku
+
+pytestmark = pytest.mark.integration
+REDIS = ("node", "cluster")  # every test here runs on one Redis and on a cluster
+__all__ = ["sku", "sku2"]  # fixtures
+
+
+def app_client(settings, network, takeover_s):
+    quiet = settings.model_copy(
+        update={"sweep_interval_s": 60.0, "reservation_takeover_s": takeover_s}
+    )
+    return TestClient(create_app(quiet, network))
+
+
+@pytest.fixture
+def client(settings, demo_network):
+    """A pending transfer or change is stale 0.1 s after it began (the tests wait that)."""
+    with app_client(settings, demo_network, 0.1) as c:
+        yield c
+
+
+@pytest.fixture
+def patient(settings, demo_network):
+    """A pending transfer or change owns its reservation for a minute."""
+    with app_client(settings, demo_network, 60.0) as c:
+        yield c
+
+
+def lose_once(monkeypatch, owner, name, when=lambda *a: True):
+    """The first call of owner.name that `when` accepts fails as a lost reply would."""
+    real = getattr(owner, name)
+    lost = []
+
+    async def failing(*args, **kwargs):
+        if not lost and when(*args):
+            lost.append(True)
+            raise StoreUnavailable("the reply was lost")
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, failing)
+
+
+def stale():
+    time.sleep(0.2)  # past the 0.1 s takeover time of `client`
+
+
+def test_a_change_left_pending_is_finished_by_the_next_transfer(client, settings, sku, monkeypatch):
+    seed(settings.redis_url, sku, {"WH-NJ": 10, "WH-IL": 10})
+    i = rid()
+    assert reserve(client, {"reservation_id": i, "lines": [{"sku": sku, "quantity": 2}]}).is_success
+    lose_once(monkeypatch, changes._Run, "commit")
+    r = change(client, i, {"sku": sku, "quantity": 5})
+    assert r.status_code == 503, r.text
+    # Held, not recorded: the record still says 2, the holds 5.
+    assert quantities(client.get(f"/v1/reservations/{i}", headers=AUTH)) == [(sku, 2, 2)]
+    assert atp(client, sku, "WH-NJ") == 5
+    stale()
+    r = transfer(client, i, sku=sku, quantity=1)
+    assert r.status_code == 200, r.text
+    assert r.json()["changes"] == ["c1"] and [t["transfer_id"] for t in r.json()["transfers"]] == [
+        "t1"
+    ]
+    assert quantities(r) == [(sku, 5, 5)]
+    assert held_at(client, sku, i) == {"WH-NJ": 4, "WH-IL": 1}
+    assert (atp(client, sku, "WH-NJ"), atp(client, sku, "WH-IL")) == (6, 9)
+    # Its own client asking again gets the answer, and nothing is done twice.
+    r = change(client, i, {"sku": sku, "quantity": 5})
+    assert r.status_code == 200 and r.headers["Idempotent-Replayed"] == "true"
+    assert (atp(client, sku, "WH-NJ"), atp(client, sku, "WH-IL")) == (6, 9)
+
+
+def test_a_transfer_left_pending_is_finished_by_the_next_change(client, settings, sku, monkeypatch):
+    seed(settings.redis_url, sku, {"WH-NJ": 10, "WH-IL": 10})
+    i = rid()
+    assert reserve(client, {"reservation_id": i, "lines": [{"sku": sku, "quantity": 4}]}).is_success
+    lose_once(monkeypatch, transfers, "_step", lambda *a: a[3] == "commit")
+    assert transfer(client, i, sku=sku, quantity=2).status_code == 503
+    assert (atp(client, sku, "WH-NJ"), atp(client, sku, "WH-IL")) == (8, 8)  # moved
+    stale()
+    r = change(client, i, {"sku": sku, "quantity": 5})
+    assert r.status_code == 200, r.text
+    assert [t["transfer_id"] for t in r.json()["transfers"]] == ["t1"]
+    assert held_at(client, sku, i) == {"WH-NJ": 3, "WH-IL": 2}
+    assert (atp(client, sku, "WH-NJ"), atp(client, sku, "WH-IL")) == (7, 8)
+
+
+def test_a_pending_change_that_no_longer_fits_is_dropped(client, settings, sku, sku2, monkeypatch):
+    seed(settings.redis_url, sku, {"WH-NJ": 10})
+    seed(settings.redis_url, sku2, {"WH-NJ": 5})
+    lines = [
+        {"sku": sku, "quantity": 2, "location_id": "WH-NJ"},
+        {"sku": sku2, "quantity": 2, "location_id": "WH-NJ"},
+    ]
+    i = rid()
+    assert reserve(client, {"reservation_id": i, "lines": lines}).is_success
+    lose_once(monkeypatch, changes._Run, "place")  # begun; nothing placed
+    r = change(client, i, {"sku": sku, "quantity": 9, "location_id": "WH-NJ"})
+    assert r.status_code == 503
+    other = {"reservation_id": rid(), "lines": [{"sku": sku, "quantity": 8}]}
+    assert reserve(client, other).is_success  # what c1 wanted is gone
+    stale()
+    r = change(client, i, {"sku": sku2, "quantity": 1, "location_id": "WH-NJ"}, change_id="c2")
+    assert r.status_code == 200, r.text
+    assert r.json()["changes"] == ["c2"]
+    assert quantities(r) == [(sku, 2, 2), (sku2, 1, 1)]
+    assert (atp(client, sku, "WH-NJ"), atp(client, sku2, "WH-NJ")) == (0, 4)
+    # c1 again is a new attempt, refused as it no longer fits.
+    r = change(client, i, {"sku": sku, "quantity": 9, "location_id": "WH-NJ"})
+    assert r.status_code == 409 and r.json()["code"] == "insufficient_stock"
+
+
+def test_while_a_pending_one_may_still_run_the_next_is_busy(patient, settings, sku, monkeypatch):
+    seed(settings.redis_url, sku, {"WH-NJ": 10, "WH-IL": 10})
+    i = rid()
+    assert reserve(
+        patient, {"reservation_id": i, "lines": [{"sku": sku, "quantity": 2}]}
+    ).is_success
+    lose_once(monkeypatch, changes._Run, "commit")
+    assert change(patient, i, {"sku": sku, "quantity": 5}).status_code == 503
+    r = transfer(patient, i, sku=sku, quantity=1)
+    assert r.status_code == 409 and r.headers["content-type"] == "application/problem+json"
+    assert r.json()["code"] == "reservation_busy"
+    assert r.json()["pending"] == {"kind": "change", "id": "c1"}
+    assert 1 <= int(r.headers["Retry-After"]) <= 60
+    assert held_at(patient, sku, i) == {"WH-NJ": 2}  # nothing moved
+    # Its own client finishes it; then the transfer goes through.
+    assert change(patient, i, {"sku": sku, "quantity": 5}).status_code == 200
+    assert transfer(patient, i, sku=sku, quantity=1).status_code == 200
+    assert held_at(patient, sku, i) == {"WH-NJ": 4, "WH-IL": 1}
