@@ -59,8 +59,9 @@ async def transfer(
     ]
     with unavailable_as_error():
         begun = await _step(store, rid, now_ms, "begin", values)
-        if begun == "replay":
+        if begun[0] == "replay":
             return False, view(rid, await store.stored(rid), now_ms)
+        attempt = begun[1]
         mark = keys.transfer_mark(move.sku, rid, move.transfer_id)
         reply = await store.run_hold(
             "transfer",
@@ -72,24 +73,32 @@ async def transfer(
             move.quantity,
             safety,
             store.replay_ttl_ms,
+            attempt,
             extra_keys=[mark],
         )
         if reply[0] != "moved":
-            await _step(store, rid, now_ms, "abort", values)
+            await _step(store, rid, now_ms, "abort", values, attempt)
             raise _refusal(rid, move, reply[0], int(reply[1]))
         await _step(store, rid, now_ms, "commit", values)
         return True, view(rid, await store.stored(rid), now_ms)
 
 
-async def _step(store: ReservationStore, rid: str, now_ms: int, phase: str, values: list) -> str:
-    reply = await store.run_record("transfer", rid, now_ms, phase, *values, MAX_MOVES)
+async def _step(
+    store: ReservationStore,
+    rid: str,
+    now_ms: int,
+    phase: str,
+    values: list[Any],
+    attempt: str = "",
+) -> list[str]:
+    reply = await store.run_record("transfer", rid, now_ms, phase, *values, MAX_MOVES, attempt)
     if reply[0] == "conflict":
         raise TransferConflict(rid, values[0])
     if reply[0] == "too_many":
         raise TooManyTransfers(rid, MAX_MOVES)
     if reply[0] == "busy":
         raise busy(rid, reply)
-    return reply[0]
+    return reply
 
 
 def _refusal(rid: str, move: Move, code: str, units: int) -> Exception:

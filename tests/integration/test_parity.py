@@ -191,13 +191,13 @@ def test_a_transfer_moves_as_transfer_outcome_says(
             r.zadd(keys.expiry(sku), {"R-1@L1": expires})
     mark = keys.transfer_mark(sku, "R-1", "T-1")
     script = r.register_script(load_script("hold/transfer.lua"))
-    args = ["R-1", now, "L1", "L2", units, safety, 60_000]
+    args = ["R-1", now, "L1", "L2", units, safety, 60_000, "1000"]
     reply = script(keys=[*keys.sku_keys(sku), mark], args=args)
     code, n = transfer_outcome(held, LocationCounts(on_hand, reserved), safety, units)
     assert reply[0].decode() == code
     if code != "moved":
         assert int(reply[1]) == n
-        assert r.exists(mark) == 0
+        assert r.get(mark) == f"{code} 1000 {n}".encode()  # that attempt's answer
     moved = units if code == "moved" else 0
     stock = {k.decode(): int(v) for k, v in r.hgetall(keys.stock(sku)).items()}
     assert (stock["rs:L1"], stock["rs:L2"]) == (held - moved, reserved + moved)
@@ -205,9 +205,15 @@ def test_a_transfer_moves_as_transfer_outcome_says(
     assert holds == {m: u for m, u in (("R-1@L1", held - moved), ("R-1@L2", moved)) if u}
     scores = dict(r.zrange(keys.expiry(sku), 0, -1, withscores=True))
     assert scores == ({} if confirmed else {m.encode(): expires for m in holds})
-    if code == "moved":  # asked again (its answer was lost): nothing moves twice
-        assert script(keys=[*keys.sku_keys(sku), mark], args=args) == [b"moved"]
-        assert {k.decode(): int(v) for k, v in r.hgetall(keys.holds(sku)).items()} == holds
+    # Asked again in the same attempt (its answer was lost, or another request finishes it),
+    # with stock that would now let it move: the same answer, nothing moves (twice).
+    r.hincrby(keys.stock(sku), "oh:L2", units + reserved + safety)
+    again = script(keys=[*keys.sku_keys(sku), mark], args=args)
+    assert again == ([b"moved"] if code == "moved" else [code.encode(), n])
+    assert {k.decode(): int(v) for k, v in r.hgetall(keys.holds(sku)).items()} == holds
+    if code == "short":  # a later attempt is checked afresh
+        later = script(keys=[*keys.sku_keys(sku), mark], args=[*args[:-1], "2000"])
+        assert later == [b"moved"]
     r.delete(*keys.sku_keys(sku), mark)
 
 

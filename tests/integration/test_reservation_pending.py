@@ -12,7 +12,9 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from atp.core.errors import StoreUnavailable
-from atp.store import changes, transfers
+from atp.store import changes, keys, transfers
+from atp.store.scripts import load_script
+from tests.integration.conftest import redis_client
 from tests.integration.test_reservation_change import change, quantities, sku2
 from tests.integration.test_reservation_transfer import held_at, transfer
 from tests.integration.test_reservations import AUTH, atp, reserve, rid, seed
@@ -145,3 +147,42 @@ def test_while_a_pending_one_may_still_run_the_next_is_busy(patient, settings, s
     assert change(patient, i, {"sku": sku, "quantity": 5}).status_code == 200
     assert transfer(patient, i, sku=sku, quantity=1).status_code == 200
     assert held_at(patient, sku, i) == {"WH-NJ": 4, "WH-IL": 1}
+
+
+def test_a_stale_runner_does_not_drop_a_later_attempt(client, settings, sku):
+    """Every runner of an attempt gets the answer it was first given, and one of an earlier
+    attempt, resuming late, neither moves the units nor drops the later attempt's entry."""
+    seed(settings.redis_url, sku, {"WH-NJ": 10, "WH-IL": 0})
+    i = rid()
+    assert reserve(client, {"reservation_id": i, "lines": [{"sku": sku, "quantity": 2}]}).is_success
+    record = redis_client(settings.redis_url)
+    step = record.register_script(load_script("record/transfer.lua"))
+    hold = record.register_script(load_script("hold/transfer.lua"))
+    values = ["t1", sku, "WH-NJ", "WH-IL", 1, 100]
+    mark = keys.transfer_mark(sku, i, "t1")
+    now = int(time.time() * 1000)
+    try:
+
+        def run(phase, at, attempt=""):
+            return step(keys=keys.record_keys(i), args=[i, at, phase, *values, attempt])
+
+        def move(attempt):
+            args = [i, now, "WH-NJ", "WH-IL", 1, 0, 60_000, attempt]
+            return hold(keys=[*keys.sku_keys(sku), mark], args=args)
+
+        first = run("begin", now)
+        assert first == [b"begun", str(now).encode()]
+        assert move(str(now)) == [b"short", 0]  # WH-IL has nothing
+        assert run("abort", now, str(now))[0] == b"ok"
+        later = run("begin", now + 1)[1].decode()  # asked again: a new attempt
+        seed(settings.redis_url, sku, {"WH-IL": 5})
+        assert move(str(now)) == [b"short", 0]  # the first attempt's runner, resuming late
+        assert run("abort", now, str(now))[0] == b"ok"  # ... drops nothing of the later one
+        assert move(later) == [b"moved"]
+        assert run("commit", now + 1)[0] == b"ok"
+    finally:
+        record.close()
+    r = client.get(f"/v1/reservations/{i}", headers=AUTH)
+    assert [t["transfer_id"] for t in r.json()["transfers"]] == ["t1"]
+    assert held_at(client, sku, i) == {"WH-NJ": 1, "WH-IL": 1}
+    assert (atp(client, sku, "WH-NJ"), atp(client, sku, "WH-IL")) == (9, 4)

@@ -7,7 +7,9 @@
 -- stay as first held.
 -- ARGV[3]  'begin' | 'commit' | 'abort'   ARGV[4]  transfer id
 -- ARGV[5]  sku   ARGV[6]  from   ARGV[7]  to   ARGV[8]  units   ARGV[9]  most moves kept
--- begin:  {'begun'} (listed as pending: release, confirm and fulfil now cover the destination)
+-- ARGV[10]  abort: the attempt (a stale runner does not drop a later attempt's entry)
+-- begin:  {'begun', attempt} (listed as pending: release, confirm and fulfil now cover the
+--         destination; a retry of a pending one gets its attempt: when it began)
 --         | {'replay'} (done already) | {'conflict'} (the id names another transfer)
 --         | {'too_many'} | {'busy', 'change', its id, when it began} (a change is pending)
 --         | {'not_found'} | {'expired'} | {'invalid', state}
@@ -24,7 +26,7 @@ if phase == 'begin' then
       return {'conflict'}
     end
     if m[6] ~= 'pending' then return {'replay'} end  -- done (or applied by a change since)
-    return {'begun'}  -- a retry of one whose answer was lost: hold/transfer.lua knows if it moved
+    return {'begun', m[7] or ''}  -- a retry: hold/transfer.lua knows what the attempt did
   end
   if state ~= 'held' and state ~= 'confirmed' then return {'invalid', state} end
   if overdue() then return {'expired'} end
@@ -34,11 +36,11 @@ if phase == 'begin' then
   end
   table.insert(moves, {tid, ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8]), 'pending', ARGV[2]})
   save_list('moves', moves)
-  return {'begun'}
+  return {'begun', ARGV[2]}
 end
 if not found then return {'ok', state} end
 if phase == 'abort' then
-  if moves[found][6] == 'pending' then
+  if moves[found][6] == 'pending' and (moves[found][7] or '') == (ARGV[10] or '') then
     table.remove(moves, found)
     save_list('moves', moves)
   end
