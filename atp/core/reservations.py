@@ -57,9 +57,11 @@ MOVE_APPLIED = "applied"
 MAX_MOVES = 100  # per reservation: the record stays small
 # A change of quantities keeps the same state; published as `changed`.
 CHANGED = "changed"
-# A reservation's record keeps its changes as [change_id, fingerprint, status], and while one is
-# `pending` also {sku: [locations it may hold at]}, its attempt and its lines (record/change.lua).
-CHANGE_PENDING, CHANGE_DONE = "pending", "done"
+# A reservation's record keeps its changes as [change_id, fingerprint, status], and until one
+# is done also {sku: [locations it may hold at]}, its attempt and its lines. Its status goes
+# pending -> cutting -> done, or pending -> aborting, then dropped (record/change.lua).
+CHANGE_PENDING, CHANGE_CUTTING, CHANGE_ABORTING = "pending", "cutting", "aborting"
+CHANGE_DONE = "done"
 MAX_CHANGES = 100
 
 
@@ -236,13 +238,13 @@ class Stored:
             if status == MOVE_PENDING:
                 return "transfer", tid
         for cid, _, status, *_ in self.changes:
-            if status == CHANGE_PENDING:
+            if status != CHANGE_DONE:
                 return "change", cid
         return None
 
     def pending_change(self) -> PendingChange | None:
         for cid, _, status, *pending in self.changes:
-            if status == CHANGE_PENDING:
+            if status != CHANGE_DONE:
                 lines = pending[2] if len(pending) > 2 else None
                 return PendingChange(cid, pending[0], str(pending[1]), lines)
         return None
@@ -263,7 +265,7 @@ class Stored:
         for _, sku, _, to, _, _ in self.moves:
             add(sku, to)
         for _, _, status, *pending in self.changes:
-            if status == CHANGE_PENDING:
+            if status != CHANGE_DONE:
                 for sku, locs in pending[0].items():
                     for loc in locs:
                         add(sku, loc)

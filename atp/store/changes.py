@@ -24,6 +24,7 @@ units are held (a release gives them back) and a new change or transfer waits fo
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -67,19 +68,17 @@ async def change(
     with unavailable_as_error():
         stored = await store.stored(rid)
         plan_change(stored, asked)  # a line it does not have: refused before anything is written
-        begun = await _record(
-            store,
-            rid,
-            now_ms,
-            "begin",
-            asked.change_id,
-            fingerprint,
-            orjson.dumps(_reach(stored, asked, network)),
-            MAX_CHANGES,
-            orjson.dumps(asked.canonical()),
-        )
+        reach = orjson.dumps(_reach(stored, asked, network))
+        begin = ("begin", asked.change_id, fingerprint, reach, MAX_CHANGES, asked.canonical())
+        begun = await _record(store, rid, now_ms, *begin[:5], orjson.dumps(begin[5]))
+        if begun[0] == "aborting":  # an earlier attempt was being aborted: finish that first
+            run = _Run(store, rid, asked, fingerprint, begun[1], now_ms, stored)
+            await run.abandon()
+            begun = await _record(store, rid, now_ms, *begin[:5], orjson.dumps(begin[5]))
         if begun[0] == "replay":
             return False, view(rid, await store.stored(rid), now_ms)
+        if begun[0] != "begun":
+            raise _gone(rid, asked)
         # Read again: no transfer or other change can start from now until this one ends.
         run = _Run(store, rid, asked, fingerprint, begun[1], now_ms, await store.stored(rid))
         await run.apply(network)
@@ -103,18 +102,33 @@ class _Run:
         self.fingerprint, self.attempt, self.stored = fingerprint, attempt, stored
         self.marks: dict[str, str] = {}
 
+    def mark(self, skus: Iterable[str]) -> None:
+        self.marks = {
+            sku: keys.change_mark(sku, self.rid, self.asked.change_id, self.attempt)
+            for sku in sorted(skus)
+        }
+
     async def apply(self, network: Network) -> None:
         plan = plan_change(self.stored, self.asked)
         increases, cuts = _per_sku(self.stored, plan, network)
-        self.marks = {
-            sku: keys.change_mark(sku, self.rid, self.asked.change_id, self.attempt)
-            for sku in sorted({*increases, *cuts})
-        }
+        self.mark({*increases, *cuts})
         placed = await self.place(plan, increases)
-        for sku, pairs in sorted(cuts.items()):
-            if (await self.hold(sku, "cut", *pairs))[0] == "undone":
+        if cuts:  # from here on it cannot be aborted: what is given back may be sold
+            if (await self.record("cutting", self.attempt))[0] != "ok":
                 raise _gone(self.rid, self.asked)
+            for sku, pairs in sorted(cuts.items()):
+                if (await self.hold(sku, "cut", *pairs))[0] == "undone":
+                    raise _gone(self.rid, self.asked)
         await self.commit(plan, placed)
+        for mark in self.marks.values():  # done: its marks now only answer late runners
+            ttl = keys.mark_ttl_ms(self.store.replay_ttl_ms)
+            await self.store.client.pexpireat(mark, self.now_ms + ttl)
+
+    async def abandon(self) -> None:
+        """Finish aborting this attempt: give back what it placed, then forget it."""
+        self.mark({ln.sku for ln in self.asked.lines})
+        await self.undo()
+        await self.record("drop", self.attempt)
 
     async def hold(self, sku: str, phase: str, *args: Any) -> list[Any]:
         score = self.stored.expires_ms if self.stored.state == HELD else ""
@@ -124,7 +138,7 @@ class _Run:
             self.rid,
             self.now_ms,
             phase,
-            self.store.replay_ttl_ms,
+            keys.mark_ttl_ms(self.store.replay_ttl_ms),
             score,
             *args,
             extra_keys=[self.marks[sku]],
@@ -150,8 +164,13 @@ class _Run:
             elif reply[0] == "placed":
                 placed.update((line, parts) for line, parts in orjson.loads(reply[1]))
         if shortages:
+            # Aborted in the record first, so that no other runner of this attempt can cut or
+            # commit; given back then (and forgotten): a crash in between leaves it
+            # `aborting`, and the next request that meets it finishes the abort.
+            if (await self.record("abort", self.attempt))[0] != "aborting":
+                raise _gone(self.rid, self.asked, "is being finished by another request")
             await self.undo()
-            await self.record("abort", self.attempt)
+            await self.record("drop", self.attempt)
             raise InsufficientStock(_short_lines(self.stored, plan, shortages))
         return placed
 
@@ -197,8 +216,28 @@ async def cover(
     for sku in sorted(pending.reach):
         mark = keys.change_mark(sku, rid, pending.change_id, pending.attempt)
         await store.run_hold(
-            "change", sku, rid, now_ms, "expiry", store.replay_ttl_ms, score, extra_keys=[mark]
+            "change",
+            sku,
+            rid,
+            now_ms,
+            "expiry",
+            keys.mark_ttl_ms(store.replay_ttl_ms),
+            score,
+            extra_keys=[mark],
         )
+
+
+async def fence(store: ReservationStore, rid: str, now_ms: int, closed: Stored) -> None:
+    """After a reservation closed: a change of it not done gives back what it placed and can
+    place nothing more (its marks are undone), so no hold outlives it."""
+    pending = closed.pending_change()
+    if pending is None:
+        return
+    skus = {*pending.reach, *(ln["sku"] for ln in pending.lines or [])}
+    ttl = keys.mark_ttl_ms(store.replay_ttl_ms)
+    for sku in sorted(skus):
+        mark = keys.change_mark(sku, rid, pending.change_id, pending.attempt)
+        await store.run_hold("change", sku, rid, now_ms, "undo", ttl, "", extra_keys=[mark])
 
 
 async def _record(store: ReservationStore, rid: str, now_ms: int, *args: Any) -> list[str]:
@@ -212,8 +251,8 @@ async def _record(store: ReservationStore, rid: str, now_ms: int, *args: Any) ->
     return reply
 
 
-def _gone(rid: str, asked: Change) -> ReservationBusy:
-    return ReservationBusy(rid, "change", asked.change_id, "was given up by another attempt")
+def _gone(rid: str, asked: Change, why: str = "was given up by another attempt") -> ReservationBusy:
+    return ReservationBusy(rid, "change", asked.change_id, why)
 
 
 def _line_candidates(

@@ -148,6 +148,12 @@ def transfer_mark(sku: str, reservation_id: str, transfer_id: str) -> str:
     return f"{PREFIX}:{{{sku}}}:moved:{reservation_id}@{transfer_id}"
 
 
+def mark_ttl_ms(replay_ttl_ms: int) -> int:
+    """How long a transfer's or change's marks are kept once it is done: as long as replays
+    are answered, and at least an hour (a runner that stalled may still come back)."""
+    return max(replay_ttl_ms, 3_600_000)
+
+
 def change_mark(sku: str, reservation_id: str, change_id: str, attempt: int | str) -> str:
     """What an attempt at a change of a reservation did to this SKU's holds (hold/change.lua)."""
     return f"{PREFIX}:{{{sku}}}:changed:{reservation_id}@{change_id}@{attempt}"

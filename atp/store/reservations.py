@@ -311,6 +311,8 @@ class ReservationStore:
                 locs = {}  # a change may have put new holds on the expiry it read: cover all
             await self._cover_transfers(rid, op, now_ms, ttl_seconds, locs, after)
             await changes.cover(self, rid, op, now_ms, ttl_seconds, after)
+            if after.state not in (HELD, CONFIRMED):
+                await changes.fence(self, rid, now_ms, after)
         return view(rid, after, now_ms)
 
     async def _cover_transfers(
@@ -339,12 +341,10 @@ class ReservationStore:
             await self._persist_or_extend(rid, op, now_ms, new_expiry, new)
 
     async def transfer(
-        self, reservation_id: str, move: Move, network: Network, now_ms: int
+        self, rid: str, move: Move, network: Network, now_ms: int
     ) -> tuple[bool, dict[str, Any]]:
         """Move held units between locations (atp/store/transfers.py): (moved now, view)."""
-        return await pending.finishing(
-            transfers.transfer, self, reservation_id, move, network, now_ms
-        )
+        return await pending.finishing(transfers.transfer, self, rid, move, network, now_ms)
 
     async def change(
         self, reservation_id: str, asked: Change, network: Network, now_ms: int
@@ -376,6 +376,7 @@ class ReservationStore:
     async def _expire(self, rid: str, now_ms: int, locs: dict[str, list[str]]) -> None:
         await self._give_back(rid, now_ms, locs)
         await self.run_record("expire", rid, now_ms, self.replay_ttl_ms)
+        await changes.fence(self, rid, now_ms, await self.stored(rid))
 
     async def abandon(self, rid: str, network: Network, now_ms: int) -> bool:
         """Give back what a half-made reservation holds and free its id (the sweeper, once

@@ -30,7 +30,7 @@ async def restore(
     """Put a reservation back with these allocations (its transfers applied) and state.
 
     `times` is (created_ms, updated_ms, expires_ms); `moves` its transfers as its record
-    keeps them, each with when it was made (their marks are kept `replay_ttl_ms` from then,
+    keeps them, each with when it was made (their marks are kept keys.mark_ttl_ms from then,
     as hold/transfer.lua keeps them); `changes` its done changes of quantities (the
     allocations have them); `fingerprint` that of the request it was made with, when a change
     has changed `request` since. Returns False when the reservation
@@ -72,5 +72,5 @@ async def restore(
         )
         for (tid, sku, *_), at in moves:
             mark = keys.transfer_mark(sku, reservation_id, tid)
-            await store.client.set(mark, "1", pxat=at + replay_ttl_ms)
+            await store.client.set(mark, "1", pxat=at + keys.mark_ttl_ms(replay_ttl_ms))
     return reply[0] == "restored"

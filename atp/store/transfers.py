@@ -25,19 +25,22 @@ from typing import TYPE_CHECKING, Any
 
 from atp.core.amendments import Move
 from atp.core.errors import (
+    LocationNotInChannel,
     NotHeld,
     TooManyTransfers,
     TransferConflict,
     TransferShort,
 )
 from atp.core.network import Network
-from atp.core.reservations import MAX_MOVES, ReservationLine, candidates, view
+from atp.core.reservations import MAX_MOVES, MOVE_PENDING, ReservationLine, candidates, view
 from atp.store import keys
 from atp.store.client import unavailable_as_error
 from atp.store.replies import busy
 
 if TYPE_CHECKING:
     from atp.store.reservations import ReservationStore
+
+NO_ROOM = 10**15  # a safety stock no destination has room beyond
 
 
 async def transfer(
@@ -49,7 +52,15 @@ async def transfer(
     stored = await store.stored(rid)
     channel = stored.request["channel"]
     line = ReservationLine(move.sku, move.quantity, move.to_location_id)
-    [(_, safety)] = candidates(network, channel, line)  # the destination serves the channel
+    unservable: LocationNotInChannel | None = None
+    try:
+        [(_, safety)] = candidates(network, channel, line)  # the destination serves the channel
+    except LocationNotInChannel as exc:
+        # It left the channel while this transfer was pending: finished all the same, as
+        # moved if it did, else refused (no room there) and dropped.
+        if (move.transfer_id, MOVE_PENDING) not in {(m[0], m[5]) for m in stored.moves}:
+            raise
+        safety, unservable = NO_ROOM, exc
     values = [
         move.transfer_id,
         move.sku,
@@ -72,14 +83,16 @@ async def transfer(
             move.to_location_id,
             move.quantity,
             safety,
-            store.replay_ttl_ms,
+            keys.mark_ttl_ms(store.replay_ttl_ms),
             attempt,
             extra_keys=[mark],
         )
         if reply[0] != "moved":
             await _step(store, rid, now_ms, "abort", values, attempt)
-            raise _refusal(rid, move, reply[0], int(reply[1]))
+            raise unservable or _refusal(rid, move, reply[0], int(reply[1]))
         await _step(store, rid, now_ms, "commit", values)
+        # Kept from when it began, on the caller's clock, as `atp rebuild` sets it.
+        await store.client.pexpireat(mark, now_ms + keys.mark_ttl_ms(store.replay_ttl_ms))
         return True, view(rid, await store.stored(rid), now_ms)
 
 
@@ -92,7 +105,7 @@ async def _step(
     attempt: str = "",
 ) -> list[str]:
     reply = await store.run_record("transfer", rid, now_ms, phase, *values, MAX_MOVES, attempt)
-    if reply[0] == "conflict":
+    if reply[0] == "transfer_conflict":
         raise TransferConflict(rid, values[0])
     if reply[0] == "too_many":
         raise TooManyTransfers(rid, MAX_MOVES)

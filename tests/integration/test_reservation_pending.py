@@ -5,13 +5,14 @@ takeover time finishes it (done as asked, or dropped when it no longer fits) and
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from atp.core.errors import StoreUnavailable
+from atp.core.errors import LocationNotInChannel, StoreUnavailable
 from atp.store import changes, keys, transfers
 from atp.store.scripts import load_script
 from tests.integration.conftest import redis_client
@@ -186,3 +187,125 @@ def test_a_stale_runner_does_not_drop_a_later_attempt(client, settings, sku):
     assert [t["transfer_id"] for t in r.json()["transfers"]] == ["t1"]
     assert held_at(client, sku, i) == {"WH-NJ": 1, "WH-IL": 1}
     assert (atp(client, sku, "WH-NJ"), atp(client, sku, "WH-IL")) == (9, 4)
+
+
+def test_a_short_runner_leaves_alone_what_another_runner_of_the_attempt_committed(
+    client, settings, sku, monkeypatch
+):
+    """Two runners of one attempt (a retry beside its original, or a request finishing it):
+    the first finds the increase short; stock arrives and the second places and commits it
+    before the first aborts. The first must not give back what the second committed."""
+    seed(settings.redis_url, sku, {"WH-NJ": 2, "WH-IL": 0})
+    i = rid()
+    assert reserve(client, {"reservation_id": i, "lines": [{"sku": sku, "quantity": 2}]}).is_success
+    real = changes._Run.record
+    network = client.app.state.services.network
+
+    async def second_runner_first(run, step, *args):
+        if step == "abort":
+            await asyncio.to_thread(seed, settings.redis_url, sku, {"WH-IL": 10})
+            assert await changes.change(run.store, i, run.asked, network, run.now_ms)
+        return await real(run, step, *args)
+
+    monkeypatch.setattr(changes._Run, "record", second_runner_first)
+    r = change(client, i, {"sku": sku, "quantity": 5})
+    assert r.status_code == 409 and r.json()["code"] == "reservation_busy", r.text
+    monkeypatch.undo()
+    r = change(client, i, {"sku": sku, "quantity": 5})  # asked again: it was done
+    assert r.status_code == 200 and r.headers["Idempotent-Replayed"] == "true"
+    assert held_at(client, sku, i) == {"WH-NJ": 2, "WH-IL": 3}
+    assert (atp(client, sku, "WH-NJ"), atp(client, sku, "WH-IL")) == (0, 7)
+
+
+def test_an_abort_cut_short_is_finished_by_the_next_request(client, settings, sku, monkeypatch):
+    seed(settings.redis_url, sku, {"WH-NJ": 3})
+    i = rid()
+    line = {"sku": sku, "quantity": 2, "location_id": "WH-NJ"}
+    assert reserve(client, {"reservation_id": i, "lines": [line]}).is_success
+    lose_once(monkeypatch, changes._Run, "record", lambda *a: a[1] == "drop")
+    r = change(client, i, {**line, "quantity": 5})  # short: given back, not yet forgotten
+    assert r.status_code == 503
+    assert atp(client, sku, "WH-NJ") == 1
+    stale()
+    r = change(client, i, {**line, "quantity": 3}, change_id="c2")
+    assert r.status_code == 200, r.text
+    assert r.json()["changes"] == ["c2"] and held_at(client, sku, i) == {"WH-NJ": 3}
+    assert atp(client, sku, "WH-NJ") == 0
+
+
+def test_a_change_cannot_place_once_its_reservation_closed(client, settings, sku, monkeypatch):
+    """A release that lands before a change places its increase: the change places nothing,
+    so nothing is held by the closed reservation, even when it is confirmed (no expiry)."""
+    seed(settings.redis_url, sku, {"WH-NJ": 2, "WH-IL": 10})
+    i = rid()
+    assert reserve(client, {"reservation_id": i, "lines": [{"sku": sku, "quantity": 2}]}).is_success
+    assert client.post(f"/v1/reservations/{i}/confirm", headers=AUTH).status_code == 200
+    real = changes._Run.place
+
+    async def released_first(run, plan, *args):
+        await run.store.transition(i, "release", run.now_ms)
+        return await real(run, plan, *args)
+
+    monkeypatch.setattr(changes._Run, "place", released_first)
+    lose_once(monkeypatch, changes._Run, "commit")  # and the runner dies before its commit
+    r = change(client, i, {"sku": sku, "quantity": 5})
+    assert r.status_code in (409, 503), r.text
+    assert client.get(f"/v1/reservations/{i}", headers=AUTH).json()["state"] == "released"
+    assert (atp(client, sku, "WH-NJ"), atp(client, sku, "WH-IL")) == (2, 10)
+
+
+def test_marks_outlive_a_pending_change_and_expire_once_it_is_done(
+    client, settings, sku, monkeypatch
+):
+    seed(settings.redis_url, sku, {"WH-NJ": 10})
+    i = rid()
+    line = {"sku": sku, "quantity": 2, "location_id": "WH-NJ"}
+    assert reserve(client, {"reservation_id": i, "lines": [line]}).is_success
+    lose_once(monkeypatch, changes._Run, "commit")
+    assert change(client, i, {**line, "quantity": 5}).status_code == 503
+    r = redis_client(settings.redis_url)
+    try:
+        [mark] = [k for k in r.scan_iter(f"*{{{sku}}}:changed:{i}@c1@*")]
+        assert r.pttl(mark) == -1  # no expiry while the change may still be finished
+        assert change(client, i, {**line, "quantity": 5}).status_code == 200
+        assert r.pttl(mark) > 0
+    finally:
+        r.close()
+    assert atp(client, sku, "WH-NJ") == 5
+
+
+@pytest.mark.parametrize("lost", ["commit", "hold"])
+def test_a_pending_transfer_to_a_location_that_left_the_channel_is_finished(
+    client, settings, sku, monkeypatch, lost
+):
+    """The network file changed while the transfer was pending: the next request still
+    finishes it, as moved (its reply was lost after the move) or dropped (it never moved)."""
+    seed(settings.redis_url, sku, {"WH-NJ": 10, "WH-IL": 10})
+    i = rid()
+    assert reserve(client, {"reservation_id": i, "lines": [{"sku": sku, "quantity": 4}]}).is_success
+    store = client.app.state.services.reservations
+    if lost == "commit":
+        lose_once(monkeypatch, transfers, "_step", lambda *a: a[3] == "commit")
+    else:
+        lose_once(monkeypatch, store, "run_hold", lambda *a: a[0] == "transfer")
+    assert transfer(client, i, sku=sku, quantity=2).status_code == 503
+    real = transfers.candidates
+
+    def without_il(network, channel, line):
+        if line.location_id == "WH-IL":
+            raise LocationNotInChannel("WH-IL", channel, "closed for the test")
+        return real(network, channel, line)
+
+    monkeypatch.setattr(transfers, "candidates", without_il)
+    stale()
+    r = change(client, i, {"sku": sku, "quantity": 3})
+    assert r.status_code == 200, r.text
+    if lost == "commit":  # moved: recorded, and the change takes one from its last location
+        assert [t["transfer_id"] for t in r.json()["transfers"]] == ["t1"]
+        assert held_at(client, sku, i) == {"WH-NJ": 2, "WH-IL": 1}
+    else:
+        assert r.json()["transfers"] == []
+        assert held_at(client, sku, i) == {"WH-NJ": 3}
+    assert (atp(client, sku, "WH-NJ"), atp(client, sku, "WH-IL")) == (
+        (8, 9) if lost == "commit" else (7, 10)
+    )

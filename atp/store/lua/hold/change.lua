@@ -2,8 +2,11 @@
 -- hold/change.lua: this SKU's side of a change of a reservation's quantities (the saga in
 -- atp/store/changes.py), one phase per call. The attempt's mark (KEYS[4], a hash: `placed`,
 -- `cut`, `state`) makes each phase happen once however often it is asked, and an attempt
--- that was undone (another SKU was short) do nothing more.
--- ARGV[3]  'place' | 'check' | 'cut' | 'undo' | 'expiry'   ARGV[4]  how long the mark is kept
+-- that was undone (another SKU was short, or the reservation closed) do nothing more. The mark
+-- has no expiry while the change may still run (atp/store/changes.py gives it one when the
+-- change is done; `undo` here), so a change finished late does nothing twice.
+-- ARGV[3]  'place' | 'check' | 'cut' | 'undo' | 'expiry'
+-- ARGV[4]  how long the mark is kept once undone (ms)
 -- ARGV[5]  the expiry of new holds ('' none: a confirmed reservation), as the change read it;
 --   `expiry` (an extend or confirm made while the change runs) sets it in the mark, where
 --   `place` takes it from instead, and moves what was placed onto it
@@ -15,9 +18,6 @@
 --         check: {'ok'} | {'short', ...}   cut, undo, expiry: {'ok'}
 --         place, cut: {'undone'} (the attempt was undone: nothing changed)
 local mark, phase = KEYS[4], ARGV[3]
-local function keep()
-  redis.call('PEXPIREAT', mark, now + tonumber(ARGV[4]))
-end
 local done = redis.call('HGET', mark, 'state')
 
 if phase == 'undo' then
@@ -29,7 +29,7 @@ if phase == 'undo' then
     end
   end
   redis.call('HSET', mark, 'state', 'undone')
-  keep()
+  redis.call('PEXPIREAT', mark, now + tonumber(ARGV[4]))
   return {'ok'}
 end
 if phase == 'expiry' then
@@ -46,7 +46,6 @@ if phase == 'expiry' then
       end
     end
   end
-  keep()
   return {'ok'}
 end
 if done == 'undone' and phase ~= 'check' then return {'undone'} end
@@ -57,11 +56,12 @@ if phase == 'cut' then
     take_off(ARGV[i], tonumber(ARGV[i + 1]))
   end
   redis.call('HSET', mark, 'cut', '1')
-  keep()
   return {'ok'}
 end
 
-if phase == 'place' and done == 'placed' then return {'placed', redis.call('HGET', mark, 'placed')} end
+if phase == 'place' and done == 'placed' then
+  return {'placed', redis.call('HGET', mark, 'placed')}
+end
 give_back_overdue()
 local allocations, shortages, taken = place_lines(6, '0')
 if #shortages > 0 then return {'short', cjson.encode(shortages)} end
@@ -78,5 +78,4 @@ for loc, units in pairs(taken) do
 end
 local placed = cjson.encode(allocations)
 redis.call('HSET', mark, 'state', 'placed', 'placed', placed)
-keep()
 return {'placed', placed}

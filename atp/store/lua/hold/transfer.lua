@@ -8,7 +8,8 @@
 --          and a request finishing it: atp/store/pending.py) gets the same answer, the one the
 --          record is aborted on, however the stock changed since
 -- ARGV[3]  from   ARGV[4]  to   ARGV[5]  units   ARGV[6]  safety stock at the destination
--- ARGV[7]  how long the mark is kept (ms from now: `atp rebuild` sets the same)
+-- ARGV[7]  how long a refusal is kept (ms; a move's mark is kept until the transfer is done,
+--          then as long: atp/store/transfers.py, and `atp rebuild` sets the same)
 -- ARGV[8]  the attempt (record/transfer.lua begin)
 -- Returns {'moved'} (now or before) | {'not_held', units held at the source}
 --       | {'short', ATP at the destination} (nothing changed)
@@ -41,5 +42,5 @@ take_off(src, units)
 redis.call('HINCRBY', stock, 'rs:' .. dst, units)
 redis.call('HINCRBY', holds, to_member, units)
 if score then redis.call('ZADD', expiry, score, to_member) end
-redis.call('SET', KEYS[4], '1', 'PXAT', now + tonumber(ARGV[7]))
+redis.call('SET', KEYS[4], '1')  -- kept while the transfer is pending: it expires once done
 return {'moved'}

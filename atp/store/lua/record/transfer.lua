@@ -10,7 +10,7 @@
 -- ARGV[10]  abort: the attempt (a stale runner does not drop a later attempt's entry)
 -- begin:  {'begun', attempt} (listed as pending: release, confirm and fulfil now cover the
 --         destination; a retry of a pending one gets its attempt: when it began)
---         | {'replay'} (done already) | {'conflict'} (the id names another transfer)
+--         | {'replay'} (done already) | {'transfer_conflict'} (the id names another transfer)
 --         | {'too_many'} | {'busy', 'change', its id, when it began} (a change is pending)
 --         | {'not_found'} | {'expired'} | {'invalid', state}
 -- commit: {'ok', state} (done, published as `transferred`; a repeat publishes nothing)
@@ -23,7 +23,7 @@ if phase == 'begin' then
   if found then
     local m = moves[found]
     if m[2] ~= ARGV[5] or m[3] ~= ARGV[6] or m[4] ~= ARGV[7] or m[5] ~= tonumber(ARGV[8]) then
-      return {'conflict'}
+      return {'transfer_conflict'}
     end
     if m[6] ~= 'pending' then return {'replay'} end  -- done (or applied by a change since)
     return {'begun', m[7] or ''}  -- a retry: hold/transfer.lua knows what the attempt did
