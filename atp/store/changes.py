@@ -34,6 +34,7 @@ from atp.core.errors import (
     ChangeConflict,
     InsufficientStock,
     InvalidTransition,
+    LocationNotInChannel,
     ReservationBusy,
     ReservationExpired,
     ReservationNotFound,
@@ -68,7 +69,11 @@ async def change(
     with unavailable_as_error():
         stored = await store.stored(rid)
         plan_change(stored, asked)  # a line it does not have: refused before anything is written
-        reach = orjson.dumps(_reach(stored, asked, network))
+        try:
+            reach = orjson.dumps(_reach(stored, asked, network))
+        except LocationNotInChannel:
+            await _drop_unplaceable(store, rid, asked, fingerprint, stored, now_ms)
+            raise
         begin = ("begin", asked.change_id, fingerprint, reach, MAX_CHANGES, asked.canonical())
         begun = await _record(store, rid, now_ms, *begin[:5], orjson.dumps(begin[5]))
         if begun[0] == "aborting":  # an earlier attempt was being aborted: finish that first
@@ -83,6 +88,19 @@ async def change(
         run = _Run(store, rid, asked, fingerprint, begun[1], now_ms, await store.stored(rid))
         await run.apply(network)
         return True, view(rid, await store.stored(rid), now_ms)
+
+
+async def _drop_unplaceable(
+    store: ReservationStore, rid: str, asked: Change, fingerprint: str, stored: Stored, now_ms: int
+) -> None:
+    """This change is pending but a line of it can no longer be held where it may be (the
+    network changed): abort it (what it placed goes back), unless it is past its cuts."""
+    pending = stored.pending_change()
+    if pending is None or pending.change_id != asked.change_id:
+        return
+    run = _Run(store, rid, asked, fingerprint, pending.attempt, now_ms, stored)
+    if (await run.record("abort", pending.attempt))[0] == "aborting":
+        await run.abandon()
 
 
 class _Run:

@@ -309,3 +309,27 @@ def test_a_pending_transfer_to_a_location_that_left_the_channel_is_finished(
     assert (atp(client, sku, "WH-NJ"), atp(client, sku, "WH-IL")) == (
         (8, 9) if lost == "commit" else (7, 10)
     )
+
+
+def test_a_pending_change_that_can_no_longer_be_placed_is_dropped(
+    client, settings, sku, monkeypatch
+):
+    """The network changed while a change was pending so that its line can no longer be held
+    where it may be: the next request drops it (what it placed given back) and goes on."""
+    seed(settings.redis_url, sku, {"WH-NJ": 10, "WH-IL": 10})
+    i = rid()
+    assert reserve(client, {"reservation_id": i, "lines": [{"sku": sku, "quantity": 2}]}).is_success
+    lose_once(monkeypatch, changes._Run, "commit")  # placed, then the reply is lost
+    assert change(client, i, {"sku": sku, "quantity": 5}).status_code == 503
+    assert atp(client, sku, "WH-NJ") == 5
+
+    def gone(network, channel, line):
+        raise LocationNotInChannel("WH-NJ", channel, "closed for the test")
+
+    monkeypatch.setattr(changes, "candidates", gone)
+    stale()
+    r = transfer(client, i, sku=sku, quantity=1)
+    assert r.status_code == 200, r.text
+    assert r.json()["changes"] == [] and quantities(r) == [(sku, 2, 2)]
+    assert held_at(client, sku, i) == {"WH-NJ": 1, "WH-IL": 1}
+    assert (atp(client, sku, "WH-NJ"), atp(client, sku, "WH-IL")) == (9, 9)
