@@ -4,10 +4,12 @@ probes: `python -m tests.integration.load URL MODE N DURATION OUT`.
 - `closed N`: N clients, each asking again as soon as it has an answer (finds the capacity);
 - `open N`: N requests a second on a fixed schedule, however slowly they are answered (what
   shoppers do: more of them do not wait for each other), each timed from when it was due,
-  so a client-side wait for a connection counts too.
+  so a client-side wait for a connection counts too; `lag` says how late this process got
+  to send it (it shares the machine's cores with what it loads, and falls behind its
+  schedule when that is fast).
 
-Writes every answer's status, latency and, for a 503, the problem's code and Retry-After to
-OUT as JSON.
+Writes every answer's status, latency (`s`), `lag` and, for a 503, the problem's code and
+Retry-After to OUT as JSON.
 """
 
 from __future__ import annotations
@@ -24,16 +26,18 @@ MAX_CONNECTIONS = 800  # open mode: beyond this many in flight, requests wait fo
 
 
 async def ask(session: aiohttp.ClientSession, url: str, due: float) -> dict[str, object]:
+    lag = time.monotonic() - due
     try:
         async with session.get(url) as r:
             body = await r.read()
             answer: dict[str, object] = {"status": r.status, "s": time.monotonic() - due}
+            answer["lag"] = lag
             if r.status == 503:
                 answer["code"] = orjson.loads(body).get("code")
                 answer["retry_after"] = r.headers.get("retry-after")
             return answer
     except (aiohttp.ClientError, TimeoutError) as exc:
-        return {"status": 0, "s": time.monotonic() - due, "error": repr(exc)}
+        return {"status": 0, "s": time.monotonic() - due, "lag": lag, "error": repr(exc)}
 
 
 async def load(url: str, mode: str, n: int, duration_s: float) -> list[dict[str, object]]:

@@ -78,8 +78,16 @@ def test_past_its_capacity_the_api_refuses_quickly_keeps_its_health_and_recovers
             load.kill()
             load.wait()
     answers = orjson.loads(out.read_bytes())
-    admitted = [a["s"] for a in answers if a["status"] == 200]
-    refused = [a for a in answers if a["status"] == 503]
+    # Timed from when the generator sent each request: it shares two cores with the API and
+    # Redis, and when the API is fast it falls behind its schedule (its lag reached ~0.3 s
+    # by the end of the burst at a capacity of 1,581/s, and the refusals' time from when
+    # they were due reached 3 s at 2,178/s in one CI run); that wait is the generator's.
+    # It must still have offered the overload: well past the capacity it measured.
+    sent = [a["lag"] for a in answers]
+    offered = len(answers) / (SECONDS + max(sent))
+    assert offered > 1.3 * rate, (offered, rate)
+    admitted = [a["s"] - a["lag"] for a in answers if a["status"] == 200]
+    refused = [{**a, "s": a["s"] - a["lag"]} for a in answers if a["status"] == 503]
     assert {a["status"] for a in answers} == {200, 503}, answers[:5]  # nothing failed
     # Admitted: a bounded wait (measured p50 0.6 s, p99 1.6-1.9 s; without admission control
     # p50 3.5 s and p99 7.3 s of this 8 s burst, growing with its length); refused quickly
