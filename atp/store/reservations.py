@@ -89,7 +89,7 @@ class ReservationStore:
         `publishes_made` says whether it does."""
         self.client = self._redis = client
         self.replay_ttl_ms = replay_ttl_ms
-        self._takeover_ms = self.takeover_ms = takeover_ms
+        self.takeover_ms = takeover_ms
         self._atomic = not isinstance(client, RedisCluster) if atomic is None else atomic
         self._feed_entries = feed_entries if self._atomic else None
         self.publishes_made = self._feed_entries is not None
@@ -140,7 +140,7 @@ class ReservationStore:
                 fingerprint,
                 orjson.dumps(req.canonical()),
                 now_ms + req.ttl_seconds * 1000,
-                self._takeover_ms,
+                self.takeover_ms,
             )
             if begun[0] == "replay":
                 return False, await self.get(rid, now_ms)
@@ -225,7 +225,7 @@ class ReservationStore:
             req.fingerprint(),
             orjson.dumps(req.canonical()),
             now_ms + req.ttl_seconds * 1000,
-            self._takeover_ms,
+            self.takeover_ms,
             self.replay_ttl_ms,
             len(per_sku),
             _partial_arg(req),
@@ -347,10 +347,10 @@ class ReservationStore:
         return await pending.finishing(transfers.transfer, self, rid, move, network, now_ms)
 
     async def change(
-        self, reservation_id: str, asked: Change, network: Network, now_ms: int
+        self, rid: str, asked: Change, network: Network, now_ms: int
     ) -> tuple[bool, dict[str, Any]]:
         """New quantities for lines (atp/store/changes.py): (changed now, view)."""
-        return await pending.finishing(changes.change, self, reservation_id, asked, network, now_ms)
+        return await pending.finishing(changes.change, self, rid, asked, network, now_ms)
 
     def _change_args(self, op: str, now_ms: int, ttl_seconds: int | None) -> list[int]:
         """ARGV of `record/<op>.lua` after the id and the time."""

@@ -91,7 +91,8 @@ async def transfer(
             await _step(store, rid, now_ms, "abort", values, attempt)
             raise unservable or _refusal(rid, move, reply[0], int(reply[1]))
         await _step(store, rid, now_ms, "commit", values)
-        # Kept from when it began, on the caller's clock, as `atp rebuild` sets it.
+        # Kept from the commit's time on the caller's clock: the `transferred` event's, from
+        # which `atp rebuild` sets it.
         await store.client.pexpireat(mark, now_ms + keys.mark_ttl_ms(store.replay_ttl_ms))
         return True, view(rid, await store.stored(rid), now_ms)
 
