@@ -97,7 +97,13 @@ class ReservationLineOut(BaseModel):
     location_id: str | None
     requested: int
     held: int = Field(
-        description="Units held for the line: `requested`, or less with `allow_partial`"
+        description="Units held for the line: `requested`, or less with `allow_partial` "
+        "(shipped units included)"
+    )
+    fulfilled_quantity: int = Field(
+        description="Units of `held` that shipments (SHIPPED, PICKUP naming the reservation) "
+        "used up; the rest is still held. A released or expired reservation keeps what was "
+        "used up before it closed; a fulfilled one used up all it held"
     )
     allocations: list[AllocationOut]
 

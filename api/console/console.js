@@ -166,7 +166,13 @@ async function lookupReservation(rid) {
     for (const l of r.lines) {
       const where = l.allocations.map((a) => `${a.quantity} at ${a.location_id}`).join(", ");
       body.appendChild(
-        row([cell(l.sku), cell(l.requested, "num"), cell(l.held, "num"), cell(where || null)]),
+        row([
+          cell(l.sku),
+          cell(l.requested, "num"),
+          cell(l.held, "num"),
+          cell(l.fulfilled_quantity, "num"),
+          cell(where || null),
+        ]),
       );
     }
     const moved = $("transfers").querySelector("tbody");

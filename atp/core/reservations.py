@@ -16,6 +16,7 @@ import orjson
 
 from atp.core.availability import LocationCounts, location_atp
 from atp.core.errors import LocationNotInChannel
+from atp.core.fulfilment import Shipped, fulfilled_per_line
 from atp.core.movements import Movement
 from atp.core.network import Network
 
@@ -231,6 +232,8 @@ class Stored:
     expires_ms: int
     moves: tuple[tuple[str, str, str, str, int, str], ...] = ()  # transfers, in order
     changes: tuple[tuple[Any, ...], ...] = ()  # changes of quantities, in order
+    # Closed by a release or expiry: what shipments had used up ({sku: {location: units}}).
+    shipped: Shipped | None = None
 
     def pending(self) -> tuple[str, str] | None:
         """('transfer' or 'change', its id) while one is pending: a new change waits for it."""
@@ -310,12 +313,21 @@ def move_units(
         parts[:] = [p for p in kept if p[1] > 0]
 
 
-def view(reservation_id: str, stored: Stored, now_ms: int) -> dict[str, Any]:
-    """The API's representation of a stored reservation (a held one past expiry reads expired)."""
+def view(
+    reservation_id: str, stored: Stored, now_ms: int, shipped: Shipped | None = None
+) -> dict[str, Any]:
+    """The API's representation of a stored reservation (a held one past expiry reads expired).
+    `shipped`: what shipments used up of an open one's holds (a closed one's record keeps it;
+    a fulfilled one used up all it held)."""
     state = stored.state
     if state == HELD and is_overdue(stored.expires_ms, now_ms):
         state = EXPIRED
     allocations = stored.current_allocations()
+    lines = stored.request["lines"]
+    if stored.state == FULFILLED:
+        fulfilled = [sum(q for _, q in parts) for parts in allocations]
+    else:
+        fulfilled = fulfilled_per_line(lines, allocations, stored.shipped or shipped or {})
     return {
         "reservation_id": reservation_id,
         "state": state,
@@ -331,9 +343,10 @@ def view(reservation_id: str, stored: Stored, now_ms: int) -> dict[str, Any]:
                 "location_id": ln["location_id"],
                 "requested": ln["quantity"],
                 "held": sum(q for _, q in parts),
+                "fulfilled_quantity": done,
                 "allocations": [{"location_id": loc, "quantity": q} for loc, q in parts],
             }
-            for ln, parts in zip(stored.request["lines"], allocations, strict=True)
+            for ln, parts, done in zip(lines, allocations, fulfilled, strict=True)
         ],
         "transfers": [
             {

@@ -48,7 +48,6 @@ from atp.core.reservations import (
     ReservationLine,
     Stored,
     candidates,
-    view,
 )
 from atp.store import keys
 from atp.store.client import unavailable_as_error
@@ -81,13 +80,13 @@ async def change(
             await run.abandon()
             begun = await _record(store, rid, now_ms, *begin[:5], orjson.dumps(begin[5]))
         if begun[0] == "replay":
-            return False, view(rid, await store.stored(rid), now_ms)
+            return False, await store.get(rid, now_ms)
         if begun[0] != "begun":
             raise _gone(rid, asked)
         # Read again: no transfer or other change can start from now until this one ends.
         run = _Run(store, rid, asked, fingerprint, begun[1], now_ms, await store.stored(rid))
         await run.apply(network)
-        return True, view(rid, await store.stored(rid), now_ms)
+        return True, await store.get(rid, now_ms)
 
 
 async def _drop_unplaceable(

@@ -143,6 +143,12 @@ def expiry(sku: str) -> str:
     return f"{PREFIX}:{{{sku}}}:expiry"
 
 
+def shipped(sku: str) -> str:
+    """Units shipments used up of open reservations' holds, by hold member `<rid>@<loc>`
+    (ledger/apply.lua adds; a reservation's close copies its own into its record and drops them)."""
+    return f"{PREFIX}:{{{sku}}}:shipped"
+
+
 def transfer_mark(sku: str, reservation_id: str, transfer_id: str) -> str:
     """Set when a transfer of a reservation's holds of this SKU moved (hold/transfer.lua)."""
     return f"{PREFIX}:{{{sku}}}:moved:{reservation_id}@{transfer_id}"
@@ -174,7 +180,7 @@ def ledger_keys(sku: str, location_ids: list[str]) -> list[str]:
     out = [ledger(sku), stock(sku), holds(sku), expiry(sku), stats(sku), ledger_v2(sku)]
     for loc in location_ids:
         out += [*pair_keys(sku, loc), *older_pair_keys(sku, loc), journal(sku, loc)]
-    return out
+    return [*out, shipped(sku)]
 
 
 def key_slot(key: str) -> int:

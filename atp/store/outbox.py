@@ -79,7 +79,7 @@ def event(entry_id: bytes, fields: dict[bytes, bytes]) -> dict[str, Any]:
     out: dict[str, Any] = {"event_id": entry_id.decode()}
     for k, v in fields.items():
         name = k.decode()
-        if name in ("allocations", "request", "lines"):  # `lines` on `changed`
+        if name in ("allocations", "request", "lines", "shipped"):  # `lines` on `changed`
             out[name] = orjson.loads(v)
         elif name in ("at", "expires_ms"):
             out["at_ms" if name == "at" else name] = int(v) if v else None

@@ -59,6 +59,7 @@ def stored_from(reservation_id: str, record: dict[str, str]) -> Stored:
         # A pending transfer also keeps when it began (record/transfer.lua).
         moves=tuple(tuple(m[:6]) for m in orjson.loads(record.get("moves") or "[]")),
         changes=tuple(tuple(c) for c in orjson.loads(record.get("changes") or "[]")),
+        shipped=orjson.loads(record["shipped"]) if record.get("shipped") else None,
     )
 
 

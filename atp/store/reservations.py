@@ -42,7 +42,6 @@ from redis.asyncio.cluster import RedisCluster
 
 from atp.core.amendments import Change, Move
 from atp.core.errors import (
-    ATPError,
     InsufficientStock,
     ReservationExpired,
     ReservationInProgress,
@@ -51,14 +50,13 @@ from atp.core.network import Network
 from atp.core.reservations import (
     CONFIRMED,
     HELD,
-    PENDING,
     ReservationRequest,
     Stored,
     candidates,
     is_overdue,
     view,
 )
-from atp.store import changes, keys, pending, transfers
+from atp.store import changes, keys, pending, shipments, transfers
 from atp.store.client import unavailable_as_error
 from atp.store.replies import RECORD_ERRORS, ReservationLost, short_lines, stored_from, text
 from atp.store.scripts import Scripts
@@ -131,7 +129,7 @@ class ReservationStore:
         if self._atomic:
             return await self._make(req, network, now_ms)
         rid, fingerprint = req.reservation_id, req.fingerprint()
-        per_sku, locs = self._plan(req, network)
+        per_sku, locs = self.plan(req, network)
         with unavailable_as_error():
             begun = await self.run_record(
                 "begin",
@@ -152,7 +150,7 @@ class ReservationStore:
                 op = "check" if shortages and not req.allow_partial else "take"
                 reply = await self.run_hold(op, sku, rid, now_ms, attempt, partial, *args)
                 if reply[0] == "lost":  # a newer attempt took over: it answers
-                    await self._give_back(rid, now_ms, locs, attempt)
+                    await self.give_back(rid, now_ms, locs, attempt)
                     raise ReservationInProgress(rid, 1.0)
                 if reply[0] == "short":
                     shortages += orjson.loads(reply[1])
@@ -163,7 +161,7 @@ class ReservationStore:
                         shortages += orjson.loads(reply[2])
             nothing = not any(ps for ps in parts.values())
             if shortages and (not req.allow_partial or nothing):
-                await self._give_back(rid, now_ms, locs, attempt)
+                await self.give_back(rid, now_ms, locs, attempt)
                 await self.run_record("abort", rid, now_ms, fingerprint, attempt)
                 raise InsufficientStock(short_lines(req, shortages))
             allocations = orjson.dumps([parts[i] for i in range(len(req.lines))])
@@ -173,9 +171,9 @@ class ReservationStore:
                     "commit", rid, now_ms, fingerprint, allocations, record_until, attempt
                 )
             except ReservationLost:
-                await self._give_back(rid, now_ms, locs, attempt)
+                await self.give_back(rid, now_ms, locs, attempt)
                 raise
-        return done[0] == "held", await self.get(rid, now_ms)
+        return done[0] == "held", await self.get(rid, now_ms, shipped=done[0] != "held")
 
     async def _make(
         self, req: ReservationRequest, network: Network, now_ms: int
@@ -217,7 +215,7 @@ class ReservationStore:
     ) -> tuple[list[str], list[Any]]:
         """KEYS and ARGV of `reserve/make.lua` for this request."""
         rid = req.reservation_id
-        per_sku, _ = self._plan(req, network)
+        per_sku, _ = self.plan(req, network)
         key_list = keys.record_keys(rid)
         args: list[Any] = [
             rid,
@@ -238,7 +236,7 @@ class ReservationStore:
             key_list.append(keys.feed())
         return key_list, args
 
-    def _plan(
+    def plan(
         self, req: ReservationRequest, network: Network
     ) -> tuple[dict[str, list[Any]], dict[str, list[str]]]:
         """Per SKU, in the order they are taken: the lines as `hold/take.lua` reads them, and
@@ -259,7 +257,7 @@ class ReservationStore:
         order = sorted(lines)
         return {sku: [counts[sku], *lines[sku]] for sku in order}, {sku: locs[sku] for sku in order}
 
-    async def _give_back(
+    async def give_back(
         self, rid: str, now_ms: int, held: dict[str, list[str]], attempt: int | str = ""
     ) -> None:
         """Give back the reservation's holds at these locations: all of them (a reservation
@@ -273,8 +271,19 @@ class ReservationStore:
             raw = await self._redis.hgetall(keys.reservation(reservation_id))
         return stored_from(reservation_id, {k.decode(): v.decode() for k, v in raw.items()})
 
-    async def get(self, reservation_id: str, now_ms: int) -> dict[str, Any]:
-        return view(reservation_id, await self.stored(reservation_id), now_ms)
+    async def get(self, reservation_id: str, now_ms: int, shipped: bool = True) -> dict[str, Any]:
+        """Its view; `shipped=False`: one just made (nothing can have shipped yet)."""
+        stored = await self.stored(reservation_id)
+        return await self.view(reservation_id, stored, now_ms, shipped)
+
+    async def view(
+        self, rid: str, stored: Stored, now_ms: int, shipped: bool = True
+    ) -> dict[str, Any]:
+        """The reservation's view; an open one's with what shipments used up so far."""
+        if not shipped or stored.state not in (HELD, CONFIRMED):
+            return view(rid, stored, now_ms)  # its record has it
+        used = await shipments.used_up(self._redis, rid, stored.hold_locations())
+        return view(rid, stored, now_ms, used)
 
     async def transition(
         self, reservation_id: str, op: str, now_ms: int, ttl_seconds: int | None = None
@@ -286,59 +295,52 @@ class ReservationStore:
         state = stored.state
         overdue = state == HELD and is_overdue(stored.expires_ms, now_ms)
         with unavailable_as_error():
+            used = ""
             if op in ("release", "expire") and (
                 (op == "release" and state in (HELD, CONFIRMED)) or overdue
             ):
-                await self._give_back(rid, now_ms, locs)
+                await self.give_back(rid, now_ms, locs)
+                used = shipments.as_arg(await shipments.used_up(self._redis, rid, locs))
             elif op in ("confirm", "extend") and state == HELD:
                 new_expiry = now_ms + (ttl_seconds or 0) * 1000
-                if overdue or not await self._persist_or_extend(rid, op, now_ms, new_expiry, locs):
+                if overdue or not await self.persist_or_extend(rid, op, now_ms, new_expiry, locs):
                     await self._expire(rid, now_ms, locs)
                     raise ReservationExpired(rid)
             elif op == "fulfil":
                 for sku, sku_locs in locs.items():
                     reply = await self.run_hold("left", sku, rid, now_ms, *sku_locs)
                     if int(reply[1]):
-                        return view(rid, stored, now_ms)  # shipments have not used it all up
+                        return await self.view(rid, stored, now_ms)  # not all used up yet
             try:
-                await self.run_record(op, rid, now_ms, *self._change_args(op, now_ms, ttl_seconds))
+                args = self._change_args(op, now_ms, ttl_seconds)
+                await self.run_record(op, rid, now_ms, *args, *([used] if used else []))
             except ReservationExpired:  # went overdue since we looked
                 await self._expire(rid, now_ms, locs)
                 raise
-            after = await self.stored(rid)
-            meanwhile = after.changes != stored.changes or stored.pending() is not None
-            if op in ("confirm", "extend") and meanwhile:
-                locs = {}  # a change may have put new holds on the expiry it read: cover all
-            await self._cover_transfers(rid, op, now_ms, ttl_seconds, locs, after)
-            await changes.cover(self, rid, op, now_ms, ttl_seconds, after)
-            if after.state not in (HELD, CONFIRMED):
-                await changes.fence(self, rid, now_ms, after)
-        return view(rid, after, now_ms)
+            after = await self._covered(rid, op, now_ms, ttl_seconds, stored, locs)
+        return await self.view(rid, after, now_ms)
 
-    async def _cover_transfers(
+    async def _covered(
         self,
         rid: str,
         op: str,
         now_ms: int,
         ttl_seconds: int | None,
-        covered: dict[str, list[str]],
-        after: Stored,
-    ) -> None:
-        """A transfer begun while a change ran may have moved units to a location the change
-        did not cover: give them back (the reservation is closed) or take them off, or onto,
-        the new expiry."""
-        new = {
-            sku: fresh
-            for sku, locs in after.hold_locations().items()
-            if (fresh := [loc for loc in locs if loc not in covered.get(sku, [])])
-        }
-        if not new:
-            return
+        stored: Stored,
+        locs: dict[str, list[str]],
+    ) -> Stored:
+        """After a change of state: what a transfer or change running meanwhile did follows
+        it, and a closed reservation leaves nothing behind in the SKUs' slots. Returns it."""
+        after = await self.stored(rid)
+        meanwhile = after.changes != stored.changes or stored.pending() is not None
+        if op in ("confirm", "extend") and meanwhile:
+            locs = {}  # a change may have put new holds on the expiry it read: cover all
+        await transfers.cover(self, rid, op, now_ms, ttl_seconds, locs, after)
+        await changes.cover(self, rid, op, now_ms, ttl_seconds, after)
         if after.state not in (HELD, CONFIRMED):
-            await self._give_back(rid, now_ms, new)
-        elif op in ("confirm", "extend"):
-            new_expiry = now_ms + (ttl_seconds or 0) * 1000
-            await self._persist_or_extend(rid, op, now_ms, new_expiry, new)
+            await changes.fence(self, rid, now_ms, after)
+            await shipments.drop(self._redis, rid, after.hold_locations())
+        return after
 
     async def transfer(
         self, rid: str, move: Move, network: Network, now_ms: int
@@ -360,7 +362,7 @@ class ReservationStore:
             return [now_ms + (ttl_seconds or 0) * 1000, self.replay_ttl_ms]
         return [self.replay_ttl_ms]
 
-    async def _persist_or_extend(
+    async def persist_or_extend(
         self, rid: str, op: str, now_ms: int, new_expiry: int, locs: dict[str, list[str]]
     ) -> bool:
         """Take the holds off their expiry (confirm) or move it (extend); False if overdue."""
@@ -374,26 +376,10 @@ class ReservationStore:
         return True
 
     async def _expire(self, rid: str, now_ms: int, locs: dict[str, list[str]]) -> None:
-        await self._give_back(rid, now_ms, locs)
-        await self.run_record("expire", rid, now_ms, self.replay_ttl_ms)
-        await changes.fence(self, rid, now_ms, await self.stored(rid))
-
-    async def abandon(self, rid: str, network: Network, now_ms: int) -> bool:
-        """Give back what a half-made reservation holds and free its id (the sweeper, once
-        nobody can take it over any more); False when it is not pending (any more)."""
-        raw = await self._redis.hgetall(keys.reservation(rid))
-        record = {k.decode(): v.decode() for k, v in raw.items()}
-        if record.get("state") != PENDING:
-            return False  # made, aborted or gone since: nothing to do
-        canonical = orjson.loads(record["request"])
-        req = ReservationRequest.from_canonical(rid, canonical)
-        try:
-            _, locs = self._plan(req, network)
-        except ATPError as exc:  # the network changed since: its holds go at their expiry
-            log.warning("half-made reservation %s left to its expiry: %s", rid, exc.message)
-            return False
-        attempt = int(record["expires_ms"])
-        await self._give_back(rid, now_ms, locs, attempt)
-        await self.run_record("abort", rid, now_ms, record["fingerprint"], attempt)
-        log.info("half-made reservation %s abandoned: nobody asked again", rid)
-        return True
+        await self.give_back(rid, now_ms, locs)
+        used = shipments.as_arg(await shipments.used_up(self._redis, rid, locs))
+        await self.run_record("expire", rid, now_ms, self.replay_ttl_ms, used)
+        closed = await self.stored(rid)
+        await changes.fence(self, rid, now_ms, closed)
+        if closed.state not in (HELD, CONFIRMED):  # not extended meanwhile
+            await shipments.drop(self._redis, rid, closed.hold_locations())

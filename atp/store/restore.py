@@ -26,16 +26,16 @@ async def restore(
     replay_ttl_ms: int = 0,
     changes: Sequence[list[str]] = (),
     fingerprint: str | None = None,
+    shipped: str = "",
 ) -> bool:
     """Put a reservation back with these allocations (its transfers applied) and state.
 
-    `times` is (created_ms, updated_ms, expires_ms); `moves` its transfers as its record
-    keeps them, each with when it was made (their marks are kept keys.mark_ttl_ms from then,
-    as hold/transfer.lua keeps them); `changes` its done changes of quantities (the
-    allocations have them); `fingerprint` that of the request it was made with, when a change
-    has changed `request` since. Returns False when the reservation
-    exists already (then it is left alone: it is newer than the events). Holds are set, not
-    added, so a rebuild that is run again puts back the same units.
+    `times`: (created_ms, updated_ms, expires_ms); `moves`: its transfers as its record keeps
+    them, with when each was made (their marks kept keys.mark_ttl_ms from then); `changes`: its
+    done changes (in the allocations); `fingerprint`: that of the request it was made with, if
+    a change changed `request`; `shipped`: what shipments used up of a closed one. False when
+    it exists (left alone: newer than the events). Holds are set, not added: run again, a
+    rebuild puts back the same units.
     """
     req = ReservationRequest.from_canonical(reservation_id, request)
     created, updated, expires = times
@@ -43,16 +43,7 @@ async def restore(
         if await store.client.exists(keys.reservation(reservation_id)):
             return False
         if state in (HELD, CONFIRMED):
-            units: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-            now_held = [[list(p) for p in parts] for parts in allocations]
-            for move, _ in moves:
-                if move[5] == MOVE_DONE:  # not yet in the allocations (a change applies them)
-                    move_units(request["lines"], now_held, move[1], (move[2], move[3]), move[4])
-            for line, parts in zip(request["lines"], now_held, strict=True):
-                for loc, qty in parts:
-                    units[line["sku"]][loc] += qty
-            for sku, by_loc in units.items():
-                pairs = [x for loc, qty in by_loc.items() for x in (loc, qty)]
+            for sku, pairs in _holds(request, allocations, moves).items():
                 await store.run_hold(
                     "restore", sku, reservation_id, updated, state, expires, *pairs
                 )
@@ -69,8 +60,24 @@ async def restore(
             "" if record_expires_ms is None else record_expires_ms,
             orjson.dumps([move for move, _ in moves]) if moves else "",
             orjson.dumps(list(changes)) if changes else "",
+            shipped,
         )
         for (tid, sku, *_), at in moves:
             mark = keys.transfer_mark(sku, reservation_id, tid)
             await store.client.set(mark, "1", pxat=at + keys.mark_ttl_ms(replay_ttl_ms))
     return reply[0] == "restored"
+
+
+def _holds(
+    request: dict[str, Any], allocations: list[Any], moves: Sequence[tuple[list[Any], int]]
+) -> dict[str, list[Any]]:
+    """Per SKU, [location, units, ...] it holds: the allocations with the transfers done."""
+    units: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    now_held = [[list(p) for p in parts] for parts in allocations]
+    for move, _ in moves:
+        if move[5] == MOVE_DONE:  # not yet in the allocations (a change applies them)
+            move_units(request["lines"], now_held, move[1], (move[2], move[3]), move[4])
+    for line, parts in zip(request["lines"], now_held, strict=True):
+        for loc, qty in parts:
+            units[line["sku"]][loc] += qty
+    return {sku: [x for pair in by_loc.items() for x in pair] for sku, by_loc in units.items()}

@@ -4,13 +4,19 @@ Reads discount overdue holds before the sweeper gets to them; the sweeper makes 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 
-from atp.core.errors import ReservationNotFound, StoreUnavailable
+import orjson
+
+from atp.core.errors import ATPError, ReservationNotFound, StoreUnavailable
 from atp.core.network import Network
+from atp.core.reservations import PENDING, ReservationRequest
 from atp.store import keys
 from atp.store.client import REDIS_DOWN
 from atp.store.reservations import ReservationStore
+
+log = logging.getLogger(__name__)
 
 
 class Sweeper:
@@ -59,7 +65,7 @@ class Sweeper:
 
     async def abandon_stale(self, network: Network, now_ms: int) -> int:
         """Half-made reservations past the takeover time give back what they hold, and their
-        id is free again (ReservationStore.abandon); how many."""
+        id is free again (abandon); how many."""
         try:
             due = await self._due(keys.PENDINGS, now_ms)
         except REDIS_DOWN:
@@ -68,8 +74,28 @@ class Sweeper:
         for index, rids in zip(keys.PENDINGS, due, strict=True):
             for rid in rids:
                 try:
-                    abandoned += await self._store.abandon(rid.decode(), network, now_ms)
+                    abandoned += await self.abandon(rid.decode(), network, now_ms)
                     await self._redis.zrem(index, rid)
                 except REDIS_DOWN:
                     return abandoned
         return abandoned
+
+    async def abandon(self, rid: str, network: Network, now_ms: int) -> bool:
+        """Give back what a half-made reservation holds and free its id (once nobody can take
+        it over any more); False when it is not pending (any more)."""
+        raw = await self._redis.hgetall(keys.reservation(rid))
+        record = {k.decode(): v.decode() for k, v in raw.items()}
+        if record.get("state") != PENDING:
+            return False  # made, aborted or gone since: nothing to do
+        canonical = orjson.loads(record["request"])
+        req = ReservationRequest.from_canonical(rid, canonical)
+        try:
+            _, locs = self._store.plan(req, network)
+        except ATPError as exc:  # the network changed since: its holds go at their expiry
+            log.warning("half-made reservation %s left to its expiry: %s", rid, exc.message)
+            return False
+        attempt = int(record["expires_ms"])
+        await self._store.give_back(rid, now_ms, locs, attempt)
+        await self._store.run_record("abort", rid, now_ms, record["fingerprint"], attempt)
+        log.info("half-made reservation %s abandoned: nobody asked again", rid)
+        return True

@@ -32,7 +32,15 @@ from atp.core.errors import (
     TransferShort,
 )
 from atp.core.network import Network
-from atp.core.reservations import MAX_MOVES, MOVE_PENDING, ReservationLine, candidates, view
+from atp.core.reservations import (
+    CONFIRMED,
+    HELD,
+    MAX_MOVES,
+    MOVE_PENDING,
+    ReservationLine,
+    Stored,
+    candidates,
+)
 from atp.store import keys
 from atp.store.client import unavailable_as_error
 from atp.store.replies import busy
@@ -71,7 +79,7 @@ async def transfer(
     with unavailable_as_error():
         begun = await _step(store, rid, now_ms, "begin", values)
         if begun[0] == "replay":
-            return False, view(rid, await store.stored(rid), now_ms)
+            return False, await store.get(rid, now_ms)
         attempt = begun[1]
         mark = keys.transfer_mark(move.sku, rid, move.transfer_id)
         reply = await store.run_hold(
@@ -94,7 +102,7 @@ async def transfer(
         # Kept from the commit's time on the caller's clock: the `transferred` event's, from
         # which `atp rebuild` sets it.
         await store.client.pexpireat(mark, now_ms + keys.mark_ttl_ms(store.replay_ttl_ms))
-        return True, view(rid, await store.stored(rid), now_ms)
+        return True, await store.get(rid, now_ms)
 
 
 async def _step(
@@ -126,3 +134,29 @@ def _refusal(rid: str, move: Move, code: str, units: int) -> Exception:
             "available": units,
         }
     )
+
+
+async def cover(
+    store: ReservationStore,
+    rid: str,
+    op: str,
+    now_ms: int,
+    ttl_seconds: int | None,
+    covered: dict[str, list[str]],
+    after: Stored,
+) -> None:
+    """A transfer begun while a change of state ran may have moved units to a location the
+    change did not cover: give them back (the reservation is closed) or take them off, or
+    onto, the new expiry."""
+    new = {
+        sku: fresh
+        for sku, locs in after.hold_locations().items()
+        if (fresh := [loc for loc in locs if loc not in covered.get(sku, [])])
+    }
+    if not new:
+        return
+    if after.state not in (HELD, CONFIRMED):
+        await store.give_back(rid, now_ms, new)
+    elif op in ("confirm", "extend"):
+        new_expiry = now_ms + (ttl_seconds or 0) * 1000
+        await store.persist_or_extend(rid, op, now_ms, new_expiry, new)

@@ -65,6 +65,7 @@ from atp.kafka.connect import check_connection
 from atp.kafka.reader import read_to_end
 from atp.kafka.security import client_options
 from atp.settings import Settings
+from atp.store import shipments
 from atp.store.client import REDIS_DOWN, client_for
 from atp.store.ledger import LedgerStore, StoreConflict
 from atp.store.reservations import ReservationStore
@@ -131,6 +132,8 @@ class LastState:
     # The fingerprint of the request it was made with (a change keeps it: a repeat of that
     # request is answered).
     fingerprint: str | None = None
+    # Closed by a release or expiry: what shipments had used up of its holds.
+    shipped: dict[str, dict[str, int]] | None = None
 
     def record_expires_ms(self, replay_ttl_ms: int) -> int | None:
         """When Redis drops the record (as record/commit.lua and the changes set it); None:
@@ -169,6 +172,7 @@ def last_states(events: Iterable[Mapping[str, Any]]) -> dict[str, LastState]:
             continue
         s = out.setdefault(rid, LastState(rid, state, None, None, at, at, 0))
         s.state, s.updated_ms = state, at
+        s.shipped = e.get("shipped")
         if e.get("expires_ms") is not None:
             s.expires_ms = int(e["expires_ms"])
     return out
@@ -278,6 +282,7 @@ async def _restore_reservations(
                 replay_ttl_ms,
                 s.changes,
                 s.fingerprint,
+                shipments.as_arg(s.shipped or {}),
             )
             report.reservations["restored" if restored else "exists"] += 1
 

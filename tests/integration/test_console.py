@@ -99,7 +99,7 @@ def test_the_console_answers_why_and_shows_the_journal(settings, processes, brow
     browser.find_element(By.CSS_SELECTOR, "#rid-form button").click()
     until(browser, "the lines", lambda: rows(browser, "lines"))
     # One more, where the line holds first (WH-NJ: 9 on hand, 1 held).
-    assert rows(browser, "lines") == [[sku, "3", "3", "2 at WH-NJ, 1 at WH-IL"]]
+    assert rows(browser, "lines") == [[sku, "3", "3", "0", "2 at WH-NJ, 1 at WH-IL"]]
     assert rows(browser, "transfers") == [["t1", sku, "WH-NJ", "WH-IL", "1"]]
     assert text(browser, "rid-state").startswith("held on online")
     assert text(browser, "rid-state").endswith("quantities changed by c1")

@@ -451,8 +451,12 @@ def test_a_wiped_redis_is_rebuilt_from_kafka_as_it_was(settings, own_redis, proc
     asyncio.run(produce(settings.kafka_bootstrap, wms_topic, sc.messages))
     assert wait_for_counts(base, sc.expected) == sc.expected
 
-    # Reservations in every state; shipments use up one whole and one in part.
-    for name, qty in [("held", 2), ("ext", 2), ("conf", 3), ("rel", 1), ("part", 4), ("full", 2)]:
+    # Reservations in every state; shipments use up one whole and two in part, one of which is
+    # then released (its record keeps what was shipped).
+    reservations_made = [
+        ("held", 2), ("ext", 2), ("conf", 3), ("rel", 1), ("part", 4), ("full", 2), ("cut", 2)
+    ]  # fmt: skip
+    for name, qty in reservations_made:
         assert reserve(base, f"{sku}-{name}", sku, qty) == 201
     reservations = f"{base}/v1/reservations/{sku}"
     assert call("POST", f"{reservations}-ext/extend", {"ttl_seconds": 7200})[0] == 200
@@ -475,9 +479,13 @@ def test_a_wiped_redis_is_rebuilt_from_kafka_as_it_was(settings, own_redis, proc
     shipments = [
         wms(f"{sku}-s1", sku, "SHIPPED", 1, order_ref=f"{sku}-part"),
         wms(f"{sku}-s2", sku, "SHIPPED", 2, order_ref=f"{sku}-full"),
+        wms(f"{sku}-s3", sku, "SHIPPED", 1, order_ref=f"{sku}-cut"),
     ]
     asyncio.run(produce(settings.kafka_bootstrap, wms_topic, shipments))
     assert wait_until(lambda: call("GET", f"{reservations}-full")[1].get("state") == "fulfilled")
+    shipped = lambda: call("GET", f"{reservations}-cut")[1]["lines"][0]["fulfilled_quantity"]  # noqa: E731
+    assert wait_until(lambda: shipped() == 1)
+    assert call("DELETE", f"{reservations}-cut")[0] == 200
     client = redis.Redis.from_url(own_redis.url)
     assert wait_until(lambda: outbox_len(client) == 0)  # every change is in Kafka
     api.stop()  # the API stays away while Redis is rebuilt (README)
@@ -486,17 +494,19 @@ def test_a_wiped_redis_is_rebuilt_from_kafka_as_it_was(settings, own_redis, proc
     # back) + what the shipment left of part (3); extended moved all
     assert before[keys.stock(sku)][1]["rs:WH-NJ"] == "8"
     assert before[keys.stock(sku)][1]["rs:WH-IL"] == "2"
-    assert before[keys.stock(sku)][1]["oh:WH-NJ"] == "97"
+    assert before[keys.stock(sku)][1]["oh:WH-NJ"] == "96"
+    assert before[keys.reservation(f"{sku}-cut")][1]["shipped"] == f'{{"{sku}":{{"WH-NJ":1}}}}'
+    assert before[keys.shipped(sku)][1] == {f"{sku}-part@WH-NJ": "1"}
 
     client.flushall()
     client.close()
     # The worker goes on running: the rebuild is safe beside it (README).
     report = run_atp(settings, "rebuild")
-    assert "6 restored" in report
+    assert "7 restored" in report
     assert redis_state(own_redis.url) == before
     # Running it again changes nothing.
     report = run_atp(settings, "rebuild")
-    assert "0 restored, 6 already there" in report
+    assert "0 restored, 7 already there" in report
     assert " 0 applied" in report
     assert redis_state(own_redis.url) == before
     assert worker.alive(), worker.log_tail()

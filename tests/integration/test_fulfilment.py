@@ -15,6 +15,8 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from atp.kafka import topics
 from atp.store import keys
+from atp.store.client import client_for
+from atp.store.reservations import ReservationStore
 from atp.tools import embedded
 from tests.integration.conftest import (
     RESERVE_TOKEN,
@@ -168,6 +170,96 @@ def test_a_shipment_fulfils_its_reservation_once(settings, processes, demo_netwo
         != (c["status"], c["atp"], c["available_to_order"])
         for c in online
     )
+
+
+def test_shipments_of_part_of_a_reservation_show_per_line_and_outlive_its_close(
+    settings, processes, demo_network
+):
+    """A shipment of fewer units than held uses up those and leaves the rest held; the line
+    shows them as `fulfilled_quantity`, and a release or an expiry keeps that count (in the
+    record and in its event) while the per-hold counts in the SKU's slot are dropped."""
+    sku = f"P-{uuid.uuid4().hex[:8]}"
+    worker = processes.start("worker")
+    wms_topic = settings.topic(topics.WMS)
+
+    def ship(*movements: tuple) -> None:
+        asyncio.run(produce(settings.kafka_bootstrap, wms_topic, list(movements)))
+
+    ship(wms(f"{sku}-c", sku, "CYCLE_COUNT", 20))
+    r = redis_client(settings.redis_url)
+    assert wait_until(lambda: r.hget(keys.stock(sku), "oh:WH-NJ") == b"20")
+    with TestClient(create_app(settings, demo_network)) as api:
+
+        def reserve(rid: str, qty: int) -> None:
+            line = {"sku": sku, "quantity": qty, "location_id": "WH-NJ"}
+            body = {"reservation_id": rid, "lines": [line]}
+            assert api.post("/v1/reservations", json=body, headers=AUTH).status_code == 201
+
+        def lines(rid: str) -> list[tuple[int, int]]:
+            got = api.get(f"/v1/reservations/{rid}", headers=AUTH).json()
+            return [(ln["held"], ln["fulfilled_quantity"]) for ln in got["lines"]]
+
+        released, fulfilled, expired = f"{sku}-rel", f"{sku}-ful", f"{sku}-exp"
+        reserve(released, 5)
+        reserve(fulfilled, 2)
+        reserve(expired, 3)
+        assert lines(released) == [(5, 0)]
+        first = wms(f"{sku}-s1", sku, "SHIPPED", 2, order_ref=released)
+        ship(first, first, wms(f"{sku}-s2", sku, "SHIPPED", 1, order_ref=fulfilled))
+        assert wait_until(lambda: lines(released) == [(5, 2)])  # the repeat is a duplicate
+        assert wait_until(lambda: lines(fulfilled) == [(2, 1)])
+        ship(wms(f"{sku}-s3", sku, "SHIPPED", 1, order_ref=released))
+        assert wait_until(lambda: lines(released) == [(5, 3)])
+        nj = api.get(f"/v1/availability/{sku}").json()["locations"][0]
+        assert (nj["on_hand"], nj["reserved"]) == (16, 2 + 1 + 3)
+        assert api.get(f"/v1/reservations/{released}", headers=AUTH).json()["state"] == "held"
+
+        # Released: the 2 units still held come back; the 3 shipped stay counted.
+        done = api.delete(f"/v1/reservations/{released}", headers=AUTH).json()
+        assert (done["state"], done["lines"][0]["fulfilled_quantity"]) == ("released", 3)
+        assert lines(released) == [(5, 3)]
+        # The rest of `fulfilled` ships: it closes, every held unit used up.
+        ship(wms(f"{sku}-s4", sku, "SHIPPED", 1, order_ref=fulfilled))
+        ok = lambda: api.get(f"/v1/reservations/{fulfilled}", headers=AUTH).json()["state"]  # noqa: E731
+        assert wait_until(lambda: ok() == "fulfilled")
+        assert lines(fulfilled) == [(2, 2)]
+        # Expired after one of its 3 shipped (the sweeper's own step, at a later time).
+        ship(wms(f"{sku}-s5", sku, "SHIPPED", 1, order_ref=expired))
+        assert wait_until(lambda: lines(expired) == [(3, 1)])
+        late = int(time.time() * 1000) + 3600 * 1000
+
+        async def expire() -> dict:
+            client = client_for(settings)
+            try:
+                store = ReservationStore(client, settings.reservation_replay_ms)
+                return await store.transition(expired, "expire", late)
+            finally:
+                await client.aclose()
+
+        gone = asyncio.run(expire())
+        assert (gone["state"], gone["lines"][0]["fulfilled_quantity"]) == ("expired", 1)
+        assert lines(expired) == [(3, 1)]
+        nj = api.get(f"/v1/availability/{sku}").json()["locations"][0]
+        assert (nj["on_hand"], nj["reserved"]) == (14, 0)
+    # Nothing of the three is left in the SKU's slot.
+    assert r.hgetall(keys.shipped(sku)) == {}
+    assert r.hgetall(keys.holds(sku)) == {}
+    r.close()
+
+    def closes() -> dict[str, dict]:
+        events = asyncio.run(
+            read_all(settings.kafka_bootstrap, settings.topic(topics.RESERVATIONS), 10**6, 2)
+        )
+        mine = [e for e in events if e["reservation_id"].startswith(sku)]
+        assert all(conforms("ReservationEvent", e) for e in mine)
+        return {e["type"]: e for e in mine if e["type"] in ("released", "expired", "fulfilled")}
+
+    assert wait_until(lambda: len(closes()) == 3, 60)
+    events = closes()
+    assert events["released"]["shipped"] == {sku: {"WH-NJ": 3}}
+    assert events["expired"]["shipped"] == {sku: {"WH-NJ": 1}}
+    assert "shipped" not in events["fulfilled"]  # it used up all it held
+    assert worker.alive()
 
 
 def test_reservation_events_made_while_kafka_is_away_arrive_when_it_is_back(

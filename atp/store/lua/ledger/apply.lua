@@ -41,7 +41,8 @@
 --
 -- KEYS  1 ledger (v3)  2 stock  3 holds  4 expiry  5 stats  6 the SKU's v2 ledger (must not
 --       exist: run `atp migrate`), then per location i of ARGV: d_i, t_i, n_i, rt_i, q_i, r_i,
---       j_i (the journal)
+--       j_i (the journal), then last the shipped hash (units shipments used up of each hold
+--       member so far, kept until the reservation closes: atp.store.keys.shipped)
 -- ARGV  1 sku  2 now_ms  3 retention_ms  4 inbound_grace_ms  5 journal entries kept per pair
 --       (0: none)  6 the journal's lifetime after the pair's last movement (ms, Redis' own
 --       clock: the one rule here not in logical time)  7 number of locations L, then
@@ -448,6 +449,7 @@ local function use_holds(keys, shipments, served)
         redis.call('HSET', keys[3], member, str(held - used))
       end
       served['rs:' .. loc] = str(redis.call('HINCRBY', keys[2], 'rs:' .. loc, -used))
+      redis.call('HINCRBY', keys[#keys], member, used)
       for _, x in ipairs({rid, loc, str(used)}) do
         table.insert(consumed, x)
       end

@@ -39,10 +39,19 @@ local function record(new_state, event, ttl)
   if ttl then redis.call('PEXPIREAT', rec, now + tonumber(ttl)) end
 end
 
--- Closed: off the expiring index, kept `replay_ms` for replays.
-local function close(new_state, replay_ms)
+-- Closed: off the expiring index, kept `replay_ms` for replays. `shipped` (JSON, '' none):
+-- what shipments had used up of its holds, {sku: {location: units}} (atp/store/shipments.py),
+-- kept in the record and published with the event.
+local function close(new_state, replay_ms, shipped)
   redis.call('ZREM', expiring, rid)
-  record(new_state, new_state, replay_ms)
+  redis.call('HSET', rec, 'state', new_state, 'updated_ms', ARGV[2])
+  if shipped and shipped ~= '' then
+    redis.call('HSET', rec, 'shipped', shipped)
+    publish(new_state, {'shipped', shipped})
+  else
+    publish(new_state)
+  end
+  redis.call('PEXPIREAT', rec, now + tonumber(replay_ms))
   return {'ok', new_state}
 end
 
