@@ -46,6 +46,7 @@ RESERVATION_OUTCOMES = {
     "too_many_transfers": "invalid",
     "too_many_changes": "invalid",
     "line_not_in_reservation": "invalid",
+    "below_fulfilled": "invalid",
     "reservation_busy": "busy",
 }
 LOOKUP_KINDS = ("single", "batch", "explain", "movements", "delivery_options", "sourcing_plans")

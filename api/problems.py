@@ -14,6 +14,7 @@ from starlette.responses import Response
 from api.auth import Forbidden, Unauthorized
 from atp.core.errors import (
     ATPError,
+    BelowFulfilled,
     ChangeConflict,
     IdempotencyConflict,
     InsufficientStock,
@@ -71,6 +72,7 @@ STATUS: dict[type[ATPError], tuple[int, str]] = {
     TooManyTransfers: (409, "Too many transfers"),
     ChangeConflict: (409, "Change id already used for another change"),
     LineNotInReservation: (422, "No such line in the reservation"),
+    BelowFulfilled: (409, "Fewer than were shipped"),
     ReservationBusy: (409, "Another change of the reservation is under way"),
     TooManyChanges: (409, "Too many changes"),
     StoreUnavailable: (503, "Stock store unavailable"),

@@ -170,7 +170,8 @@ def _done(
     response_class=FastJSON,
     responses=_ANSWERS,
     summary="New quantities for lines of a held or confirmed reservation, all or nothing: "
-    "decreases always fit; an increase that does not is a 409 listing the short lines",
+    "decreases always fit (down to what shipped); an increase that does not is a 409 listing "
+    "the short lines",
 )
 async def change_reservation(
     request: Request, reservation_id: ReservationId, body: ChangeIn

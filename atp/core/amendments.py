@@ -14,7 +14,8 @@ from typing import Any
 import orjson
 
 from atp.core.availability import LocationCounts, location_atp
-from atp.core.errors import LineNotInReservation
+from atp.core.errors import BelowFulfilled, LineNotInReservation
+from atp.core.fulfilment import Shipped, fulfilled_at
 from atp.core.reservations import Candidates, ReservationLine, Stored
 
 
@@ -73,13 +74,15 @@ class ChangePlan:
     cuts: list[list[tuple[str, int]]]  # per line, units to give back [(location, units)]
 
 
-def plan_change(stored: Stored, change: Change) -> ChangePlan:
+def plan_change(stored: Stored, change: Change, shipped: Shipped | None = None) -> ChangePlan:
     """Match each of the change's lines to the reservation's line of that SKU and location_id
     and say what changes: an increase holds more (hold/change.lua places it), a decrease gives
-    back from the line's last allocations first. Raises LineNotInReservation when a line
-    names none of them, or the same one twice, or one of several alike."""
+    back from the line's last allocations first, of what shipments (`shipped`) have not used
+    up. Raises LineNotInReservation when a line names none of them, or the same one twice, or
+    one of several alike; BelowFulfilled when it asks for fewer than were shipped."""
     lines = stored.request["lines"]
     current = stored.current_allocations()
+    used = fulfilled_at(lines, current, shipped or {})
     quantities = [ln["quantity"] for ln in lines]  # as requested; a named line's changes
     increases: list[tuple[int, int]] = []
     cuts: list[list[tuple[str, int]]] = [[] for _ in lines]
@@ -99,11 +102,14 @@ def plan_change(stored: Stored, change: Change) -> ChangePlan:
             raise LineNotInReservation(asked.sku, asked.location_id, why)
         i = named[0]
         seen.add(i)
-        held = sum(q for _, q in current[i])
+        held, fulfilled = sum(q for _, q in current[i]), sum(used[i].values())
+        if asked.quantity < fulfilled:
+            raise BelowFulfilled(asked.sku, asked.location_id, asked.quantity, fulfilled)
         if asked.quantity > held:
             increases.append((i, asked.quantity - held))
         elif asked.quantity < held:
-            cuts[i] = shrink(current[i], held - asked.quantity)
+            left = [[loc, q - used[i].get(loc, 0)] for loc, q in current[i]]
+            cuts[i] = shrink([p for p in left if p[1] > 0], held - asked.quantity)
         quantities[i] = asked.quantity
     return ChangePlan(quantities, increases, cuts)
 

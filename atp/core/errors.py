@@ -219,6 +219,27 @@ class LineNotInReservation(ATPError):
         super().__init__(f"a line of {sku!r} {where} is {why}; nothing was changed")
 
 
+class BelowFulfilled(ATPError):
+    """A change asks a line for fewer units than shipments already used up of it."""
+
+    code = "below_fulfilled"
+
+    def __init__(self, sku: str, location_id: str | None, asked: int, fulfilled: int) -> None:
+        where = "" if location_id is None else f" at {location_id!r}"
+        super().__init__(
+            f"the line of {sku!r}{where} has {fulfilled} units shipped; its quantity cannot go "
+            f"below that ({asked} asked); nothing was changed"
+        )
+        self.sku, self.location_id, self.fulfilled = sku, location_id, fulfilled
+
+    def details(self) -> dict[str, object]:
+        return {
+            "sku": self.sku,
+            "location_id": self.location_id,
+            "fulfilled_quantity": self.fulfilled,
+        }
+
+
 class ReservationBusy(ATPError):
     """Another transfer or change of the reservation is under way and kept being so while
     this one finished the ones before it (atp/store/pending.py); or this one was given up

@@ -19,19 +19,28 @@ def fulfilled_per_line(
     allocations: Sequence[Sequence[Sequence[Any]]],
     shipped: Shipped,
 ) -> list[int]:
-    """Units each line's shipments used up: what was used up at a location goes to the SKU's
-    lines that hold there, in request order, each up to what it holds there. A line never
-    shows more fulfilled than it holds."""
+    """Units each line's shipments used up (`fulfilled_at`, summed per line)."""
+    return [sum(at.values()) for at in fulfilled_at(lines, allocations, shipped)]
+
+
+def fulfilled_at(
+    lines: Sequence[Mapping[str, Any]],
+    allocations: Sequence[Sequence[Sequence[Any]]],
+    shipped: Shipped,
+) -> list[dict[str, int]]:
+    """Per line, {location: units its shipments used up there}: what was used up at a location
+    goes to the SKU's lines that hold there, in request order, each up to what it holds
+    there. A line never shows more fulfilled than it holds."""
     left = {(sku, loc): units for sku, per_loc in shipped.items() for loc, units in per_loc.items()}
     out = []
     for line, parts in zip(lines, allocations, strict=True):
-        done = 0
+        done: dict[str, int] = {}
         for loc, units in parts:
             key = (line["sku"], loc)
             take = min(units, left.get(key, 0))
             if take > 0:
                 left[key] -= take
-                done += take
+                done[loc] = done.get(loc, 0) + take
         out.append(done)
     return out
 

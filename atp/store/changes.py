@@ -40,6 +40,7 @@ from atp.core.errors import (
     ReservationNotFound,
     TooManyChanges,
 )
+from atp.core.fulfilment import Shipped
 from atp.core.network import Network
 from atp.core.reservations import (
     CONFIRMED,
@@ -49,7 +50,7 @@ from atp.core.reservations import (
     Stored,
     candidates,
 )
-from atp.store import keys
+from atp.store import keys, shipments
 from atp.store.client import unavailable_as_error
 from atp.store.replies import busy
 
@@ -67,7 +68,8 @@ async def change(
     fingerprint = asked.fingerprint()
     with unavailable_as_error():
         stored = await store.stored(rid)
-        plan_change(stored, asked)  # a line it does not have: refused before anything is written
+        # A line it does not have, or one below what shipped: refused before anything is written.
+        plan_change(stored, asked, await _shipped(store, rid, stored))
         try:
             reach = orjson.dumps(_reach(stored, asked, network))
         except LocationNotInChannel:
@@ -85,8 +87,16 @@ async def change(
             raise _gone(rid, asked)
         # Read again: no transfer or other change can start from now until this one ends.
         run = _Run(store, rid, asked, fingerprint, begun[1], now_ms, await store.stored(rid))
-        await run.apply(network)
+        if await run.apply(network):  # a line down to what shipped: all may be used up now
+            return True, await store.transition(rid, "fulfil", now_ms)
         return True, await store.get(rid, now_ms)
+
+
+async def _shipped(store: ReservationStore, rid: str, stored: Stored) -> Shipped:
+    """What shipments used up of its holds so far (none once it is closed)."""
+    if stored.state not in (HELD, CONFIRMED):
+        return {}
+    return await shipments.used_up(store.client, rid, stored.hold_locations())
 
 
 async def _drop_unplaceable(
@@ -125,8 +135,10 @@ class _Run:
             for sku in sorted(skus)
         }
 
-    async def apply(self, network: Network) -> None:
-        plan = plan_change(self.stored, self.asked)
+    async def apply(self, network: Network) -> bool:
+        """Run it; True when shipments had used up part of its holds."""
+        shipped = await _shipped(self.store, self.rid, self.stored)
+        plan = plan_change(self.stored, self.asked, shipped)
         increases, cuts = _per_sku(self.stored, plan, network)
         self.mark({*increases, *cuts})
         placed = await self.place(plan, increases)
@@ -140,6 +152,7 @@ class _Run:
         for mark in self.marks.values():  # done: its marks now only answer late runners
             ttl = keys.mark_ttl_ms(self.store.replay_ttl_ms)
             await self.store.client.pexpireat(mark, self.now_ms + ttl)
+        return bool(shipped)
 
     async def abandon(self) -> None:
         """Finish aborting this attempt: give back what it placed, then forget it."""

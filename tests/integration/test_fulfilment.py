@@ -262,6 +262,78 @@ def test_shipments_of_part_of_a_reservation_show_per_line_and_outlive_its_close(
     assert worker.alive()
 
 
+def test_a_change_after_a_partial_shipment_gives_back_only_what_is_still_held(
+    settings, processes, demo_network
+):
+    """Units a shipment used up are the line's: a decrease gives back only what is still held
+    (not from a location whose hold shipped), a line cannot go below what shipped (409
+    below_fulfilled), and a change down to what shipped fulfils the reservation."""
+    sku = f"PC-{uuid.uuid4().hex[:8]}"
+    worker = processes.start("worker")
+    wms_topic = settings.topic(topics.WMS)
+
+    def send(*movements: tuple) -> None:
+        asyncio.run(produce(settings.kafka_bootstrap, wms_topic, list(movements)))
+
+    send(
+        wms(f"{sku}-nj", sku, "CYCLE_COUNT", 3),
+        wms(f"{sku}-il", sku, "CYCLE_COUNT", 2, warehouse="WH-IL"),
+    )
+    r = redis_client(settings.redis_url)
+    assert wait_until(lambda: r.hget(keys.stock(sku), "oh:WH-IL") == b"2")
+    rid = f"{sku}-r"
+    url = f"/v1/reservations/{rid}"
+    with TestClient(create_app(settings, demo_network)) as api:
+
+        def change(cid: str, qty: int):
+            body = {"change_id": cid, "lines": [{"sku": sku, "quantity": qty}]}
+            return api.patch(url, json=body, headers=AUTH)
+
+        def line() -> dict:
+            return api.get(url, headers=AUTH).json()["lines"][0]
+
+        def where(body: dict) -> list[tuple[str, int]]:
+            return [(a["location_id"], a["quantity"]) for a in body["allocations"]]
+
+        body = {"reservation_id": rid, "lines": [{"sku": sku, "quantity": 5}]}
+        made = api.post("/v1/reservations", json=body, headers=AUTH).json()
+        assert where(made["lines"][0]) == [("WH-NJ", 3), ("WH-IL", 2)]
+        send(wms(f"{sku}-s", sku, "SHIPPED", 2, order_ref=rid, warehouse="WH-IL"))
+        assert wait_until(lambda: line()["fulfilled_quantity"] == 2)
+
+        refused = change("c1", 1)
+        assert refused.status_code == 409
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert (refused.json()["code"], refused.json()["fulfilled_quantity"]) == (
+            "below_fulfilled",
+            2,
+        )
+        # Down to 3: the 2 that go back are NJ's (IL's hold was used up by the shipment).
+        down = change("c2", 3)
+        assert down.status_code == 200, down.json()
+        got = down.json()["lines"][0]
+        assert (got["held"], got["fulfilled_quantity"], where(got)) == (
+            3,
+            2,
+            [("WH-NJ", 1), ("WH-IL", 2)],
+        )
+        locs = {x["location_id"]: x for x in api.get(f"/v1/availability/{sku}").json()["locations"]}
+        assert (locs["WH-NJ"]["on_hand"], locs["WH-NJ"]["reserved"]) == (3, 1)
+        assert (locs["WH-IL"]["on_hand"], locs["WH-IL"]["reserved"]) == (0, 0)
+        # Down to what shipped: nothing is left to ship, so it is fulfilled.
+        last = change("c3", 2)
+        assert last.status_code == 200, last.json()
+        assert (last.json()["state"], last.json()["lines"][0]["fulfilled_quantity"]) == (
+            "fulfilled",
+            2,
+        )
+        assert api.get(f"/v1/availability/{sku}").json()["atp"] == 3
+    assert r.hgetall(keys.shipped(sku)) == {}
+    assert r.hgetall(keys.holds(sku)) == {}
+    r.close()
+    assert worker.alive()
+
+
 def test_reservation_events_made_while_kafka_is_away_arrive_when_it_is_back(
     settings, demo_network, tmp_path, processes
 ):

@@ -15,7 +15,7 @@ from atp.core.amendments import (
     preferred,
     shrink,
 )
-from atp.core.errors import LineNotInReservation
+from atp.core.errors import BelowFulfilled, LineNotInReservation
 from atp.core.reservations import (
     CHANGE_PENDING,
     MOVE_APPLIED,
@@ -140,3 +140,45 @@ def test_a_cut_gives_back_at_most_what_a_hold_has(held, cuts):
     for member, units in back.items():
         assert 0 <= units <= held.get(member, 0)
         assert units == min(held.get(member, 0), sum(u for m, u in cuts if m == member))
+
+
+def test_a_decrease_gives_back_only_what_shipments_left_held():
+    # Line A holds 3 at NJ and 2 at IL; the 2 at IL shipped. Down to 3: 2 of NJ's 3 go back
+    # (IL, the last allocation, has nothing left to give).
+    s = stored(LINES, [[["NJ", 3], ["IL", 2]], [["NJ", 2]], [["TX", 1]]])
+    shipped = {"A": {"IL": 2}}
+    plan = plan_change(s, Change("c", (ReservationLine("A", 3),)), shipped)
+    assert plan.cuts == [[("NJ", 2)], [], []]
+    assert changed_allocations(s.current_allocations(), plan.cuts, {})[0] == [["NJ", 1], ["IL", 2]]
+    # Down to what shipped: all that is still held goes back.
+    plan = plan_change(s, Change("c", (ReservationLine("A", 2),)), shipped)
+    assert plan.cuts == [[("NJ", 3)], [], []]
+    # Up: the shipped units count as the line's.
+    assert plan_change(s, Change("c", (ReservationLine("A", 6),)), shipped).increases == [(0, 1)]
+
+
+def test_a_line_cannot_go_below_what_shipped():
+    s = stored(LINES, [[["NJ", 3], ["IL", 2]], [["NJ", 2]], [["TX", 1]]])
+    with pytest.raises(BelowFulfilled) as refused:
+        plan_change(s, Change("c", (ReservationLine("A", 1),)), {"A": {"IL": 2}})
+    assert refused.value.details() == {"sku": "A", "location_id": None, "fulfilled_quantity": 2}
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from(LOCS), st.integers(1, 5)), min_size=1, max_size=3),
+    st.data(),
+)
+def test_a_decrease_never_gives_back_a_shipped_unit(made, data):
+    parts = [[loc, q] for loc, q in dict(made).items()]
+    held = sum(q for _, q in parts)
+    shipped = {loc: data.draw(st.integers(0, q)) for loc, q in parts}
+    fulfilled = sum(shipped.values())
+    line = [{"sku": "A", "quantity": held, "location_id": None}]
+    asked = data.draw(st.integers(fulfilled, held))
+    plan = plan_change(
+        stored(line, [parts]), Change("c", (ReservationLine("A", asked),)), {"A": shipped}
+    )
+    given_back = dict(plan.cuts[0])
+    assert sum(given_back.values()) == held - asked
+    for loc, q in parts:
+        assert given_back.get(loc, 0) <= q - shipped[loc]
