@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
+from redis import asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
 from api import problems
@@ -21,15 +22,18 @@ from api.body_limit import BodyLimitMiddleware
 from api.deps import Services
 from api.live import LiveHub, end_streams_on_exit
 from api.metrics import ApiMetrics, TimingMiddleware
-from api.network_watch import NetworkHolder
+from api.network_watch import Watched
 from api.routes import availability, console, delivery, health, live, reservations, webhooks
 from api.routes.availability import origin_of
 from api.routes.live import live_answer
 from atp import tracing
 from atp.api_keys import parse_api_keys
+from atp.catalog_file import load_catalog
 from atp.clock import now_ms
 from atp.core.geo import nearest_timezone, zip_coordinates
+from atp.core.kits import Catalog
 from atp.core.network import Network
+from atp.network_file import load_network
 from atp.settings import Settings
 from atp.store.client import REDIS_DOWN, client_for
 from atp.store.feed import MAX_ENTRIES, ChangeFeed
@@ -48,16 +52,22 @@ def create_app(
     network: Network,
     registry: CollectorRegistry | None = None,
     clock: Callable[[], int] = now_ms,
+    catalog: Catalog | None = None,
 ) -> FastAPI:
+    """`catalog`: the kits; by default read from ATP_CATALOG_FILE (its error stops here)."""
     registry = registry if registry is not None else CollectorRegistry()
     metrics = ApiMetrics.create(registry)
-    holder = NetworkHolder(settings.network_file, network, settings.config_poll_s)
+    poll_s = settings.config_poll_s
+    holder = Watched(settings.network_file, network, load_network, "network file", poll_s)
+    if catalog is None:
+        catalog = load_catalog(settings.catalog_file)
+    catalogs = Watched(settings.catalog_file, catalog, load_catalog, "catalogue file", poll_s)
     keys = parse_api_keys(settings.api_keys.get_secret_value())
     if not keys:
         log.warning("no API keys (ATP_API_KEYS): reservation endpoints refuse every request")
     auth = Authenticator(keys, public_reads=settings.public_reads)
 
-    lifespan = _lifespan(settings, holder, metrics, auth, clock)
+    lifespan = _lifespan(settings, (holder, catalogs), metrics, auth, clock)
     # Off unless OTEL_EXPORTER_OTLP_ENDPOINT is set; on, FastAPI's own telemetry makes a span
     # per request (and per dependency and endpoint) and redis-py's calls are traced under it.
     tracing.setup("atp-api")
@@ -100,7 +110,7 @@ def create_app(
 
 def _lifespan(
     settings: Settings,
-    holder: NetworkHolder,
+    files: tuple[Watched[Network], Watched[Catalog]],
     metrics: ApiMetrics,
     auth: Authenticator,
     clock: Callable[[], int],
@@ -121,32 +131,12 @@ def _lifespan(
             # Learn the cluster's slots now, not lazily under the first burst of requests.
             with contextlib.suppress(*REDIS_DOWN):
                 await client.initialize()
-        svc = Services(
-            settings,
-            holder,
-            StockReader(client),
-            ReservationStore(
-                client,
-                settings.reservation_replay_ms,
-                int(settings.reservation_takeover_s * 1000),
-                feed_entries=MAX_ENTRIES,
-            ),
-            metrics,
-            auth,
-            clock,
-            BehindReader(client, settings.group_id, clock),
-            LiveHub(
-                ChangeFeed(client),
-                lambda key: live_answer(svc, key, origin_of(key[2])),
-                max_connections=settings.stream_max_connections,
-                on_event=metrics.stream_events.inc,
-            ),
-            WebhookStore(client),
-        )
+        svc = _services(settings, files, client, metrics, auth, clock)
         app.state.services = svc
         end_streams_on_exit(svc.live)
         tasks = [
-            asyncio.create_task(holder.watch(), name="network-watch"),
+            asyncio.create_task(files[0].watch(), name="network-watch"),
+            asyncio.create_task(files[1].watch(), name="catalogue-watch"),
             asyncio.create_task(sweep(svc), name="reservation-sweeper"),
             asyncio.create_task(svc.live.run(), name="live-streams"),
         ]
@@ -185,3 +175,39 @@ async def _stop(tasks: list[asyncio.Task[None]], close_redis: Coroutine[Any, Any
     closing = asyncio.create_task(close_redis, name="redis-close")
     if not (await asyncio.wait([closing], timeout=SHUTDOWN_WAIT_S))[0]:
         log.warning("Redis connections not closed within %.0fs", SHUTDOWN_WAIT_S)
+
+
+def _services(
+    settings: Settings,
+    files: tuple[Watched[Network], Watched[Catalog]],
+    client: aioredis.Redis,
+    metrics: ApiMetrics,
+    auth: Authenticator,
+    clock: Callable[[], int],
+) -> Services:
+    """What the routes use, on this Redis client."""
+    svc = Services(
+        settings,
+        files[0],
+        StockReader(client),
+        ReservationStore(
+            client,
+            settings.reservation_replay_ms,
+            int(settings.reservation_takeover_s * 1000),
+            feed_entries=MAX_ENTRIES,
+        ),
+        metrics,
+        auth,
+        clock,
+        BehindReader(client, settings.group_id, clock),
+        LiveHub(
+            ChangeFeed(client),
+            lambda key: live_answer(svc, key, origin_of(key[2])),
+            max_connections=settings.stream_max_connections,
+            on_event=metrics.stream_events.inc,
+            watches=lambda sku: (p.sku for p in svc.catalog.components(sku) or ()),
+        ),
+        WebhookStore(client),
+        files[1],
+    )
+    return svc

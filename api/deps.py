@@ -9,7 +9,7 @@ a route about 20 us per request in FastAPI's resolver (benchmarks/api.md, "Depen
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -21,8 +21,9 @@ from starlette.responses import Response
 from api.auth import Authenticator
 from api.live import LiveHub
 from api.metrics import ApiMetrics
-from api.network_watch import NetworkHolder
+from api.network_watch import Watched
 from api.problems import InvalidRequest
+from atp.core.kits import Catalog
 from atp.core.network import Network
 from atp.settings import Settings
 from atp.store.progress import BehindReader
@@ -34,7 +35,7 @@ from atp.store.webhooks import WebhookStore
 @dataclass(frozen=True)
 class Services:
     settings: Settings
-    networks: NetworkHolder  # the network file, reloaded when it changes
+    networks: Watched[Network]  # the network file, reloaded when it changes
     stock: StockReader
     reservations: ReservationStore
     metrics: ApiMetrics
@@ -43,11 +44,32 @@ class Services:
     behind: BehindReader  # how far behind the stream the counts are (`behind_ms`)
     live: LiveHub  # the live streams of this process (api/live.py)
     webhooks: WebhookStore  # webhook subscriptions (the worker sends the messages)
+    catalogs: Watched[Catalog]  # the catalogue file (kits), reloaded when it changes
 
     @property
     def network(self) -> Network:
         """The network in force now (read it once per request)."""
         return self.networks.current
+
+    @property
+    def catalog(self) -> Catalog:
+        """The catalogue in force now (read it once per request)."""
+        return self.catalogs.current
+
+    def refuse_kits(self, skus: Iterable[str]) -> None:
+        """Kits are answered in availability; a reservation or a delivery promise names their
+        components for now (422 kit_not_reservable, saying which)."""
+        catalog = self.catalog
+        for sku in skus:
+            parts = catalog.components(sku)
+            if parts is not None:
+                made_of = ", ".join(f"{p.quantity} x {p.sku}" for p in parts)
+                raise InvalidRequest(
+                    "kit_not_reservable",
+                    f"{sku} is a kit ({made_of}): reserve or promise its components",
+                    sku=sku,
+                    components=[{"sku": p.sku, "quantity": p.quantity} for p in parts],
+                )
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock() / 1000, UTC)

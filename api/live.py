@@ -54,6 +54,7 @@ class Subscriber:
 class Group:
     subscribers: set[Subscriber] = field(default_factory=set)
     last: bytes | None = None  # content of the last answer sent to the group
+    watched: tuple[str, ...] | None = None  # the SKUs whose changes it is sent (LiveHub.watches)
 
 
 class LiveHub:
@@ -65,8 +66,12 @@ class LiveHub:
         max_connections: int,
         queue_size: int = 64,
         on_event: Callable[[], None] = lambda: None,
+        watches: Callable[[str], Iterable[str]] = lambda sku: (sku,),
     ) -> None:
+        """`watches`: the SKUs whose changes change a SKU's answer (a kit's: its components),
+        as of when a stream subscribes."""
         self.feed = feed
+        self.watches = watches
         self.answer = answer
         self.max_connections = max_connections
         self.queue_size = queue_size
@@ -94,7 +99,11 @@ class LiveHub:
         self.subscribers.add(sub)
         for key in sub.groups:
             self._groups.setdefault(key, Group()).subscribers.add(sub)
-            self._by_sku.setdefault(key[0], set()).add(key)
+            group = self._groups[key]
+            if group.watched is None:
+                group.watched = tuple(dict.fromkeys([key[0], *self.watches(key[0])]))
+            for sku in group.watched:
+                self._by_sku.setdefault(sku, set()).add(key)
         return sub
 
     def unsubscribe(self, sub: Subscriber) -> None:
@@ -106,10 +115,11 @@ class LiveHub:
             group.subscribers.discard(sub)
             if not group.subscribers:
                 del self._groups[key]
-                keys = self._by_sku[key[0]]
-                keys.discard(key)
-                if not keys:
-                    del self._by_sku[key[0]]
+                for sku in group.watched or ():
+                    keys = self._by_sku[sku]
+                    keys.discard(key)
+                    if not keys:
+                        del self._by_sku[sku]
 
     async def run(self, block_ms: int = 1000) -> None:
         """Read the feed and fan out, until cancelled; Redis away: wait and go on."""

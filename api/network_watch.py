@@ -1,23 +1,30 @@
-"""The network file, reloaded when it changes: safety stock and channels change without restart."""
+"""Configuration files reloaded when they change: the network file (safety stock, channels) and
+the catalogue (kits) change without a restart. A file that no longer validates is not taken:
+the one in force stays, and the error is logged."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from atp.core.errors import NetworkConfigError
-from atp.core.network import Network
-from atp.network_file import load_network
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 
-class NetworkHolder:
-    def __init__(self, path: Path, network: Network, poll_s: float) -> None:
-        self.path = path
-        self.current = network
-        self.poll_s = poll_s
+
+class Watched(Generic[T]):
+    def __init__(
+        self, path: Path, current: T, load: Callable[[Path], T], what: str, poll_s: float
+    ) -> None:
+        """`load` reads and validates the file (raising NetworkConfigError or a subclass);
+        `what` names it in the log."""
+        self.path, self.current, self.poll_s = path, current, poll_s
+        self._load, self._what = load, what
         self._stamp = self._file_stamp()
 
     def _file_stamp(self) -> tuple[int, int] | None:
@@ -33,12 +40,12 @@ class NetworkHolder:
             return False
         self._stamp = stamp
         try:
-            network = await asyncio.to_thread(load_network, self.path)
+            loaded = await asyncio.to_thread(self._load, self.path)
         except NetworkConfigError as exc:
-            log.error("network file not reloaded, keeping the previous one: %s", exc.message)
+            log.error("%s not reloaded, keeping the previous one: %s", self._what, exc.message)
             return False
-        self.current = network
-        log.info("network file %s reloaded", self.path)
+        self.current = loaded
+        log.info("%s %s reloaded", self._what, self.path)
         return True
 
     async def watch(self) -> None:

@@ -69,6 +69,21 @@ _ATO = (
 _FUTURE = "the inbound counted for available_to_order: by eta, summed over the locations"
 
 
+class KitComponentOut(BaseModel):
+    sku: str
+    quantity: int = Field(description="units of the component in one kit")
+
+
+class KitOut(BaseModel):
+    components: list[KitComponentOut]
+
+
+_KIT = (
+    "present when the SKU is a kit of the catalogue file: its components; its counts are in "
+    "kits, from its components' (config/catalog.yaml)"
+)
+
+
 class AvailabilityOut(BaseModel):
     sku: str
     channel: str
@@ -86,11 +101,22 @@ class AvailabilityOut(BaseModel):
     next_inbound: InboundOut | None
     locations: list[LocationOut] | None = None
     pickup: list[PickupOut] | None = None
+    kit: KitOut | None = Field(None, description=_KIT)
 
 
 class BatchOut(BaseModel):
     channel: str
     results: list[AvailabilityOut]
+
+
+class KitComponentTermsOut(BaseModel):
+    sku: str
+    quantity: int
+    on_hand: int
+    reserved: int
+    safety_stock: int
+    atp: int
+    kits: int = Field(description="atp // quantity")
 
 
 class ExplainLocationOut(BaseModel):
@@ -109,6 +135,12 @@ class ExplainLocationOut(BaseModel):
     last_count_at: str | None
     last_movement_at: str | None
     deltas_since_count: int
+    limiting_component: str | None = Field(
+        None, description="a kit's: the component that makes the fewest kits here"
+    )
+    components: list[KitComponentTermsOut] | None = Field(
+        None, description="a kit's: each component's terms here, and the kits it makes"
+    )
 
 
 class FutureStockOut(BaseModel):
@@ -134,6 +166,7 @@ class ExplainOut(BaseModel):
     age_ms: int | None
     behind_ms: int | None
     locations: list[ExplainLocationOut]
+    kit: KitOut | None = Field(None, description=_KIT)
 
 
 class MovementOut(BaseModel):

@@ -56,12 +56,18 @@ def availability(
     result = channel_availability(
         network, channel, sku, record.counts, record.updated_ms, record.inbound, future
     )
+    return answer_body(result, include_locations, nearby)
+
+
+def answer_body(
+    result: ChannelAvailability, include_locations: bool, nearby: list[NearbyStore] | None
+) -> dict[str, Any]:
     inbound = result.next_inbound
     body: dict[str, Any] = {
-        "sku": sku,
-        "channel": channel,
+        "sku": result.sku,
+        "channel": result.channel,
         "atp": result.atp,
-        **_to_order(result),
+        **to_order(result),
         "status": result.status,
         "updated_at": iso_ms(result.updated_ms),
         "next_inbound": None
@@ -87,7 +93,7 @@ def availability(
     return body
 
 
-def _to_order(result: ChannelAvailability) -> dict[str, Any]:
+def to_order(result: ChannelAvailability) -> dict[str, Any]:
     """Available to fulfil (`atp`'s other name), to order, and the future supply behind it."""
     return {
         "available_to_fulfil": result.atp,
@@ -126,7 +132,7 @@ def explanation(
                 "safety_stock_rule": terms.safety_rule,
                 "atp": terms.atp,
                 "oversell_exposure": terms.oversell_exposure,
-                **_ledger_terms(ledger),
+                **ledger_terms(ledger),
             }
         )
     return {
@@ -134,7 +140,7 @@ def explanation(
         "channel": channel,
         "formula": FORMULA,
         "atp": total.atp,
-        **_to_order(total),
+        **to_order(total),
         "future_stock": _future_rule(network, channel),
         "status": total.status,
         "low_stock_threshold": network.channel(channel).low_stock_threshold,
@@ -143,7 +149,7 @@ def explanation(
     }
 
 
-def _ledger_terms(ledger: LedgerSummary | None) -> dict[str, Any]:
+def ledger_terms(ledger: LedgerSummary | None) -> dict[str, Any]:
     if ledger is None:
         return {
             "inbound": [],

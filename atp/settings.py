@@ -88,6 +88,8 @@ class Settings(BaseSettings):
     # A request body larger than this is refused with 413 before it is read (api/body_limit.py).
     api_max_body_bytes: int = Field(1_048_576, ge=1024, le=1_073_741_824)
     network_file: Path = Path("config/network.yaml")
+    # Kits and their components (atp.core.kits); no file: no kits. Reloaded like the network.
+    catalog_file: Path = Path("config/catalog.yaml")
 
     # Topic names are `<topic_prefix>stock.wms` and so on; a prefix lets tests share a broker.
     topic_prefix: str = ""

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import sys
 
+from atp.catalog_file import load_catalog
 from atp.core.errors import ATPError
 from atp.core.network import Network
 from atp.network_file import load_network
@@ -23,6 +24,7 @@ def load_or_exit() -> tuple[Settings, Network]:
     try:
         settings = load_settings()
         network = load_network(settings.network_file)
+        load_catalog(settings.catalog_file)  # the API reads it again; here its errors stop us
     except ATPError as exc:
         print(f"atp: {exc.message}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from api import views
+from api import kit_views, views
 from api.deps import Services, requiring, services_of
 from api.problems import PROBLEM_JSON, InvalidRequest
 from api.responses import FastJSON, conditional
@@ -34,7 +34,7 @@ from atp.core.geo import zip_coordinates
 from atp.core.movements import is_valid_identifier
 from atp.core.network import Network
 from atp.core.planning import NearbyStore, pickup_nearby
-from atp.store.stock import StockRecord
+from atp.store.stock import KitStock, StockRecord
 
 router = APIRouter(prefix="/v1/availability", tags=["availability"], route_class=requiring("read"))
 
@@ -92,8 +92,19 @@ async def answer(
     GET /v1/availability/{sku} and the live streams send."""
     network = svc.network
     now = svc.clock()
-    record = await svc.stock.read(sku, now)
     radius = radius_km or svc.settings.default_radius_km
+    parts = svc.catalog.components(sku)
+    if parts is not None:  # a kit: from its components
+        kit = await svc.stock.read_kit(sku, parts, now)
+        body = kit_views.availability(
+            network,
+            channel,
+            kit,
+            include_locations=include_locations,
+            nearby=kit_views.nearby(network, kit, origin, radius),
+        )
+        return body, age(kit.updated_ms(), svc.clock())
+    record = await svc.stock.read(sku, now)
     body = views.availability(
         network,
         channel,
@@ -152,22 +163,38 @@ async def query_availability(request: Request, query: BatchQuery) -> Response:
     network.channel(query.channel)
     origin = origin_of(query.postal_code)
     skus = list(dict.fromkeys(query.skus))  # each SKU once, in the order asked
-    records = await svc.stock.read_many(skus, svc.clock())
+    catalog = svc.catalog
+    kit_parts = {sku: parts for sku in skus if (parts := catalog.components(sku)) is not None}
+    # One round trip: the SKUs asked and the components of the kits among them.
+    reads = list(dict.fromkeys([*skus, *(p.sku for ps in kit_parts.values() for p in ps)]))
+    records = dict(zip(reads, await svc.stock.read_many(reads, svc.clock()), strict=True))
     now = svc.clock()
     behind = await svc.behind.behind_ms()
     radius = query.radius_km or svc.settings.default_radius_km
+    locations = query.include == "locations"
     results = []
-    for sku, record in zip(skus, records, strict=True):
-        body = views.availability(
-            network,
-            query.channel,
-            sku,
-            record,
-            now_ms=now,
-            include_locations=query.include == "locations",
-            nearby=nearby(network, sku, record, origin, radius),
-        )
-        body["age_ms"] = age(record.updated_ms, now)
+    for sku in skus:
+        record = records[sku]
+        updated_ms = record.updated_ms
+        if sku in kit_parts:
+            parts = kit_parts[sku]
+            kit = KitStock(sku, parts, tuple(records[p.sku] for p in parts))
+            near = kit_views.nearby(network, kit, origin, radius)
+            body = kit_views.availability(
+                network, query.channel, kit, include_locations=locations, nearby=near
+            )
+            updated_ms = kit.updated_ms()
+        else:
+            body = views.availability(
+                network,
+                query.channel,
+                sku,
+                record,
+                now_ms=now,
+                include_locations=locations,
+                nearby=nearby(network, sku, record, origin, radius),
+            )
+        body["age_ms"] = age(updated_ms, now)
         body["behind_ms"] = behind
         observe(svc, "batch", body, body["age_ms"])
         results.append(body)
@@ -188,10 +215,17 @@ async def explain_availability(
     network = svc.network
     network.channel(channel)
     now = svc.clock()
-    record, ledgers = await svc.stock.read_with_ledger(sku, now)
-    body = views.explanation(network, channel, sku, record, ledgers, now)
+    parts = svc.catalog.components(sku)
+    if parts is not None:  # a kit: its components' terms
+        kit = await svc.stock.read_kit(sku, parts, now)
+        body = kit_views.explanation(network, channel, kit)
+        updated_ms = kit.updated_ms()
+    else:
+        record, ledgers = await svc.stock.read_with_ledger(sku, now)
+        body = views.explanation(network, channel, sku, record, ledgers, now)
+        updated_ms = record.updated_ms
     svc.metrics.lookups.labels("explain").inc()
-    age_ms = age(record.updated_ms, svc.clock())
+    age_ms = age(updated_ms, svc.clock())
     behind = await svc.behind.behind_ms()
     return conditional(request, body, age_ms, behind, svc.settings.cache_max_age_s)
 

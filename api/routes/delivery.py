@@ -72,6 +72,7 @@ async def order_of(
 ) -> Order:
     """The basket with its stock, read in one pipelined round trip."""
     skus = list(dict.fromkeys(ln.sku for ln in lines))
+    svc.refuse_kits(skus)
     records = await svc.stock.read_many(skus, svc.clock())
     stock = {sku: rec.counts for sku, rec in zip(skus, records, strict=True)}
     return Order([Line(ln.sku, ln.quantity) for ln in lines], stock, dest, now)

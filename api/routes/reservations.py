@@ -46,6 +46,7 @@ _ANSWERS: dict[int | str, dict[str, Any]] = {200: {"model": ReservationOut}, **_
 async def create_reservation(request: Request, body: ReservationIn) -> Response:
     svc = services_of(request)
     svc.check_ttl(body.ttl_seconds)
+    svc.refuse_kits(ln.sku for ln in body.lines)
     req = ReservationRequest(
         reservation_id=body.reservation_id,
         lines=tuple(ReservationLine(ln.sku, ln.quantity, ln.location_id) for ln in body.lines),

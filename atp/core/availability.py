@@ -142,20 +142,33 @@ def channel_availability(
 ) -> ChannelAvailability:
     """Sum the ATP of the channel's enabled locations; unknown SKUs simply have no counts.
     `future`: the channel's `future_supply` (available to order is ATP plus its promisable)."""
-    channel = network.channel(channel_id)
     rows = [
         location_availability(loc, counts.get(loc.id, NO_COUNTS), safety)
         for loc, safety in network.channel_safety_stock(channel_id, sku)
     ]
+    next_inbound = earliest_inbound(inbound or {}, network.channel_members(channel_id))
+    return summed(network, channel_id, sku, rows, updated_ms, next_inbound, future)
+
+
+def summed(
+    network: Network,
+    channel_id: str,
+    sku: str,
+    rows: list[LocationAvailability],
+    updated_ms: int | None,
+    next_inbound: Inbound | None = None,
+    future: FutureSupply = NO_FUTURE,
+) -> ChannelAvailability:
+    """The channel's answer from its locations' rows: their ATP summed, and its status."""
     total = sum(r.atp for r in rows)
     return ChannelAvailability(
         sku=sku,
         channel=channel_id,
         atp=total,
-        status=stock_status(total, channel.low_stock_threshold),
+        status=stock_status(total, network.channel(channel_id).low_stock_threshold),
         locations=rows,
         updated_ms=updated_ms,
-        next_inbound=earliest_inbound(inbound or {}, network.channel_members(channel_id)),
+        next_inbound=next_inbound,
         future=future,
     )
 

@@ -35,6 +35,12 @@ class NetworkConfigError(ATPError):
         self.path = path
 
 
+class CatalogConfigError(NetworkConfigError):
+    """The catalogue file (kits) is not valid; `path` names the offending entry."""
+
+    code = "catalog_config"
+
+
 class UnknownChannel(ATPError):
     code = "unknown_channel"
 

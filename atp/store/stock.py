@@ -12,6 +12,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from atp.core.availability import LocationCounts
 from atp.core.journal import Entry
+from atp.core.kits import Component
 from atp.core.ledger import LedgerSummary
 from atp.store import keys
 from atp.store.client import REDIS_DOWN, unavailable, unavailable_as_error
@@ -26,6 +27,22 @@ class StockRecord:
     updated_ms: int | None
     # every expected arrival per location, earliest first (the next one and those after it)
     future: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class KitStock:
+    """A kit's components with what is served for each (atp.core.kits)."""
+
+    sku: str
+    parts: tuple[Component, ...]
+    records: tuple[StockRecord, ...]  # per part
+
+    def counts(self) -> dict[str, dict[str, LocationCounts]]:
+        return {p.sku: r.counts for p, r in zip(self.parts, self.records, strict=True)}
+
+    def updated_ms(self) -> int | None:
+        """When the newest of its components' counts was written (None: none was)."""
+        return max((r.updated_ms for r in self.records if r.updated_ms is not None), default=None)
 
 
 class StockReader:
@@ -113,6 +130,11 @@ class StockReader:
                 if isinstance(row, Exception):
                     raise row
         return [parse_stock(flat_pairs(flat), flat_pairs(overdue)) for flat, overdue in rows]
+
+    async def read_kit(self, sku: str, parts: Sequence[Component], now_ms: int) -> KitStock:
+        """A kit's components, in one round trip."""
+        records = await self.read_many([p.sku for p in parts], now_ms)
+        return KitStock(sku, tuple(parts), tuple(records))
 
     async def read_with_ledger(
         self, sku: str, now_ms: int

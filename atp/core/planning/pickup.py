@@ -3,13 +3,13 @@ via a transfer when the nearest store lacks it. Pure; time in."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, time
 
 from atp.core.availability import LocationCounts, location_atp
 from atp.core.geo import distance_km
-from atp.core.network import Network
+from atp.core.network import Location, Network
 from atp.core.network.services import Service, band_days
 from atp.core.planning.candidates import Order, Promise, Stock, atp_at, basket_demand, candidates
 from atp.core.promise import at, delivery_day, dispatch
@@ -115,9 +115,11 @@ def pickup_nearby(
     origin: tuple[float, float],
     radius_km: float,
     channel: str = "pickup",
+    atp_of: Callable[[Location], int] | None = None,
 ) -> list[NearbyStore]:
     """Stores of the pickup channel within `radius_km` of `origin` that have ATP for `sku`,
-    nearest first (for availability answers with a postal code)."""
+    nearest first (for availability answers with a postal code). `atp_of`: a store's ATP
+    when it is not the SKU's own counts' (a kit's, from its components)."""
     if channel not in network.channels:
         return []
     out = []
@@ -127,8 +129,11 @@ def pickup_nearby(
         km = distance_km(origin, loc.coordinates)
         if km > radius_km:
             continue
-        c = counts.get(loc.id, LocationCounts())
-        atp = location_atp(c.on_hand, c.reserved, network.safety_stock(sku, loc, channel))
+        if atp_of is not None:
+            atp = atp_of(loc)
+        else:
+            c = counts.get(loc.id, LocationCounts())
+            atp = location_atp(c.on_hand, c.reserved, network.safety_stock(sku, loc, channel))
         if atp > 0:
             out.append(NearbyStore(loc.id, loc.name, round(km, 1), atp))
     out.sort(key=lambda s: (s.distance_km, s.location_id))
