@@ -58,7 +58,10 @@ function showTerms(x) {
     `${x.available_to_order} available to order (low stock at ${x.low_stock_threshold} or less)`;
   $("formula").textContent = x.formula;
   const rule = x.future_stock;
-  $("future").textContent = rule
+  const kit = x.kit && x.kit.components.map((c) => `${c.quantity} x ${c.sku}`).join(", ");
+  $("future").textContent = kit
+    ? `Kit of ${kit}: in kits, from its components; a kit is promised from stock on hand.`
+    : rule
     ? `Future stock: inbound due within ${rule.horizon_days} days, at most ` +
       (rule.limit_units !== null ? `${rule.limit_units} units` : `${rule.limit_percent} %`) +
       (x.future.length
@@ -74,7 +77,7 @@ function showTerms(x) {
     body.appendChild(
       row(
         [
-          cell(`${l.location_id} (${l.type})`),
+          cell(`${l.location_id} (${l.type})` + limitedBy(l)),
           cell(why),
           cell(l.on_hand, "num"),
           cell(l.reserved, "num"),
@@ -89,6 +92,13 @@ function showTerms(x) {
       ),
     );
   }
+}
+
+// A kit's location: the component that makes the fewest kits there, and what it has.
+function limitedBy(l) {
+  if (!l.limiting_component) return "";
+  const c = l.components.find((x) => x.sku === l.limiting_component);
+  return `, limited by ${c.sku} (${c.atp} available, ${c.quantity} a kit)`;
 }
 
 function showJournal(page, append) {

@@ -64,6 +64,14 @@ def test_the_console_answers_why_and_shows_the_journal(settings, processes, brow
     assert journal[0][8] == f"{sku}-s29" and journal[0][6] == "applied"
     assert journal[0][7] == "-25"
     shot(browser, "console-sku.png")
+    # A kit of the demo catalogue: its components, and what limits it at each location.
+    browser.get(f"{base}/console/?sku=KIT-STARTER")
+    browser.find_element(By.CSS_SELECTOR, "#sku-form button").click()
+    until(browser, "the kit", lambda: "Kit of" in text(browser, "future"))
+    assert "Kit of 1 x SKU-000001, 1 x SKU-000002" in text(browser, "future")
+    until(browser, "the kit's terms", lambda: rows(browser, "terms"))
+    nj = next(r for r in rows(browser, "terms") if r[0].startswith("WH-NJ"))
+    assert "limited by SKU-00000" in nj[0]
 
     recount = Movement(f"{sku}-c2", sku, "WH-NJ", Effect.COUNT, 9, now + 5, "CYCLE_COUNT", "wms")
     elsewhere = Movement(f"{sku}-c3", sku, "WH-IL", Effect.COUNT, 3, now + 5, "CYCLE_COUNT", "wms")
