@@ -147,8 +147,12 @@ class _GatedCluster(RedisCluster):
         self._gate_timeout_s = timeout_s
 
     async def _enter_gate(self) -> None:
+        # Not asyncio.wait_for: on Python 3.11 it returns the acquired slot, and drops the
+        # cancellation, when its caller is cancelled as the semaphore is granted; a cancelled
+        # task (the API's live streams at shutdown) then ran on. asyncio.timeout keeps it.
         try:
-            await asyncio.wait_for(self._gate.acquire(), self._gate_timeout_s)
+            async with asyncio.timeout(self._gate_timeout_s):
+                await self._gate.acquire()
         except TimeoutError:
             raise MaxConnectionsError(
                 f"no Redis connection free within {self._gate_timeout_s} s"
