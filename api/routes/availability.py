@@ -165,8 +165,9 @@ async def query_availability(request: Request, query: BatchQuery) -> Response:
     skus = list(dict.fromkeys(query.skus))  # each SKU once, in the order asked
     catalog = svc.catalog
     kit_parts = {sku: parts for sku in skus if (parts := catalog.components(sku)) is not None}
-    # One round trip: the SKUs asked and the components of the kits among them.
-    reads = list(dict.fromkeys([*skus, *(p.sku for ps in kit_parts.values() for p in ps)]))
+    # One round trip: the SKUs asked (a kit: its components).
+    plain = [sku for sku in skus if sku not in kit_parts]
+    reads = list(dict.fromkeys([*plain, *(p.sku for ps in kit_parts.values() for p in ps)]))
     records = dict(zip(reads, await svc.stock.read_many(reads, svc.clock()), strict=True))
     now = svc.clock()
     behind = await svc.behind.behind_ms()
@@ -174,8 +175,6 @@ async def query_availability(request: Request, query: BatchQuery) -> Response:
     locations = query.include == "locations"
     results = []
     for sku in skus:
-        record = records[sku]
-        updated_ms = record.updated_ms
         if sku in kit_parts:
             parts = kit_parts[sku]
             kit = KitStock(sku, parts, tuple(records[p.sku] for p in parts))
@@ -185,6 +184,8 @@ async def query_availability(request: Request, query: BatchQuery) -> Response:
             )
             updated_ms = kit.updated_ms()
         else:
+            record = records[sku]
+            updated_ms = record.updated_ms
             body = views.availability(
                 network,
                 query.channel,

@@ -88,7 +88,7 @@ async def change(
         # Read again: no transfer or other change can start from now until this one ends.
         run = _Run(store, rid, asked, fingerprint, begun[1], now_ms, await store.stored(rid))
         if await run.apply(network):  # a line down to what shipped: all may be used up now
-            return True, await store.transition(rid, "fulfil", now_ms)
+            await store.transition(rid, "fulfil", now_ms)
         return True, await store.get(rid, now_ms)
 
 

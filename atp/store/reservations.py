@@ -309,8 +309,9 @@ class ReservationStore:
             elif op == "fulfil":
                 for sku, sku_locs in locs.items():
                     reply = await self.run_hold("left", sku, rid, now_ms, *sku_locs)
-                    if int(reply[1]):
-                        return await self.view(rid, stored, now_ms)  # not all used up yet
+                    if int(reply[1]):  # not all used up yet; the caller (the worker after a
+                        # shipment, or a change) reads no shipped counts: none in the view
+                        return view(rid, stored, now_ms)
             try:
                 args = self._change_args(op, now_ms, ttl_seconds)
                 await self.run_record(op, rid, now_ms, *args, *([used] if used else []))
