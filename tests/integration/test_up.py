@@ -99,7 +99,7 @@ def test_up_serves_and_stops_everything_on_sigint(tmp_path):
 
         with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/readyz", timeout=5) as r:
             assert r.status == 200
-        assert simulated_stock_is_served(api_port, deadline)
+        assert simulated_stock_is_served(api_port, deadline), out.read_text()[-4000:]
 
         # A child that dies is restarted with backoff, and the restart is logged.
         os.kill(pids["api"], signal.SIGKILL)
@@ -116,7 +116,11 @@ def test_up_serves_and_stops_everything_on_sigint(tmp_path):
         pids["api-restarted"] = int(new_api)
 
         up.send_signal(signal.SIGINT)
-        assert up.wait(60) == 0
+        try:
+            code = up.wait(60)
+        except subprocess.TimeoutExpired:
+            code = None
+        assert code == 0, f"atp up ended with {code}:\n{out.read_text()[-4000:]}"
         for name, pid in pids.items():
             assert gone(pid), f"{name} (pid {pid}) is still running"
     finally:
