@@ -8,7 +8,8 @@ from typing import Any
 from api.responses import iso_ms
 from api.views import answer_body, ledger_terms, to_order
 from atp.core import kits
-from atp.core.network import Network
+from atp.core.availability import LocationAvailability, summed
+from atp.core.network import Location, Network
 from atp.core.planning import NearbyStore, pickup_nearby
 from atp.store.stock import KitStock
 
@@ -48,7 +49,7 @@ def nearby(
         return None
     counts = kit.counts()
 
-    def atp_of(loc: Any) -> int:
+    def atp_of(loc: Location) -> int:
         return kits.kit_at(network, "pickup", loc, kit.parts, counts).atp
 
     return pickup_nearby(network, kit.sku, {}, origin, radius_km, atp_of=atp_of)
@@ -58,11 +59,12 @@ def explanation(network: Network, channel: str, kit: KitStock) -> dict[str, Any]
     """Per location of the network: the kits it has for the channel, each component's terms
     and the component that limits it."""
     counts = kit.counts()
-    total = kits.kit_availability(network, channel, kit.sku, kit.parts, counts, kit.updated_ms())
-    rows = []
+    rows, members = [], []
     for loc in network.locations.values():
         k = kits.kit_at(network, channel, loc, kit.parts, counts)
         why_not = network.why_not_in_channel(loc, channel)
+        if why_not is None:
+            members.append(LocationAvailability(loc.id, loc.type, 0, 0, 0, k.atp))
         rows.append(
             {
                 "location_id": loc.id,
@@ -92,6 +94,7 @@ def explanation(network: Network, channel: str, kit: KitStock) -> dict[str, Any]
                 ],
             }
         )
+    total = summed(network, channel, kit.sku, members, kit.updated_ms())  # the rows, summed
     return {
         "sku": kit.sku,
         "channel": channel,

@@ -23,9 +23,13 @@ from atp.store.client import unavailable_as_error
 Locations = Mapping[str, Sequence[str]]  # {sku: locations the reservation holds at}
 
 
+def _skus(locs: Locations) -> list[str]:
+    return [sku for sku in sorted(locs) if locs[sku]]
+
+
 async def used_up(client: aioredis.Redis, rid: str, locs: Locations) -> dict[str, dict[str, int]]:
     """{sku: {location: units}} shipments used up of the reservation's holds so far."""
-    skus = [sku for sku in sorted(locs) if locs[sku]]
+    skus = _skus(locs)
     if not skus:
         return {}
     with unavailable_as_error():
@@ -48,7 +52,7 @@ def as_arg(shipped: Mapping[str, Mapping[str, int]]) -> str:
 
 async def drop(client: aioredis.Redis, rid: str, locs: Locations) -> None:
     """Forget the closed reservation's counts (its record has what it needs)."""
-    skus = [sku for sku in sorted(locs) if locs[sku]]
+    skus = _skus(locs)
     if not skus:
         return
     with unavailable_as_error():
